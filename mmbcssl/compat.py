@@ -1,0 +1,313 @@
+"""Small, explicit fixes for known breakages of the pinned OpenMMLab stack.
+
+Each fix is applied at run time by :func:`apply` (called on
+``import mmbcssl``); no installed package is edited. Every fix names the
+breakage it answers (see ``shared/REFERENCE.md`` section 1) and has a test in
+``tests/test_compat.py``.
+
+1. ``pkg_resources``: mmengine 0.10.7 resolves ``mmdet::``/``mmpretrain::``
+   base configs through it, and setuptools >= 81 no longer ships it. We fail
+   on import with the fix rather than deep inside a config load.
+2. ``mmcv.adjust_hue`` on numpy 2: ``np.uint8(hue_factor * 255)`` raises
+   ``OverflowError`` for a negative shift, which breaks ``ColorJitter`` with
+   ``hue > 0`` (DINO's augmentation) half of the time.
+3. Checkpoint loading on torch >= 2.6: ``torch.load`` defaults to
+   ``weights_only=True`` and mmengine never passes ``weights_only``, so
+   resuming fails on mmengine's ``HistoryBuffer`` and numpy globals. We keep
+   the safe loader and allow-list exactly those globals; on every torch
+   version mmengine's checkpoint loaders go through
+   :func:`safe_torch_load`, which refuses any other pickled global unless the
+   user opts in (``--trust-checkpoint`` / ``MMBCSSL_TRUST_CHECKPOINT=1``).
+4. Half-written checkpoints: mmengine's local file backend writes in place,
+   so an interrupted save leaves a truncated ``epoch_N.pth`` and a
+   ``last_checkpoint`` pointing at it. We register a local backend that
+   writes to a temporary file and renames it into place.
+"""
+import contextlib
+import os
+import os.path as osp
+import pickle
+import re
+import tempfile
+import warnings
+from typing import Any, Iterator, List, Optional, Union
+
+import numpy as np
+
+TRUST_ENV = 'MMBCSSL_TRUST_CHECKPOINT'
+
+_applied = False
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds pickled objects outside the allow-list."""
+
+
+# ---------------------------------------------------------------------------
+# 1. pkg_resources
+# ---------------------------------------------------------------------------
+def check_pkg_resources() -> None:
+    """Fail early, naming the fix, when ``pkg_resources`` is missing."""
+    with warnings.catch_warnings():
+        # setuptools >= 67 warns that pkg_resources is deprecated.
+        warnings.simplefilter('ignore')
+        try:
+            import pkg_resources  # noqa: F401
+        except ImportError as e:
+            raise ImportError(
+                'mmbcssl needs pkg_resources (mmengine 0.10.7 uses it to '
+                "resolve 'mmdet::' and 'mmpretrain::' base configs), which "
+                "setuptools >= 81 removed. Fix: pip install 'setuptools<81'"
+            ) from e
+
+
+# ---------------------------------------------------------------------------
+# 2. mmcv.adjust_hue on numpy 2
+# ---------------------------------------------------------------------------
+def hue_shift_uint8(hue_factor: float) -> np.uint8:
+    """The hue shift as a uint8 that wraps around, as numpy 1 computed it.
+
+    numpy 1 cast ``hue_factor * 255`` to uint8 with C semantics: truncation
+    toward zero, then modulo 256 (``-25.5 -> -25 -> 231``). numpy 2 raises
+    ``OverflowError`` for the negative value instead.
+    """
+    return np.uint8(int(hue_factor * 255) % 256)
+
+
+def adjust_hue(img: np.ndarray,
+               hue_factor: float,
+               backend: Optional[str] = None) -> np.ndarray:
+    """``mmcv.adjust_hue`` with the hue shift of :func:`hue_shift_uint8`.
+
+    Same arguments, checks and result as mmcv 2.1's function (both the cv2
+    and the pillow backend); only the uint8 shift is computed so that it
+    also works on numpy 2. Rewritten rather than wrapped because the broken
+    expression sits in the middle of mmcv's function.
+    """
+    import cv2
+    from mmcv.image.io import imread_backend
+    from PIL import Image
+
+    backend = backend or imread_backend
+    if backend not in ('cv2', 'pillow'):
+        raise ValueError(f'backend: {backend} is not supported. '
+                         "Supported backends are 'cv2', 'pillow'")
+    if not -0.5 <= hue_factor <= 0.5:
+        raise ValueError(f'hue_factor:{hue_factor} is not in [-0.5, 0.5].')
+    if not (isinstance(img, np.ndarray) and img.ndim in (2, 3)):
+        raise TypeError('img should be ndarray with dim=[2 or 3].')
+    shift = hue_shift_uint8(hue_factor)
+    if backend == 'pillow':
+        assert img.dtype == np.uint8, 'Pillow backend only support uint8 type'
+        rgb = Image.fromarray(np.ascontiguousarray(img[..., ::-1]), 'RGB')
+        h, s, v = rgb.convert('HSV').split()
+        h = np.asarray(h, dtype=np.uint8) + shift  # uint8 wraps around
+        hsv = Image.merge('HSV', (Image.fromarray(h, 'L'), s, v))
+        return np.asarray(hsv.convert('RGB'), dtype=img.dtype)[..., ::-1]
+    hsv = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_BGR2HSV_FULL)
+    hsv[..., 0] += shift  # uint8 wraps around the hue circle
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL).astype(img.dtype)
+
+
+def _patch_adjust_hue() -> None:
+    import mmcv
+    import mmcv.image
+    import mmcv.image.photometric
+
+    # mmpretrain's ColorJitter calls ``mmcv.adjust_hue``; mmcv re-exports
+    # the function under three names.
+    for module in (mmcv, mmcv.image, mmcv.image.photometric):
+        module.adjust_hue = adjust_hue
+
+
+# ---------------------------------------------------------------------------
+# 3. Safe checkpoint loading
+# ---------------------------------------------------------------------------
+def _safe_checkpoint_globals() -> List[Any]:
+    """Globals that mmengine, mmpretrain, mmdet and mmseg checkpoints pickle
+    besides tensors and plain containers, and that cannot run code."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    # numpy 2 moved the private ``numpy.core`` to ``numpy._core``; torch
+    # records whichever path the saving numpy used, so allow both.
+    multiarray = [
+        np.core.multiarray._reconstruct, np.core.multiarray.scalar
+    ] if hasattr(np, 'core') else []
+    try:
+        from numpy._core import multiarray as _multiarray
+        multiarray += [_multiarray._reconstruct, _multiarray.scalar]
+    except ImportError:  # numpy 1
+        pass
+    dtypes = [type(np.dtype(t)) for t in np.sctypeDict.values()
+              ] if hasattr(np, 'dtypes') else []
+    return [HistoryBuffer, np.ndarray, np.dtype, *multiarray, *dtypes]
+
+
+def checkpoints_trusted() -> bool:
+    """Whether the user opted in to unpickling arbitrary checkpoint objects."""
+    return os.environ.get(TRUST_ENV, '0').lower() in ('1', 'true', 'yes')
+
+
+@contextlib.contextmanager
+def trusted_checkpoints() -> Iterator[None]:
+    """Allow arbitrary pickles inside this block (for files you made)."""
+    saved = os.environ.get(TRUST_ENV)
+    os.environ[TRUST_ENV] = '1'
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(TRUST_ENV)
+        else:
+            os.environ[TRUST_ENV] = saved
+
+
+def _refusal_message(source: str, error: Exception) -> str:
+    found = re.findall(r'(?:GLOBAL|global) ([\w.]+)', str(error))
+    what = f'the pickled global {found[0]!r}' if found else \
+        'pickled objects'
+    return (f'refused to load checkpoint {source}: it contains {what}, '
+            'which is not on mmbcssl\'s allow-list of safe types, and '
+            'unpickling it could run arbitrary code. If you trust whoever '
+            'made this file, re-run with --trust-checkpoint (tools/train.py, '
+            f'tools/test.py) or set {TRUST_ENV}=1.')
+
+
+def safe_torch_load(file: Union[str, Any],
+                    map_location: Any = None,
+                    source: Optional[str] = None) -> Any:
+    """``torch.load`` that only unpickles allow-listed globals.
+
+    Uses torch's own ``weights_only`` unpickler (every torch we support has
+    it) with :func:`_safe_checkpoint_globals` added, on every torch version:
+    before torch 2.6 ``torch.load`` defaulted to the unsafe loader.
+
+    Raises:
+        UnsafeCheckpointError: the file pickles another global and the user
+            has not opted in with ``MMBCSSL_TRUST_CHECKPOINT=1``.
+    """
+    import torch
+    source = source or str(file)
+    if checkpoints_trusted():
+        return torch.load(file, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UnsafeCheckpointError(_refusal_message(source, e)) from None
+
+
+def _allow_safe_globals() -> None:
+    import torch.serialization
+    safe = _safe_checkpoint_globals()
+    if hasattr(torch.serialization, 'add_safe_globals'):  # torch >= 2.4
+        torch.serialization.add_safe_globals(safe)
+        return
+    # torch 2.1 - 2.3: the allow-list is a function of the private
+    # weights-only unpickler; extend what it returns.
+    import torch._weights_only_unpickler as wou
+    original = wou._get_allowed_globals
+    if getattr(original, '_mmbcssl_fixed', False):
+        return
+
+    def _get_allowed_globals():
+        allowed = original()
+        allowed.update({f'{g.__module__}.{g.__qualname__}': g for g in safe})
+        return allowed
+
+    _get_allowed_globals._mmbcssl_fixed = True
+    wou._get_allowed_globals = _get_allowed_globals
+
+
+def _register_checkpoint_loaders() -> None:
+    """Route mmengine's local and http(s) checkpoint loading through
+    :func:`safe_torch_load` (mmengine's loaders call ``torch.load`` with its
+    version-dependent default)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    def load_from_local(filename: str, map_location: Any = None) -> Any:
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(
+                f'checkpoint {filename} not found: check the path given to '
+                "--resume, load_from or init_cfg's checkpoint")
+        return safe_torch_load(filename, map_location, source=filename)
+
+    def load_from_http(filename: str,
+                       map_location: Any = None,
+                       model_dir: Optional[str] = None) -> Any:
+        from mmengine.utils.dl_utils.hub import _get_torch_home
+        from torch.hub import download_url_to_file
+        model_dir = model_dir or osp.join(_get_torch_home(), 'checkpoints')
+        os.makedirs(model_dir, exist_ok=True)
+        cached = osp.join(model_dir, osp.basename(filename.split('?')[0]))
+        if not osp.isfile(cached):
+            download_url_to_file(filename, cached, progress=False)
+        return safe_torch_load(cached, map_location, source=filename)
+
+    CheckpointLoader.register_scheme('', load_from_local, force=True)
+    CheckpointLoader.register_scheme(('http://', 'https://'),
+                                     load_from_http,
+                                     force=True)
+
+
+# ---------------------------------------------------------------------------
+# 4. Atomic checkpoint writes
+# ---------------------------------------------------------------------------
+def atomic_write(data: Union[bytes, str],
+                 filepath: Union[str, os.PathLike],
+                 encoding: str = 'utf-8') -> None:
+    """Write ``data`` so that ``filepath`` is either the old or the new file.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk
+    and then renamed over ``filepath`` (atomic on POSIX and Windows).
+    """
+    filepath = os.fspath(filepath)
+    folder = osp.dirname(osp.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode(encoding)
+    fd, tmp = tempfile.mkstemp(
+        dir=folder, prefix=f'.{osp.basename(filepath)}.', suffix='.part')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def _register_atomic_local_backend() -> None:
+    import mmengine.fileio.io as fileio_io
+    from mmengine.fileio.backends import LocalBackend, register_backend
+
+    class AtomicLocalBackend(LocalBackend):
+        """mmengine's local backend whose writes are atomic."""
+
+        def put(self, obj: bytes, filepath) -> None:
+            atomic_write(obj, filepath)
+
+        def put_text(self, obj: str, filepath, encoding: str = 'utf-8'):
+            atomic_write(obj, filepath, encoding=encoding)
+
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    # get_file_backend caches instances: drop the plain ones made so far.
+    for key, backend in list(fileio_io.backend_instances.items()):
+        if type(backend) is LocalBackend:
+            del fileio_io.backend_instances[key]
+
+
+def apply() -> None:
+    """Apply every fix once. Safe to call again."""
+    global _applied
+    if _applied:
+        return
+    check_pkg_resources()
+    _patch_adjust_hue()
+    _allow_safe_globals()
+    _register_checkpoint_loaders()
+    _register_atomic_local_backend()
+    _applied = True
