@@ -30,13 +30,15 @@ import pickle
 import re
 import tempfile
 import warnings
-from typing import Any, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 
 TRUST_ENV = 'MMBCSSL_TRUST_CHECKPOINT'
 
 _applied = False
+# mmcv's own adjust_hue, before the fix (set by apply()).
+mmcv_adjust_hue = None
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -114,6 +116,10 @@ def _patch_adjust_hue() -> None:
     import mmcv.image
     import mmcv.image.photometric
 
+    global mmcv_adjust_hue
+    if mmcv.image.photometric.adjust_hue is not adjust_hue:
+        # Kept for the test that compares both on positive shifts.
+        mmcv_adjust_hue = mmcv.image.photometric.adjust_hue
     # mmpretrain's ColorJitter calls ``mmcv.adjust_hue``; mmcv re-exports
     # the function under three names.
     for module in (mmcv, mmcv.image, mmcv.image.photometric):
@@ -196,14 +202,42 @@ def safe_torch_load(file: Union[str, Any],
         raise UnsafeCheckpointError(_refusal_message(source, e)) from None
 
 
+def _history_buffer_method(owner: Any, name: str) -> Any:
+    """The only ``getattr`` a safe checkpoint may use.
+
+    mmengine's ``HistoryBuffer.__getstate__`` pickles its statistics methods,
+    and pickle writes ``HistoryBuffer.mean`` as ``getattr(HistoryBuffer,
+    'mean')``. A general ``getattr`` would reach anything, so this
+    stand-in only returns functions defined on ``HistoryBuffer`` itself.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if owner is HistoryBuffer and callable(vars(HistoryBuffer).get(name)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'GLOBAL builtins.getattr({owner!r}, {name!r}) is not allowed')
+
+
+def _renamed_safe_globals() -> Dict[str, Any]:
+    """Allow-listed stand-ins, by the name the pickle stream uses."""
+    # Protocol-2 pickles name builtins '__builtin__'.
+    return {
+        'builtins.getattr': _history_buffer_method,
+        '__builtin__.getattr': _history_buffer_method,
+    }
+
+
 def _allow_safe_globals() -> None:
+    import torch
     import torch.serialization
     safe = _safe_checkpoint_globals()
-    if hasattr(torch.serialization, 'add_safe_globals'):  # torch >= 2.4
-        torch.serialization.add_safe_globals(safe)
+    renamed = _renamed_safe_globals()
+    version = tuple(int(v) for v in re.findall(r'\d+', torch.__version__)[:2])
+    if version >= (2, 5):  # (object, name) entries exist since torch 2.5
+        torch.serialization.add_safe_globals(
+            safe + [(obj, name) for name, obj in renamed.items()])
         return
-    # torch 2.1 - 2.3: the allow-list is a function of the private
-    # weights-only unpickler; extend what it returns.
+    # torch 2.1 - 2.4: extend what the private weights-only unpickler's
+    # allow-list function returns.
     import torch._weights_only_unpickler as wou
     original = wou._get_allowed_globals
     if getattr(original, '_mmbcssl_fixed', False):
@@ -212,6 +246,7 @@ def _allow_safe_globals() -> None:
     def _get_allowed_globals():
         allowed = original()
         allowed.update({f'{g.__module__}.{g.__qualname__}': g for g in safe})
+        allowed.update(renamed)
         return allowed
 
     _get_allowed_globals._mmbcssl_fixed = True

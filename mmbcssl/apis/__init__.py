@@ -1,0 +1,1 @@
+"""Library functions behind the scripts in ``tools/`` (tests call these)."""

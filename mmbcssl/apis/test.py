@@ -1,0 +1,67 @@
+"""``tools/test.py``: evaluate a checkpoint with any mmpretrain, mmdet or
+mmseg config (the config's ``default_scope`` decides the registries)."""
+import argparse
+import json
+import os.path as osp
+import sys
+from typing import List, Optional
+
+from mmengine.config import Config
+
+from mmbcssl.utils.data_checks import check_data
+from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
+                                  build_runner, load_config, run_cli)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where logs and results go')
+    parser.add_argument(
+        '--out', help='write the metrics to this JSON file')
+    parser.add_argument(
+        '--dump', help='dump the raw predictions to this pickle file')
+    add_common_args(parser)
+    return parser.parse_args(argv)
+
+
+def setup_cfg(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config, args.cfg_options)
+    apply_common(cfg, args)
+    if not osp.isfile(args.checkpoint):
+        raise UserError(f'checkpoint {args.checkpoint!r} not found')
+    cfg.load_from = args.checkpoint
+    if cfg.get('test_dataloader') is None or cfg.get('test_cfg') is None:
+        raise UserError(f'{args.config} has no test_dataloader/test_cfg to '
+                        'evaluate')
+    if args.dump:
+        if not args.dump.endswith(('.pkl', '.pickle')):
+            raise UserError('--dump must be a .pkl file')
+        evaluators = cfg.test_evaluator
+        if isinstance(evaluators, dict):
+            evaluators = [evaluators]
+        cfg.test_evaluator = list(evaluators) + [
+            dict(type='DumpResults', out_file_path=args.dump)
+        ]
+    return cfg
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse ``argv``, check the data and evaluate. Returns the exit code."""
+
+    def _test() -> None:
+        args = parse_args(argv)
+        cfg = setup_cfg(args)
+        check_data(cfg, phases=('test', ))
+        runner = build_runner(cfg)
+        metrics = runner.test()
+        if args.out:
+            with open(args.out, 'w') as f:
+                json.dump(metrics, f, indent=2, default=float)
+
+    return run_cli(_test)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
