@@ -5,11 +5,11 @@ import os.path as osp
 import sys
 from typing import Callable, Optional
 
-import torch
 from mmengine.config import Config, DictAction
 
 from mmbcssl.compat import TRUST_ENV, UnsafeCheckpointError
 from .data_checks import DataLayoutError
+from .distributed import cpu_only, init_cpu_process_group
 
 
 class UserError(ValueError):
@@ -67,11 +67,14 @@ def apply_common(cfg: Config, args: argparse.Namespace) -> None:
         name = osp.splitext(osp.basename(cfg.filename))[0]
         cfg.work_dir = osp.join('./work_dirs', name)
     cfg.launcher = args.launcher
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        # NCCL, the configs' default, needs GPUs; gloo runs on CPU.
+    if args.launcher == 'pytorch' and cpu_only():
+        # NCCL, the configs' default, needs GPUs; gloo runs on CPU, and
+        # mmengine's own launcher and DDP wrapping assume a GPU per process.
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        if cfg.env_cfg.dist_cfg.get('backend', 'nccl') == 'nccl':
-            cfg.env_cfg.dist_cfg.backend = 'gloo'
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+        cfg.setdefault('model_wrapper_cfg',
+                       dict(type='CPUDistributedDataParallel'))
+        init_cpu_process_group('gloo')
 
 
 def build_runner(cfg: Config):

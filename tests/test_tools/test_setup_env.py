@@ -1,0 +1,77 @@
+"""tools/setup_env.py: the pieces that decide what gets built, and the
+verification of the installed env."""
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+spec = importlib.util.spec_from_file_location(
+    'setup_env', osp.join(REPO_ROOT, 'tools', 'setup_env.py'))
+setup_env = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(setup_env)
+
+
+def test_cxx_standard_patch(tmp_path):
+    setup_py = tmp_path / 'setup.py'
+    setup_py.write_text("a = ['-std=c++14']\nb = ['-std=c++17', '-O3']\n"
+                        "c = '-std=c++11'\n")
+    setup_env.patch_cxx_standard(str(setup_py))
+    text = setup_py.read_text()
+    assert text.count('-std=c++20') == 2
+    assert '-std=c++11' in text  # only the flags torch >= 2.14 breaks
+
+
+def test_wheel_tag_separates_cpu_and_cuda_builds(monkeypatch):
+    monkeypatch.delenv('FORCE_CUDA', raising=False)
+    py = sys.executable
+    cpu = setup_env.wheel_tag(
+        py, dict(torch='2.14.1+cu130', cuda='13.0', cuda_available=False))
+    assert cpu.endswith('-torch2.14.1+cu130-cpu')
+    monkeypatch.setenv('FORCE_CUDA', '1')
+    cuda = setup_env.wheel_tag(
+        py, dict(torch='2.14.1+cu130', cuda='13.0', cuda_available=False))
+    assert cuda.endswith('-cu130') and cuda != cpu
+    cpu_torch = setup_env.wheel_tag(
+        py, dict(torch='2.13.0+cpu', cuda=None, cuda_available=False))
+    assert cpu_torch.endswith('-cpu')  # FORCE_CUDA cannot add CUDA ops
+
+
+def test_inputs_digest_tracks_the_torch_spec():
+    a = setup_env.inputs_digest('torch==2.14.1 torchvision==0.29.1')
+    assert a == setup_env.inputs_digest('torch==2.14.1 torchvision==0.29.1')
+    assert a != setup_env.inputs_digest('torch==2.4.1 torchvision==0.19.1')
+
+
+def test_torch_version_parsing():
+    assert setup_env.torch_version_tuple('2.14.1+cu130') >= (2, 14)
+    assert setup_env.torch_version_tuple('2.9.1') < (2, 14)
+
+
+def test_unsupported_python_is_refused(monkeypatch):
+    monkeypatch.setattr(setup_env, 'py_eval', lambda python, code: '3 7')
+    with pytest.raises(setup_env.SetupError, match='Python 3.7'):
+        setup_env.check_host('python3.7')
+
+
+def test_missing_compiler_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(setup_env.shutil, 'which', lambda name: None)
+    with pytest.raises(setup_env.SetupError, match='g\\+\\+'):
+        setup_env.build_mmcv_wheel(
+            sys.executable,
+            dict(torch='2.14.1', cuda=None, cuda_available=False),
+            str(tmp_path), 'tag')
+
+
+def test_installed_env_verifies():
+    """The env these tests run in passes the set-up's own verification
+    (mmcv.ops RoIAlign with a known answer, every package imports)."""
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'setup_env.py'),
+         '--verify', '--venv', osp.dirname(osp.dirname(sys.executable))],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'verified: torch' in proc.stdout and 'mmcv 2.1.0' in proc.stdout
