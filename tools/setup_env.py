@@ -179,6 +179,10 @@ def mmcv_ops_work(python: str) -> bool:
         f'assert mmcv.__version__ == "{MMCV_VERSION}"; print("ok")') == 'ok'
 
 
+def public_version(version: str) -> str:
+    return version.split('+', 1)[0]
+
+
 def torch_version_tuple(version: str):
     return tuple(int(x) for x in re.findall(r'\d+', version)[:2])
 
@@ -298,7 +302,10 @@ def install_packages(python: str) -> None:
     tv = py_eval(python, 'import torchvision; print(torchvision.__version__)')
     with tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False) as c:
         # Keep the torch pair and mmcv that earlier steps put in place.
-        c.write(f'torch=={info["torch"]}\ntorchvision=={tv}\n'
+        # Without the local label (+cu130): `==2.14.1` matches the installed
+        # 2.14.1+cu130, `==2.14.1+cu130` matches no index entry.
+        c.write(f'torch=={public_version(info["torch"])}\n'
+                f'torchvision=={public_version(tv)}\n'
                 f'mmcv=={MMCV_VERSION}\nsetuptools<81\n')
     try:
         req = osp.join(REPO, 'requirements')
