@@ -75,3 +75,42 @@ def test_installed_env_verifies():
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'verified: torch' in proc.stdout and 'mmcv 2.1.0' in proc.stdout
+
+
+def _fake_mmcv_sdist(folder):
+    """A stand-in for the mmcv sdist: same name and layout, a setup.py with
+    mmcv's C++ flags, and no compiled code, so `pip wheel` takes seconds."""
+    import tarfile
+    src = folder / f'mmcv-{setup_env.MMCV_VERSION}'
+    (src / 'mmcv').mkdir(parents=True)
+    (src / 'mmcv' / '__init__.py').write_text('')
+    (src / 'setup.py').write_text(
+        'from setuptools import setup\n'
+        "FLAGS = ['-std=c++14', '-std=c++17']\n"
+        f"setup(name='mmcv', version='{setup_env.MMCV_VERSION}', "
+        "packages=['mmcv'], description=' '.join(FLAGS))\n")
+    sdist = folder / f'mmcv-{setup_env.MMCV_VERSION}.tar.gz'
+    with tarfile.open(sdist, 'w:gz') as tar:
+        tar.add(src, arcname=src.name)
+    return sdist
+
+
+@pytest.mark.parametrize('torch_version, flag', [('2.14.1', '-std=c++20'),
+                                                 ('2.13.0', '-std=c++17')])
+def test_build_path_patches_and_caches_the_wheel(tmp_path, torch_version,
+                                                 flag):
+    cache = tmp_path / 'cache'
+    (cache / 'src').mkdir(parents=True)
+    sdist = _fake_mmcv_sdist(tmp_path)
+    sdist.rename(cache / 'src' / sdist.name)
+    info = dict(torch=torch_version, cuda=None, cuda_available=False)
+    wheel = setup_env.build_mmcv_wheel(sys.executable, info, str(cache),
+                                       'tagX')
+    assert wheel.startswith(str(cache / 'wheels' / 'tagX'))
+    assert osp.isfile(wheel) and not osp.exists(wheel + '.part')
+    import zipfile
+    with zipfile.ZipFile(wheel) as z:
+        meta = z.read(next(n for n in z.namelist()
+                           if n.endswith('METADATA'))).decode()
+    # The description records the flags setup.py was built with.
+    assert flag in meta and ('-std=c++14' in meta) == (flag == '-std=c++17')
