@@ -1,0 +1,3 @@
+from .subset_accuracy import SubsetAccuracy
+
+__all__ = ['SubsetAccuracy']

@@ -1,0 +1,3 @@
+from .imagenet_c_loop import ImageNetCTestLoop
+
+__all__ = ['ImageNetCTestLoop']

@@ -1,0 +1,149 @@
+"""ImageNet-A/R and ImageNet-C data sets, SubsetAccuracy and the C loop, on
+tiny trees written in the real layouts."""
+import os.path as osp
+from importlib import resources
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+from PIL import Image
+
+import mmbcssl  # noqa: F401
+from mmbcssl.datasets import ImageNetC, ImageNetSubset
+from mmbcssl.evaluation.metrics import SubsetAccuracy
+from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS
+from mmbcssl.utils.data_checks import DataLayoutError
+
+BASE = ['n00000001', 'n00000002', 'n00000003', 'n00000004', 'n00000005']
+
+
+def _write_tree(root, wnids, per_class=2, size=8):
+    rng = np.random.default_rng(0)
+    for w in wnids:
+        d = root / w
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 256, (size, size, 3), np.uint8)
+            Image.fromarray(img).save(d / f'{w}_{i}.JPEG')
+
+
+def test_subset_labels_and_class_indices(tmp_path):
+    _write_tree(tmp_path, ['n00000004', 'n00000002'])
+    ds = ImageNetSubset(data_root=str(tmp_path), base_classes=BASE)
+    assert ds.metainfo['classes'] == ('n00000002', 'n00000004')
+    assert ds.metainfo['class_indices'] == (1, 3)
+    labels = sorted(ds.get_data_info(i)['gt_label'] for i in range(len(ds)))
+    assert labels == [0, 0, 1, 1]
+    info = ds.get_data_info(0)
+    assert osp.basename(osp.dirname(info['img_path'])) == \
+        ds.metainfo['classes'][info['gt_label']]
+
+
+def test_official_imagenet_a_indices_are_reproduced(tmp_path):
+    """From the 200 wnid folder names alone we recover timm's index list."""
+    info = resources.files('timm.data._info')
+    wnids = info.joinpath('imagenet_a_synsets.txt').read_text().split()
+    official = [int(x) for x in
+                info.joinpath('imagenet_a_indices.txt').read_text().split()]
+    for w in wnids:
+        (tmp_path / w).mkdir()
+        Image.new('RGB', (4, 4)).save(tmp_path / w / 'x.jpg')
+    ds = ImageNetSubset(data_root=str(tmp_path))  # base: ImageNet-1k
+    assert list(ds.metainfo['class_indices']) == official
+
+
+def test_non_wnid_folder_is_an_error(tmp_path):
+    _write_tree(tmp_path, ['n00000001', 'holiday_photos'])
+    with pytest.raises(DataLayoutError, match='holiday_photos'):
+        ImageNetSubset(data_root=str(tmp_path), base_classes=BASE)
+
+
+def test_missing_root_is_an_error(tmp_path):
+    with pytest.raises(DataLayoutError, match='does not exist'):
+        ImageNetSubset(data_root=str(tmp_path / 'nope'), base_classes=BASE)
+
+
+def test_subset_accuracy_restricts_before_argmax():
+    metric = SubsetAccuracy(topk=(1, ), class_indices=[1, 3])
+    # Full argmax is column 0 (not in the subset) for the first sample.
+    samples = [
+        dict(pred_score=torch.tensor([9., 1., 0., 2., 0.]),
+             gt_label=torch.tensor([1])),  # restricted argmax 1: right
+        dict(pred_score=torch.tensor([0., 5., 0., 4., 7.]),
+             gt_label=torch.tensor([1])),  # restricted argmax 0: wrong
+    ]
+    metric.process(None, samples)
+    out = metric.compute_metrics(metric.results)
+    assert out['top1'] == pytest.approx(50.0)
+    assert out['error'] == pytest.approx(50.0)
+
+
+def _c_tree(root, layout='flat', corruptions=BENCHMARK_CORRUPTIONS,
+            severities=range(1, 6)):
+    for c in corruptions:
+        for s in severities:
+            base = root / c / str(s) if layout == 'flat' else \
+                root / 'noise' / c / str(s)
+            _write_tree(base, BASE[:2], per_class=1)
+
+
+@pytest.mark.parametrize('layout', ['flat', 'nested'])
+def test_imagenet_c_layouts(tmp_path, layout):
+    _c_tree(tmp_path, layout, corruptions=['gaussian_noise'], severities=[3])
+    ds = ImageNetC(str(tmp_path), 'gaussian_noise', 3, base_classes=BASE)
+    assert len(ds) == 2 and ds.metainfo['class_indices'] == (0, 1)
+    with pytest.raises(DataLayoutError, match='fog/2'):
+        ImageNetC(str(tmp_path), 'fog', 2, base_classes=BASE)
+    with pytest.raises(ValueError, match='severity'):
+        ImageNetC(str(tmp_path), 'gaussian_noise', 6, base_classes=BASE)
+
+
+def _c_runner(tmp_path, root, **loop_kwargs):
+    cfg = Config.fromfile(
+        osp.join(osp.dirname(__file__), '..', 'data', 'configs',
+                 'tiny_classifier.py'))
+    cfg.model.head.num_classes = len(BASE)
+    cfg.data_preprocessor.num_classes = len(BASE)
+    cfg.test_dataloader = dict(
+        batch_size=4, num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(type='ImageNetC', data_root=str(root),
+                     corruption='gaussian_noise', severity=1,
+                     base_classes=BASE,
+                     pipeline=[dict(type='LoadImageFromFile'),
+                               dict(type='PackInputs')]))
+    cfg.test_evaluator = dict(type='SubsetAccuracy', topk=(1, ))
+    cfg.test_cfg = dict(type='ImageNetCTestLoop', **loop_kwargs)
+    cfg.work_dir = str(tmp_path / 'work')
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
+                'val_dataloader', 'val_cfg', 'val_evaluator',
+                'param_scheduler'):
+        cfg.pop(key, None)
+    return Runner.from_cfg(cfg)
+
+
+def test_c_loop_runs_every_corruption_and_reports_mce(tmp_path):
+    root = tmp_path / 'imagenet-c'
+    _c_tree(root)
+    _c_tree(root, corruptions=['spatter'])  # extra: reported, not in mCE
+    metrics = _c_runner(tmp_path, root, clean_error=0.2).test()
+    ces = [metrics[f'imagenet-c/CE/{c}'] for c in BENCHMARK_CORRUPTIONS]
+    assert metrics['imagenet-c/mCE'] == pytest.approx(np.mean(ces))
+    assert 'imagenet-c/relative_mCE' in metrics
+    assert 'imagenet-c/error/spatter' in metrics
+    assert 'imagenet-c/CE/spatter' not in metrics
+
+
+def test_c_loop_lists_missing_and_partial_is_labelled(tmp_path):
+    root = tmp_path / 'imagenet-c'
+    _c_tree(root, corruptions=['gaussian_noise', 'fog'],
+            severities=[1, 2])
+    with pytest.raises(DataLayoutError) as info:
+        _c_runner(tmp_path, root).test()  # the loop is built by test()
+    assert 'fog/3' in str(info.value) and 'snow/1' in str(info.value)
+    metrics = _c_runner(tmp_path, root, allow_partial=True).test()
+    assert metrics['imagenet-c/partial'] == 1.0
+    assert 'imagenet-c/mCE' not in metrics
+    assert 'imagenet-c/partial_error/fog' in metrics
