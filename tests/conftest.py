@@ -16,3 +16,18 @@ def _deterministic_seed():
 def pytest_configure(config):
     # Two cores: more threads only add contention.
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory):
+    """Small demo data in every format, made once per test session.
+
+    10 classes (the tiny test configs' head size), few images each.
+    """
+    from mmbcssl.datasets.demo import DemoSizes, make_demo_data
+    out = str(tmp_path_factory.mktemp('demo_data'))
+    sizes = DemoSizes(num_classes=10, train_per_class=8, val_per_class=4,
+                      image_size=64, coco_train=6, coco_val=4, coco_size=128,
+                      robust_per_class=2, c_per_class=1)
+    make_demo_data(out, sizes, seed=0, log=lambda msg: None)
+    return out

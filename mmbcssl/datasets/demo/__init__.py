@@ -1,0 +1,36 @@
+"""The built-in demo data: see :mod:`mmbcssl.datasets.demo.make`."""
+from .make import DemoSizes, make_demo_data, read_manifest
+
+__all__ = ['DemoSizes', 'make_demo_data', 'read_manifest', 'main']
+
+
+def main(argv=None) -> int:
+    """Command line: ``python -m mmbcssl.datasets.demo --out data/demo``."""
+    import argparse
+    from dataclasses import fields
+    parser = argparse.ArgumentParser(
+        description='Make the built-in demo data (ImageNet-, COCO-, '
+        'ADE20K-, A/R/Sketch- and ImageNet-C-style) deterministically.')
+    parser.add_argument('--out', default='data/demo', help='output folder')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--force', action='store_true',
+        help='regenerate even if a matching output exists')
+    defaults = DemoSizes()
+    for f in fields(DemoSizes):
+        flag = '--' + f.name.replace('_', '-')
+        if f.type is bool or isinstance(getattr(defaults, f.name), bool):
+            parser.add_argument(flag, action='store_true')
+        else:
+            parser.add_argument(flag, type=int,
+                                default=getattr(defaults, f.name),
+                                help=f'default: {getattr(defaults, f.name)}')
+    args = parser.parse_args(argv)
+    sizes = DemoSizes(**{f.name: getattr(args, f.name)
+                         for f in fields(DemoSizes)})
+    try:
+        make_demo_data(args.out, sizes, seed=args.seed, force=args.force)
+    except (ValueError, FileExistsError) as e:
+        print(f'error: {e}')
+        return 2
+    return 0
