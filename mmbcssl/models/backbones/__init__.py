@@ -1,0 +1,3 @@
+from .bcssl import BCSSL, BCSSLBlock
+
+__all__ = ['BCSSL', 'BCSSLBlock']

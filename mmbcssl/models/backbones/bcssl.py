@@ -1,0 +1,303 @@
+"""BC-SSL: ConvNeXt with a BatchNorm after every depthwise convolution.
+
+"The Counterattack of CNNs in Self-Supervised Learning: Larger Kernel Size
+might be All You Need" (arXiv 2312.05695): the block is
+dwconv(k x k) -> BN -> LN -> Linear(4C) -> GELU -> Linear(C) -> layer scale
+-> drop path -> residual, with 9x9 kernels by default.
+
+What is reused from mmpretrain's ``ConvNeXt`` (``mmpretrain/models/
+backbones/convnext.py``): the stem, the downsampling layers, the output
+norms, ``forward``, stage freezing and ``get_layer_depth`` (the ConvNeXt
+layer ids of layer-wise LR decay, identical to mmdet 3.3's
+``get_layer_id_for_convnext``). What is new: the blocks, because
+mmpretrain's block has a fixed 7x7 kernel slot and no norm after it.
+
+Parameter names equal vanilla ConvNeXt's (``stages.i.j.depthwise_conv``
+...), plus ``stages.i.j.dw_norm`` (and ``small_conv``/``small_norm``), so a
+vanilla ConvNeXt checkpoint loads with only the new norms missing.
+"""
+import copy
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmengine.model import Sequential
+from mmpretrain.models.backbones import ConvNeXt
+from mmpretrain.models.backbones.convnext import ConvNeXtBlock
+from mmpretrain.models.utils import build_norm_layer
+from mmpretrain.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
+
+ARCHS = ('tiny', 'small', 'base')
+
+
+def fuse_conv_bn(conv: nn.Conv2d, bn: nn.Module):
+    """Weight and bias of ``bn(conv(x))`` as one convolution (eval mode).
+
+    ``bn(y) = gamma * (y - mean) / sqrt(var + eps) + beta``, so the kernel
+    is scaled by ``gamma / std`` per output channel and the bias becomes
+    ``(b - mean) * gamma / std + beta``.
+    """
+    std = (bn.running_var + bn.eps).sqrt()
+    scale = bn.weight / std  # [C]
+    weight = conv.weight * scale.reshape(-1, 1, 1, 1)  # [C, 1, k, k]
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(
+        bn.running_mean)
+    return weight, (bias - bn.running_mean) * scale + bn.bias
+
+
+class BCSSLBlock(ConvNeXtBlock):
+    """A ConvNeXt block with a norm after the depthwise conv.
+
+    Args:
+        in_channels (int): Channels C.
+        kernel_size (int): Odd depthwise kernel size. Defaults to 9.
+        dw_norm_cfg (dict, optional): Norm after the depthwise conv; None
+            gives the vanilla ConvNeXt block. Defaults to ``dict(type='BN')``.
+        small_kernel (int, optional): A parallel depthwise conv of this odd
+            size with its own norm, summed with the large branch and merged
+            into it by :meth:`switch_to_deploy` (RepLKNet, Ding et al. 2022).
+            Defaults to None.
+        deploy (bool): Build the folded inference structure directly.
+            Defaults to False.
+        **kwargs: Passed to mmpretrain's ``ConvNeXtBlock``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 kernel_size: int = 9,
+                 dw_norm_cfg: Optional[dict] = dict(type='BN'),
+                 small_kernel: Optional[int] = None,
+                 deploy: bool = False,
+                 **kwargs) -> None:
+        super().__init__(
+            in_channels,
+            dw_conv_cfg=dict(kernel_size=kernel_size,
+                             padding=kernel_size // 2),
+            **kwargs)
+        self.kernel_size = kernel_size
+        self.deploy = deploy
+        has_norm = dw_norm_cfg is not None and not deploy
+        self.dw_norm = build_norm_layer(dw_norm_cfg, in_channels) \
+            if has_norm else nn.Identity()
+        if small_kernel is not None and has_norm:
+            self.small_conv = nn.Conv2d(
+                in_channels, in_channels, small_kernel,
+                padding=small_kernel // 2, groups=in_channels, bias=False)
+            self.small_norm = build_norm_layer(dw_norm_cfg, in_channels)
+        else:
+            self.small_conv = self.small_norm = None
+
+    def _token_mixer(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.dw_norm(self.depthwise_conv(x))
+        if self.small_conv is not None:
+            out = out + self.small_norm(self.small_conv(x))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+
+        def _inner_forward(x):
+            shortcut = x
+            x = self._token_mixer(x)
+            if self.linear_pw_conv:
+                x = x.permute(0, 2, 3, 1)  # [N, C, H, W] -> [N, H, W, C]
+                x = self.norm(x, data_format='channel_last')
+                x = self.pointwise_conv2(self.act(self.pointwise_conv1(x)))
+                x = x.permute(0, 3, 1, 2)  # [N, H, W, C] -> [N, C, H, W]
+            else:
+                x = self.norm(x, data_format='channel_first')
+                x = self.pointwise_conv2(self.act(self.pointwise_conv1(x)))
+            if self.gamma is not None:
+                x = x.mul(self.gamma.view(1, -1, 1, 1))
+            return shortcut + self.drop_path(x)
+
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        return _inner_forward(x)
+
+    @torch.no_grad()
+    def switch_to_deploy(self) -> None:
+        """Fold the norm(s) into the depthwise conv: the block becomes a
+        vanilla ConvNeXt block with the same eval-mode outputs."""
+        if self.deploy or isinstance(self.dw_norm, nn.Identity):
+            self.deploy = True
+            return
+        weight, bias = fuse_conv_bn(self.depthwise_conv, self.dw_norm)
+        if self.small_conv is not None:
+            w_small, b_small = fuse_conv_bn(self.small_conv, self.small_norm)
+            pad = (self.kernel_size - self.small_conv.kernel_size[0]) // 2
+            weight = weight + F.pad(w_small, [pad] * 4)  # centred
+            bias = bias + b_small
+            self.small_conv = self.small_norm = None
+        conv = self.depthwise_conv
+        if conv.bias is None:
+            conv.bias = nn.Parameter(torch.zeros_like(bias))
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+        self.dw_norm = nn.Identity()
+        self.deploy = True
+
+
+@MODELS.register_module()
+class BCSSL(ConvNeXt):
+    """BC-SSL backbone: ConvNeXt + BN after each depthwise conv.
+
+    Args:
+        arch (str | dict): ``'tiny'`` (depths 3-3-9-3, channels
+            96-192-384-768), ``'small'`` (3-3-27-3, same channels),
+            ``'base'`` (3-3-27-3, 128-256-512-1024), or a dict with
+            ``depths`` and ``channels``. Defaults to 'tiny'.
+        kernel_size (int | Sequence[int]): Odd depthwise kernel size, or one
+            per stage. Defaults to 9 (the paper sweeps 3, 5, 7, 9, 15).
+        dw_norm_cfg (dict, optional): Norm after each depthwise conv:
+            ``dict(type='BN')``, ``dict(type='SyncBN')`` for distributed
+            runs, or None for vanilla ConvNeXt (the paper's ablation).
+            Defaults to ``dict(type='BN')``.
+        small_kernel (int, optional): RepLKNet-style parallel small kernel
+            with its own norm, merged in deploy mode; meant for kernels
+            beyond 9 (13, 15, 31). Defaults to None.
+        drop_path_rate (float): Stochastic depth. Defaults to 0.
+        layer_scale_init_value (float): Defaults to 1e-6.
+        out_indices (int | Sequence[int]): Stages to output, in [-4, 3].
+            Defaults to -1.
+        frozen_stages (int): Stages (with their downsampling) to freeze.
+            Defaults to 0.
+        norm_eval (bool): Keep the BatchNorms in eval mode while training
+            (frozen statistics). Defaults to False.
+        gap_before_final_norm (bool): Output pooled (N, C) features instead
+            of maps. Defaults to True.
+        with_cp (bool): Gradient checkpointing. Defaults to False.
+        deploy (bool): Build the folded structure (no dw norms) directly,
+            e.g. to load a checkpoint saved after :meth:`switch_to_deploy`.
+            Defaults to False.
+        **kwargs: Passed to mmpretrain's ``ConvNeXt`` (``norm_cfg``,
+            ``init_cfg``, ``stem_patch_size``, ...).
+
+    Note:
+        A fresh BN is the identity up to ``1 / sqrt(1 + eps)`` (eps 1e-5):
+        vanilla ConvNeXt weights loaded here reproduce that network to a
+        relative 5e-6, and exactly with ``dw_norm_cfg=None``.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 kernel_size: Union[int, Sequence[int]] = 9,
+                 dw_norm_cfg: Optional[dict] = dict(type='BN'),
+                 small_kernel: Optional[int] = None,
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = 0,
+                 norm_eval: bool = False,
+                 gap_before_final_norm: bool = True,
+                 with_cp: bool = False,
+                 deploy: bool = False,
+                 **kwargs) -> None:
+        arch = self._check_arch(arch)
+        num_stages = len(arch['depths'])
+        kernels = self._check_kernels(kernel_size, num_stages)
+        out_indices = self._check_out_indices(out_indices, num_stages)
+        if small_kernel is not None and (small_kernel % 2 == 0
+                                         or small_kernel >= min(kernels)):
+            raise ValueError(f'small_kernel must be odd and smaller than '
+                             f'every kernel_size {kernels}, got '
+                             f'{small_kernel}')
+        if not 0 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be in [0, {num_stages}], '
+                             f'got {frozen_stages}')
+        self.kernel_sizes = kernels
+        self.norm_eval = norm_eval
+        self.deploy = deploy
+        # ConvNeXt builds stem, downsampling, norms and 7x7 stages; the
+        # stages are rebuilt below with BC-SSL blocks.
+        super().__init__(
+            arch=arch,
+            drop_path_rate=drop_path_rate,
+            layer_scale_init_value=layer_scale_init_value,
+            out_indices=out_indices,
+            frozen_stages=0,
+            gap_before_final_norm=gap_before_final_norm,
+            with_cp=with_cp,
+            **kwargs)
+        block_cfg = dict(
+            norm_cfg=kwargs.get('norm_cfg', dict(type='LN2d', eps=1e-6)),
+            act_cfg=kwargs.get('act_cfg', dict(type='GELU')),
+            linear_pw_conv=kwargs.get('linear_pw_conv', True),
+            layer_scale_init_value=layer_scale_init_value,
+            with_cp=with_cp)
+        dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        self.stages = nn.ModuleList()
+        start = 0
+        for i, (depth, channels) in enumerate(zip(self.depths,
+                                                  self.channels)):
+            self.stages.append(
+                Sequential(*[
+                    BCSSLBlock(
+                        channels,
+                        kernel_size=kernels[i],
+                        dw_norm_cfg=dw_norm_cfg,
+                        small_kernel=small_kernel,
+                        deploy=deploy,
+                        drop_path_rate=dpr[start + j],
+                        **block_cfg) for j in range(depth)
+                ]))
+            start += depth
+        self.frozen_stages = frozen_stages
+        self._freeze_stages()
+
+    @staticmethod
+    def _check_arch(arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            if arch not in ARCHS:
+                raise ValueError(f'arch must be one of {ARCHS} or a dict of '
+                                 f'depths/channels, got {arch!r}')
+            return copy.deepcopy(ConvNeXt.arch_settings[arch])
+        if not (isinstance(arch, dict) and 'depths' in arch
+                and 'channels' in arch
+                and len(arch['depths']) == len(arch['channels'])):
+            raise ValueError('arch dict needs "depths" and "channels" of '
+                             f'equal length, got {arch}')
+        return dict(depths=list(arch['depths']),
+                    channels=list(arch['channels']))
+
+    @staticmethod
+    def _check_kernels(kernel_size, num_stages: int) -> List[int]:
+        kernels = [kernel_size] * num_stages if isinstance(
+            kernel_size, int) else list(kernel_size)
+        if len(kernels) != num_stages:
+            raise ValueError(f'kernel_size list must have one odd size per '
+                             f'stage ({num_stages}), got {kernel_size}')
+        if any(k < 1 or k % 2 == 0 for k in kernels):
+            raise ValueError(f'kernel_size must be odd (3, 5, 7, 9, 15, '
+                             f'...), got {kernel_size}')
+        return kernels
+
+    @staticmethod
+    def _check_out_indices(out_indices, num_stages: int) -> List[int]:
+        indices = [out_indices] if isinstance(out_indices,
+                                              int) else list(out_indices)
+        for i in indices:
+            if not -num_stages <= i < num_stages:
+                raise ValueError(
+                    f'out_indices must lie in [{-num_stages}, '
+                    f'{num_stages - 1}], got {out_indices}')
+        # ConvNeXt's own conversion assumes 4 stages.
+        return [i % num_stages for i in indices]
+
+    def train(self, mode: bool = True) -> 'BCSSL':
+        super().train(mode)
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def switch_to_deploy(self) -> None:
+        """Fold every dw norm (and small kernel) into its depthwise conv,
+        leaving exactly ConvNeXt's inference graph."""
+        for m in self.modules():
+            if isinstance(m, BCSSLBlock):
+                m.switch_to_deploy()
+        self.deploy = True
