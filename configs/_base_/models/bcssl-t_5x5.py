@@ -1,0 +1,5 @@
+# BC-SSL-T with 5x5 depthwise kernels (the paper's kernel sweep).
+_base_ = './bcssl-t_9x9.py'
+
+# model settings
+model = dict(backbone=dict(kernel_size=5))

@@ -1,0 +1,19 @@
+# ViT-S/16 (DeiT-small dimensions: 384 wide, 12 layers, 6 heads), the
+# class token as the pooled feature, as in DINO.
+default_scope = 'mmpretrain'
+
+# model settings
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='VisionTransformer',
+        arch='deit-small',
+        img_size=224,
+        patch_size=16,
+        out_type='cls_token',
+        drop_path_rate=0.1),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=1000,
+        in_channels=384,
+        loss=dict(type='CrossEntropyLoss')))
