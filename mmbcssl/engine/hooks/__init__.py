@@ -1,0 +1,3 @@
+from .dino_teacher_hook import DINOTeacherHook
+
+__all__ = ['DINOTeacherHook']

@@ -1,0 +1,87 @@
+"""DINO's gradient treatment: per-tensor clipping and a frozen last layer
+in the first epoch(s) (facebookresearch/dino ``utils.clip_gradients`` and
+``utils.cancel_gradients_last_layer``)."""
+from typing import Iterable, List, Optional
+
+import torch
+from mmengine.logging import MessageHub
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmpretrain.registry import OPTIM_WRAPPERS
+
+
+def clip_per_tensor(params: Iterable[torch.Tensor], max_norm: float) -> None:
+    """Scale each gradient whose own L2 norm exceeds ``max_norm`` down to
+    it: ``g *= max_norm / (||g|| + 1e-6)`` when that factor is < 1.
+
+    Not the global-norm clipping of ``clip_grad_norm_``: each tensor is
+    clipped on its own, as the reference does.
+    """
+    for p in params:
+        if p.grad is None:
+            continue
+        coef = max_norm / (p.grad.detach().norm(2) + 1e-6)
+        if coef < 1:
+            p.grad.detach().mul_(coef)
+
+
+class _DINOGradients:
+    """What both wrappers do to the gradients before the optimizer step."""
+
+    def _dino_init(self, per_tensor_clip: Optional[float],
+                   freeze_last_layer_epochs: int) -> None:
+        self.per_tensor_clip = per_tensor_clip
+        self.freeze_last_layer_epochs = freeze_last_layer_epochs
+        # Set by DINOOptimWrapperConstructor.
+        self.last_layer_params: List[torch.Tensor] = []
+
+    def _all_params(self) -> List[torch.Tensor]:
+        return [p for g in self.optimizer.param_groups for p in g['params']]
+
+    def _treat_gradients(self) -> None:
+        if self.per_tensor_clip:
+            clip_per_tensor(self._all_params(), self.per_tensor_clip)
+        epoch = MessageHub.get_current_instance().get_info('epoch', 0)
+        if epoch < self.freeze_last_layer_epochs:
+            # Dropping the gradient keeps AdamW from moving these weights
+            # (no moment update either), as the reference's p.grad = None.
+            for p in self.last_layer_params:
+                p.grad = None
+
+
+@OPTIM_WRAPPERS.register_module()
+class DINOOptimWrapper(_DINOGradients, OptimWrapper):
+    """``OptimWrapper`` with DINO's per-tensor clipping and last-layer
+    freezing.
+
+    Args:
+        per_tensor_clip (float, optional): Max L2 norm of each gradient
+            tensor. Defaults to 3.0.
+        freeze_last_layer_epochs (int): Epochs in which the DINO head's last
+            layer gets no update. Defaults to 1.
+        **kwargs: Passed to ``OptimWrapper``.
+    """
+
+    def __init__(self, per_tensor_clip: Optional[float] = 3.0,
+                 freeze_last_layer_epochs: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._dino_init(per_tensor_clip, freeze_last_layer_epochs)
+
+    def step(self, **kwargs) -> None:
+        self._treat_gradients()
+        super().step(**kwargs)
+
+
+@OPTIM_WRAPPERS.register_module()
+class DINOAmpOptimWrapper(_DINOGradients, AmpOptimWrapper):
+    """The AMP variant: gradients are unscaled before they are clipped."""
+
+    def __init__(self, per_tensor_clip: Optional[float] = 3.0,
+                 freeze_last_layer_epochs: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._dino_init(per_tensor_clip, freeze_last_layer_epochs)
+
+    def step(self, **kwargs) -> None:
+        self.loss_scaler.unscale_(self.optimizer)
+        self._treat_gradients()
+        self.loss_scaler.step(self.optimizer, **kwargs)
+        self.loss_scaler.update(self._scale_update_param)
