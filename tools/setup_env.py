@@ -278,6 +278,9 @@ def _report_build_progress(proc, build_log: str, every: float = 60.) -> None:
 
 
 def ensure_mmcv(python: str, cache: str) -> None:
+    """Install the mmcv wheel (cached, or built now). Its dependencies
+    (mmengine, ...) come with :func:`install_packages`, so ``mmcv.ops`` is
+    checked after that."""
     if mmcv_ops_work(python):
         return
     info = torch_info(python)
@@ -292,9 +295,19 @@ def ensure_mmcv(python: str, cache: str) -> None:
     with contextlib.suppress(SetupError):
         pip(python, 'uninstall', '-y', 'mmcv-lite')
     pip(python, 'install', '--no-deps', '--force-reinstall', wheel)
-    if not mmcv_ops_work(python):
-        raise SetupError(f'mmcv from {wheel} installed but `import mmcv.ops` '
-                         'fails; delete that wheel to rebuild it.')
+
+
+def check_mmcv_ops(python: str, cache: str) -> None:
+    if mmcv_ops_work(python):
+        return
+    proc = subprocess.run([python, '-c', 'import mmcv.ops'],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    tail = '\n'.join(proc.stdout.splitlines()[-6:])
+    raise SetupError(
+        f'mmcv is installed but `import mmcv.ops` fails:\n{tail}\nIf the '
+        f'cached wheel under {osp.join(cache, "wheels")} is broken, delete '
+        'it and re-run to rebuild it.')
 
 
 def install_packages(python: str) -> None:
@@ -424,6 +437,7 @@ def main(argv=None) -> int:
             pip(python, 'install', *BUILD_TOOLS)
             ensure_mmcv(python, osp.abspath(args.cache))
             install_packages(python)
+            check_mmcv_ops(python, osp.abspath(args.cache))
             verify(python)
             with open(stamp_path, 'w') as f:
                 json.dump(dict(digest=digest, time=time.time()), f)
