@@ -1,26 +1,5 @@
 #!/usr/bin/env bash
-# Distributed train through torchrun, one process per GPU (or per CPU
-# process with the gloo backend when there is no GPU).
+# Distributed train through torchrun (gloo CPU processes without GPUs).
 #   tools/dist_train.sh <config> <num gpus> [train.py args]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
-set -euo pipefail
-if [ $# -lt 2 ]; then
-    echo "usage: $0 <config> <num gpus> [train.py args]" >&2
-    exit 2
-fi
-CONFIG=$1
-GPUS=$2
-shift 2
-source "$(dirname "$0")/_python.sh"
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-
-exec "$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --master_port="$PORT" \
-    --nproc_per_node="$GPUS" \
-    "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@"
+# Options from the environment: see tools/_launch.sh.
+exec bash "$(dirname "$0")/_launch.sh" dist train "$@"
