@@ -166,3 +166,16 @@ def test_cpu_dist_uses_gloo_and_cpu_wrapper(monkeypatch):
     assert cfg.env_cfg.dist_cfg.backend == 'gloo'
     assert cfg.model_wrapper_cfg.type == 'CPUDistributedDataParallel'
     assert torch.distributed.is_available()
+
+
+@pytest.mark.parametrize('script, args, message', [
+    ('dist_train.sh', ['cfg.py'], 'usage: tools/dist_train.sh <config>'),
+    ('dist_test.sh', ['cfg.py', 'x.pth'], '<checkpoint> <num gpus>'),
+    ('dist_train.sh', ['cfg.py', 'two'], "positive integer, got 'two'"),
+    ('slurm_train.sh', ['part', 'job', 'cfg.py'], '<partition> <job name>'),
+])
+def test_launchers_reject_bad_arguments(script, args, message):
+    proc = subprocess.run(['bash', osp.join(REPO_ROOT, 'tools', script),
+                           *args], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert message in proc.stderr and 'Traceback' not in proc.stderr
