@@ -51,7 +51,7 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
         Stage('make demo data', ['tools/misc/make_demo_data.py'],
               lambda: [py, _tool('misc/make_demo_data.py'), '--out', data],
               output=data),
-        Stage('train + test a tiny classifier (entry-tool smoke run)',
+        Stage('train and validate a tiny classifier (entry-tool smoke run)',
               ['tests/data/configs/tiny_classifier.py'],
               lambda: [py, _tool('train.py'),
                          'tests/data/configs/tiny_classifier.py',
