@@ -43,19 +43,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# Optim wrappers and their mixed-precision variants.
+AMP_VARIANTS = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'DINOOptimWrapper': 'DINOAmpOptimWrapper',
+}
+
+
 def enable_amp(cfg: Config) -> None:
     wrapper = cfg.optim_wrapper
     kind = wrapper.get('type', 'OptimWrapper')
-    if kind == 'AmpOptimWrapper':
+    if kind in AMP_VARIANTS.values():
         print_log('AMP is already enabled in the config', logger='current')
-    elif kind == 'OptimWrapper':
-        wrapper.type = 'AmpOptimWrapper'
+    elif kind in AMP_VARIANTS:
+        wrapper.type = AMP_VARIANTS[kind]
         wrapper.setdefault('loss_scale', 'dynamic')
-    elif 'amp' in str(kind).lower() or wrapper.get('use_amp') is not None:
-        wrapper.use_amp = True
     else:
         raise UserError(f'--amp: optim_wrapper type {kind!r} has no AMP '
-                        'switch; enable AMP in the config instead')
+                        'variant; enable AMP in the config instead')
 
 
 def setup_cfg(args: argparse.Namespace) -> Config:

@@ -1,0 +1,3 @@
+from .dino_multi_crop import DINOMultiCrop
+
+__all__ = ['DINOMultiCrop']

@@ -85,6 +85,11 @@ class DINO(BaseSelfSupervisor):
         self.teacher = copy.deepcopy(student)
         for p in self.teacher.parameters():
             p.requires_grad = False
+        # The reference teacher has no stochastic depth; ours is a copy of
+        # the student and runs in train mode (for BN), so switch it off.
+        for m in self.teacher.modules():
+            if hasattr(m, 'drop_prob'):  # mmcv and timm DropPath
+                m.drop_prob = 0.0
         # Counts EMA updates (DINOTeacherHook) and loss calls, to fail
         # loudly if the hook is missing (a teacher that never moves).
         self.register_buffer('teacher_updates', torch.zeros((), dtype=torch.long))

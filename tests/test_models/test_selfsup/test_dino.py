@@ -163,3 +163,18 @@ def test_head_shapes_and_fixed_gain():
     assert trainable.last_layer.weight_g.requires_grad
     assert set(trainable.state_dict()) >= {'last_layer.weight_g',
                                            'last_layer.weight_v'}
+
+
+def test_teacher_has_no_stochastic_depth():
+    model = _dino(backbone=dict(TINY_BACKBONE, drop_path_rate=0.5))
+    student_rates = [m.drop_prob for m in model.backbone.modules()
+                     if hasattr(m, 'drop_prob')]
+    assert max(student_rates) == 0.5
+    assert all(m.drop_prob == 0 for m in model.teacher.modules()
+               if hasattr(m, 'drop_prob'))
+    # In train mode the teacher is then deterministic (BN uses batch
+    # statistics of the same batch both times).
+    model.train()
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.teacher(x), model.teacher(x))
