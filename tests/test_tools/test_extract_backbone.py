@@ -1,0 +1,59 @@
+"""tools/model_converters/extract_backbone.py on a real DINO state dict."""
+import torch
+
+import mmbcssl  # noqa: F401
+from mmbcssl.apis import extract_backbone as eb
+from mmpretrain.registry import MODELS
+
+TINY = dict(type='BCSSL', arch=dict(depths=[1, 1, 1, 1],
+                                    channels=[8, 8, 16, 16]), kernel_size=3)
+
+
+def _dino_checkpoint(path, ddp=False):
+    model = MODELS.build(dict(
+        type='DINO', backbone=TINY,
+        head=dict(type='DINOHead', in_channels=16, out_channels=8,
+                  hidden_channels=8, bottleneck_channels=4),
+        loss=dict(type='DINOLoss', out_channels=8)))
+    model.init_weights()
+    with torch.no_grad():
+        for p in model.teacher.parameters():
+            p.add_(1.0)  # teacher != student
+    sd = model.state_dict()
+    if ddp:
+        sd = {f'module.{k}': v for k, v in sd.items()}
+    torch.save(dict(state_dict=sd, meta=dict(epoch=3)), path)
+    return model
+
+
+def test_teacher_by_default_loads_into_classifier_and_detector_style(
+        tmp_path, capsys):
+    ckpt, out = str(tmp_path / 'epoch_3.pth'), str(tmp_path / 'bb.pth')
+    model = _dino_checkpoint(ckpt, ddp=True)
+    assert eb.main([ckpt, out]) == 0
+    assert 'kept' in capsys.readouterr().out
+    # As a downstream config loads it: init_cfg Pretrained, prefix backbone.
+    backbone = MODELS.build(dict(
+        TINY, init_cfg=dict(type='Pretrained', checkpoint=out,
+                            prefix='backbone.')))
+    backbone.init_weights()
+    for (k, v), t in zip(backbone.state_dict().items(),
+                         model.teacher.backbone.state_dict().values()):
+        assert torch.equal(v, t), k
+
+
+def test_student_flag(tmp_path):
+    ckpt, out = str(tmp_path / 'c.pth'), str(tmp_path / 's.pth')
+    model = _dino_checkpoint(ckpt)
+    assert eb.main([ckpt, out, '--student']) == 0
+    sd = torch.load(out)['state_dict']
+    w = 'backbone.stages.0.0.depthwise_conv.weight'
+    assert torch.equal(sd[w], model.backbone.state_dict()[w[9:]])
+
+
+def test_not_a_pretraining_checkpoint(tmp_path, capsys):
+    path = str(tmp_path / 'clf.pth')
+    torch.save(dict(state_dict={'head.fc.weight': torch.zeros(2)}), path)
+    assert eb.main([path, str(tmp_path / 'o.pth')]) == 2
+    err = capsys.readouterr().err
+    assert 'teacher.backbone.' in err and "'head'" in err
