@@ -1,0 +1,150 @@
+"""``tools/knn_eval.py``: weighted k-NN accuracy of a frozen backbone.
+
+The DINO protocol (:mod:`mmbcssl.evaluation.knn`): features of the train
+and val images (resize + centre crop), L2-normalised, k in {10, 20, 100,
+200}, T = 0.07. The backbone (and neck) come from any config whose model has
+them (a DINO pre-training config or a classifier config); weights from an
+extracted ``backbone.*`` file or a full pre-training checkpoint (teacher).
+Without ``--checkpoint`` the backbone keeps its random initialisation: the
+baseline a pre-training run must beat.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from typing import List, Optional, Tuple
+
+import torch
+from mmengine.config import Config
+
+from mmbcssl.compat import safe_torch_load
+from mmbcssl.evaluation.knn import DEFAULT_KS, knn_evaluate
+from mmbcssl.utils.launch import UserError, run_cli
+
+MEAN = [123.675, 116.28, 103.53]
+STD = [58.395, 57.12, 57.375]
+
+
+def build_feature_model(config: str, checkpoint: Optional[str]):
+    """backbone (+ neck) of the config, in eval mode, with weights."""
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    backbone = MODELS.build(cfg.model.backbone)
+    neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') else None
+    if checkpoint is None:
+        backbone.init_weights()
+    else:
+        state = safe_torch_load(checkpoint, map_location='cpu')
+        state = state.get('state_dict', state)
+        state = {k[7:] if k.startswith('module.') else k: v
+                 for k, v in state.items()}
+        # A full pre-training checkpoint: the teacher, as the protocol says;
+        # an extracted file: its backbone.* weights.
+        for prefix in ('teacher.backbone.', 'backbone.'):
+            if not any(k.startswith(prefix) for k in state):
+                continue
+            sub = {k[len(prefix):]: v for k, v in state.items()
+                   if k.startswith(prefix)}
+            missing, unexpected = backbone.load_state_dict(sub, strict=False)
+            if missing:
+                raise UserError(
+                    f'{checkpoint}: {len(missing)} backbone weights missing '
+                    f'(e.g. {missing[0]}); it does not match the backbone '
+                    f'of {config}')
+            break
+        else:
+            raise UserError(f'{checkpoint} has no backbone.* or '
+                            'teacher.backbone.* weights')
+    model = torch.nn.ModuleDict(dict(backbone=backbone))
+    if neck is not None:
+        model['neck'] = neck
+    return model.eval()
+
+
+@torch.no_grad()
+def extract_features(model, dataset, batch_size: int
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+    from mmengine.dataset import default_collate
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    feats, labels = [], []
+    for start in range(0, len(dataset), batch_size):
+        batch = default_collate([dataset[i] for i in range(
+            start, min(start + batch_size, len(dataset)))])
+        x = batch['inputs'].float().flip(1)  # BGR -> RGB
+        x = (x - mean) / std
+        out = model['backbone'](x)
+        if 'neck' in model:
+            out = model['neck'](out)
+        f = out[-1] if isinstance(out, (tuple, list)) else out
+        if f.dim() == 4:
+            f = f.mean(dim=(2, 3))  # pool maps: [N, C, H, W] -> [N, C]
+        feats.append(f)
+        labels.append(torch.cat([s.gt_label for s in batch['data_samples']]))
+    return torch.cat(feats), torch.cat(labels)
+
+
+def _dataset(root: str, split: str, img_size: int, resize: int):
+    from mmpretrain.datasets import CustomDataset
+    ann = osp.join('meta', f'{split}.txt')
+    return CustomDataset(
+        data_root=root,
+        ann_file=ann if osp.isfile(osp.join(root, ann)) else '',
+        data_prefix=split,
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='ResizeEdge', scale=resize, edge='short',
+                 interpolation='bicubic', backend='pillow'),
+            dict(type='CenterCrop', crop_size=img_size),
+            dict(type='PackInputs'),
+        ])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='config with model.backbone')
+    parser.add_argument('--checkpoint', help='weights (none: random init)')
+    parser.add_argument('--data-root', default='data/imagenet',
+                        help='ImageNet layout: train/, val/ (+ meta/)')
+    parser.add_argument('--img-size', type=int, default=224)
+    parser.add_argument('--resize', type=int, default=256,
+                        help='short side before the centre crop')
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--ks', type=int, nargs='+', default=DEFAULT_KS)
+    parser.add_argument('--temperature', type=float, default=0.07)
+    parser.add_argument('--out', help='write the metrics as JSON')
+
+    def _run() -> None:
+        args = parser.parse_args(argv)
+        for split in ('train', 'val'):
+            if not osp.isdir(osp.join(args.data_root, split)):
+                raise UserError(
+                    f'{osp.join(args.data_root, split)!r} not found; '
+                    'expected <root>/{train,val}/<class>/<image>')
+        if args.checkpoint and not osp.isfile(args.checkpoint):
+            raise UserError(f'checkpoint {args.checkpoint!r} not found')
+        model = build_feature_model(args.config, args.checkpoint)
+        train_ds = _dataset(args.data_root, 'train', args.img_size,
+                            args.resize)
+        val_ds = _dataset(args.data_root, 'val', args.img_size, args.resize)
+        tr_f, tr_y = extract_features(model, train_ds, args.batch_size)
+        va_f, va_y = extract_features(model, val_ds, args.batch_size)
+        num_classes = int(max(tr_y.max(), va_y.max())) + 1
+        metrics = knn_evaluate(tr_f, tr_y, va_f, va_y, num_classes,
+                               ks=args.ks, temperature=args.temperature)
+        which = args.checkpoint or 'random init'
+        print(f'k-NN ({which}, {len(train_ds)} train / {len(val_ds)} val):')
+        for k in sorted(set(args.ks)):
+            print(f'  k={k:<4d} top-1 {metrics[f"knn/k{k}_top1"]:6.2f}  '
+                  f'top-5 {metrics[f"knn/k{k}_top5"]:6.2f}')
+        if args.out:
+            with open(args.out, 'w') as f:
+                json.dump(metrics, f, indent=2)
+
+    return run_cli(_run)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
