@@ -45,7 +45,12 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
     data = args.data_root
     dino_cfg = 'configs/dino/bcssl-t_9x9_100e_demo.py'
     dino_dir = osp.join(work, 'dino_bcssl-t_9x9')
-    dino_ckpt = osp.join(dino_dir, 'epoch_{}.pth')
+    backbone = osp.join(work, 'bcssl-t_9x9.pth')
+    knn_cfg = 'configs/_base_/models/bcssl-t_9x9.py'
+    # Demo images are 96 px: centre crops of 64 after a 73 px resize (the
+    # 224 / 256 ratio of the real protocol).
+    knn_args = ['--data-root', f'{data}/imagenet', '--img-size', '64',
+                '--resize', '73', '--ks', '10', '20']
     py = sys.executable
     return [
         Stage('make demo data', ['tools/misc/make_demo_data.py'],
@@ -66,8 +71,19 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
         Stage('extract the teacher backbone',
               ['tools/model_converters/extract_backbone.py', dino_cfg],
               lambda: [py, _tool('model_converters/extract_backbone.py'),
-                         _latest(dino_dir), osp.join(work, 'bcssl-t_9x9.pth')],
-              output=osp.join(work, 'bcssl-t_9x9.pth')),
+                         _latest(dino_dir), backbone],
+              output=backbone),
+        Stage('k-NN of BC-SSL-T 9x9 at random initialisation (baseline)',
+              ['tools/knn_eval.py', knn_cfg],
+              lambda: [py, _tool('knn_eval.py'), knn_cfg, *knn_args,
+                         '--out', osp.join(work, 'knn_random.json')],
+              output=osp.join(work, 'knn_random.json')),
+        Stage('k-NN of the pre-trained teacher',
+              ['tools/knn_eval.py', knn_cfg, dino_cfg],
+              lambda: [py, _tool('knn_eval.py'), knn_cfg, '--checkpoint',
+                         backbone, *knn_args, '--out',
+                         osp.join(work, 'knn_dino.json')],
+              output=osp.join(work, 'knn_dino.json')),
     ]
 
 
