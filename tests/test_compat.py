@@ -153,7 +153,7 @@ def test_atomic_write_replaces_content(tmp_path):
     assert path.read_text() == 'two'
 
 
-# --- pkg_resources -------------------------------------------------------------
+# --- pkg_resources -----------------------------------------------------
 def test_missing_pkg_resources_names_the_fix(monkeypatch):
     import builtins
     real_import = builtins.__import__

@@ -285,10 +285,12 @@ def ensure_mmcv(python: str, cache: str) -> None:
         return
     info = torch_info(python)
     tag = wheel_tag(python, info)
-    cached = sorted(
-        glob.glob(osp.join(cache, 'wheels', tag, f'mmcv-{MMCV_VERSION}-*.whl')))
-    wheel = cached[-1] if cached else build_mmcv_wheel(python, info, cache,
-                                                        tag)
+    pattern = osp.join(cache, 'wheels', tag, f'mmcv-{MMCV_VERSION}-*.whl')
+    cached = sorted(glob.glob(pattern))
+    if cached:
+        wheel = cached[-1]
+    else:
+        wheel = build_mmcv_wheel(python, info, cache, tag)
     if cached:
         log(f'using the cached mmcv wheel {wheel}')
     # A pure-Python mmcv-lite installs into the same `mmcv` folder.

@@ -58,31 +58,41 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
               output=data),
         Stage('train and validate a tiny classifier (entry-tool smoke run)',
               ['tests/data/configs/tiny_classifier.py'],
-              lambda: [py, _tool('train.py'),
-                         'tests/data/configs/tiny_classifier.py',
-                         '--work-dir', osp.join(work, 'smoke'),
-                         '--cfg-options', *_roots(data + '/imagenet')],
+              lambda: [
+                  py, _tool('train.py'),
+                  'tests/data/configs/tiny_classifier.py', '--work-dir',
+                  osp.join(work, 'smoke'), '--cfg-options',
+                  *_roots(data + '/imagenet')
+              ],
               output=osp.join(work, 'smoke')),
         Stage('DINO pre-training of BC-SSL-T 9x9 (demo size)', [dino_cfg],
-              lambda: [py, _tool('train.py'), dino_cfg, '--work-dir',
-                         dino_dir, '--cfg-options',
-                         f'train_dataloader.dataset.data_root={data}/imagenet'
-                         ], output=dino_dir),
+              lambda: [
+                  py, _tool('train.py'), dino_cfg, '--work-dir', dino_dir,
+                  '--cfg-options',
+                  f'train_dataloader.dataset.data_root={data}/imagenet'
+              ],
+              output=dino_dir),
         Stage('extract the teacher backbone',
               ['tools/model_converters/extract_backbone.py', dino_cfg],
-              lambda: [py, _tool('model_converters/extract_backbone.py'),
-                         _latest(dino_dir), backbone],
+              lambda: [
+                  py, _tool('model_converters/extract_backbone.py'),
+                  _latest(dino_dir), backbone
+              ],
               output=backbone),
         Stage('k-NN of BC-SSL-T 9x9 at random initialisation (baseline)',
               ['tools/knn_eval.py', knn_cfg],
-              lambda: [py, _tool('knn_eval.py'), knn_cfg, *knn_args,
-                         '--out', osp.join(work, 'knn_random.json')],
+              lambda: [
+                  py, _tool('knn_eval.py'), knn_cfg, *knn_args, '--out',
+                  osp.join(work, 'knn_random.json')
+              ],
               output=osp.join(work, 'knn_random.json')),
         Stage('k-NN of the pre-trained teacher',
               ['tools/knn_eval.py', knn_cfg, dino_cfg],
-              lambda: [py, _tool('knn_eval.py'), knn_cfg, '--checkpoint',
-                         backbone, *knn_args, '--out',
-                         osp.join(work, 'knn_dino.json')],
+              lambda: [
+                  py, _tool('knn_eval.py'), knn_cfg, '--checkpoint',
+                  backbone, *knn_args, '--out',
+                  osp.join(work, 'knn_dino.json')
+              ],
               output=osp.join(work, 'knn_dino.json')),
     ]
 

@@ -119,7 +119,9 @@ def corruption_errors(errors: Mapping[str, Mapping[int, float]],
     out['mCE'] = 100 * sum(ces) / len(ces)
     if rel_ces:
         out['relative_mCE'] = 100 * sum(rel_ces) / len(rel_ces)
-    all_errs = [errors[c][s] for c in BENCHMARK_CORRUPTIONS for s in SEVERITIES]
+    all_errs = [
+        errors[c][s] for c in BENCHMARK_CORRUPTIONS for s in SEVERITIES
+    ]
     out['mean_error'] = 100 * sum(all_errs) / len(all_errs)
     for c, by_severity in errors.items():
         if by_severity:

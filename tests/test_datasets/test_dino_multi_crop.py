@@ -4,7 +4,6 @@ import math
 from collections import defaultdict
 
 import numpy as np
-import pytest
 import torch
 
 import mmbcssl  # noqa: F401

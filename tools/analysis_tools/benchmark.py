@@ -50,8 +50,10 @@ def main(argv=None) -> int:
                         args.amp, args.channels_last, args.compile,
                         args.warmup, args.repeats, args.iters)
     print(format_benchmark(results, list(models)))
-    setting = {k: v for k, v in vars(args).items() if k not in ('models',
-                                                               'out')}
+    setting = {
+        k: v
+        for k, v in vars(args).items() if k not in ('models', 'out')
+    }
     setting.update(torch=torch.__version__, threads=torch.get_num_threads(),
                    machine=platform.processor() or platform.machine(),
                    gpu=torch.cuda.get_device_name() if args.device == 'cuda'

@@ -106,7 +106,8 @@ def pick_wnids(num_classes: int) -> List[str]:
         return info.joinpath(name).read_text().split()
 
     both = sorted(
-        set(read('imagenet_a_synsets.txt')) & set(read('imagenet_r_synsets.txt'))
+        set(read('imagenet_a_synsets.txt'))
+        & set(read('imagenet_r_synsets.txt'))
         & set(read('imagenet_synsets.txt')))
     picks = np.linspace(0, len(both) - 1, num_classes).round().astype(int)
     return [both[i] for i in picks]

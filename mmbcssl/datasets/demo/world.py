@@ -137,8 +137,8 @@ def texture(kind: str, size: Tuple[int, int], scale: float,
     elif kind == 'checker':
         pat = (np.floor(u / p) + np.floor(v / p)) % 2 == 0
     elif kind == 'waves':
-        pat = np.sin(two_pi * (u + 0.5 * p * np.sin(two_pi * v /
-                                                   (2.5 * p))) / p) > 0
+        wobble = 0.5 * p * np.sin(two_pi * v / (2.5 * p))
+        pat = np.sin(two_pi * (u + wobble) / p) > 0
     elif kind == 'grid':
         pat = (np.abs(np.sin(math.pi * u / p)) < 0.3) | (
             np.abs(np.sin(math.pi * v / p)) < 0.3)

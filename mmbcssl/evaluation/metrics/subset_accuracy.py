@@ -2,7 +2,6 @@
 (ImageNet-A/R, partial ImageNet-C copies, the demo's A/R-style sets)."""
 from typing import List, Optional, Sequence
 
-import torch
 from mmpretrain.evaluation.metrics import Accuracy
 from mmpretrain.registry import METRICS
 

@@ -92,7 +92,8 @@ class DINO(BaseSelfSupervisor):
                 m.drop_prob = 0.0
         # Counts EMA updates (DINOTeacherHook) and loss calls, to fail
         # loudly if the hook is missing (a teacher that never moves).
-        self.register_buffer('teacher_updates', torch.zeros((), dtype=torch.long))
+        self.register_buffer('teacher_updates',
+                             torch.zeros((), dtype=torch.long))
         self._losses_since_update = 0
 
     @property
