@@ -27,7 +27,9 @@ train_dataloader = dict(
         ann_file='meta/train.txt',
         data_prefix='train',
         pipeline=[
-            dict(type='LoadImageFromFile'),
+            # an unreadable image is an error naming the file; 'skip' trains
+            # around it (counted and logged)
+            dict(type='LoadImageFromFileSafe', on_error='raise'),
             dict(type='DINOMultiCrop', global_crop_size=64,
                  local_crop_size=32, num_local_crops=4),
             dict(type='PackInputs'),

@@ -4,7 +4,9 @@
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet'
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    # an unreadable image is an error naming the file; on_error='skip'
+    # trains around it (counted and logged)
+    dict(type='LoadImageFromFileSafe', on_error='raise'),
     dict(type='DINOMultiCrop', global_crop_size=224, local_crop_size=96,
          num_local_crops=8),
     dict(type='PackInputs'),
