@@ -97,3 +97,46 @@ def test_weight_decay_cosine_keeps_no_decay_group_at_zero():
         assert decay['weight_decay'] == pytest.approx(expected)
         assert no_decay['weight_decay'] == 0.0
         sched.step()
+
+
+def _views():
+    return [torch.randn(2, 3, 64, 64) for _ in range(2)] + \
+        [torch.randn(2, 3, 32, 32)]
+
+
+def test_nonfinite_loss_raises_before_touching_weights():
+    model = _model()
+    wrapper = _wrapper(model)
+    MessageHub.get_current_instance().update_info('iter', 41)
+    # Parameters, not buffers: BN statistics move in the forward itself.
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    loss = model.loss(_views(), None)['loss'] * float('nan')
+    with pytest.raises(FloatingPointError) as info:
+        wrapper.update_params(loss)
+    assert 'iteration 41' in str(info.value) and 'nan' in str(info.value)
+    for k, v in model.named_parameters():
+        assert torch.equal(v, before[k]), k
+    MessageHub.get_current_instance().update_info('iter', 0)
+
+
+def test_nonfinite_loss_skip_policy():
+    model = _model()
+    wrapper = _wrapper(model, nonfinite_loss='skip', max_consecutive_skips=2)
+    before = model.head.mlp[0].weight.detach().clone()
+    for _ in range(2):
+        wrapper.update_params(model.loss(_views(), None)['loss'] *
+                              float('inf'))
+        model.momentum_update(0.996)  # what DINOTeacherHook does each step
+        assert torch.equal(model.head.mlp[0].weight, before)
+    assert wrapper.skipped_steps == 2
+    with pytest.raises(FloatingPointError):  # a third in a row
+        wrapper.update_params(model.loss(_views(), None)['loss'] *
+                              float('nan'))
+    model.momentum_update(0.996)
+    wrapper.update_params(model.loss(_views(), None)['loss'])  # finite: steps
+    assert not torch.equal(model.head.mlp[0].weight, before)
+
+
+def test_bad_nonfinite_policy():
+    with pytest.raises(ValueError, match='nonfinite_loss'):
+        _wrapper(_model(), nonfinite_loss='ignore')

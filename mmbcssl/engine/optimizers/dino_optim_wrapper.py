@@ -4,7 +4,7 @@ in the first epoch(s) (facebookresearch/dino ``utils.clip_gradients`` and
 from typing import Iterable, List, Optional
 
 import torch
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmpretrain.registry import OPTIM_WRAPPERS
 
@@ -25,14 +25,51 @@ def clip_per_tensor(params: Iterable[torch.Tensor], max_norm: float) -> None:
 
 
 class _DINOGradients:
-    """What both wrappers do to the gradients before the optimizer step."""
+    """What both wrappers do before the optimizer step."""
 
     def _dino_init(self, per_tensor_clip: Optional[float],
-                   freeze_last_layer_epochs: int) -> None:
+                   freeze_last_layer_epochs: int, nonfinite_loss: str,
+                   max_consecutive_skips: int) -> None:
+        if nonfinite_loss not in ('raise', 'skip'):
+            raise ValueError("nonfinite_loss must be 'raise' or 'skip', got "
+                             f'{nonfinite_loss!r}')
         self.per_tensor_clip = per_tensor_clip
         self.freeze_last_layer_epochs = freeze_last_layer_epochs
+        self.nonfinite_loss = nonfinite_loss
+        self.max_consecutive_skips = max_consecutive_skips
+        self.skipped_steps = 0
+        self._consecutive_skips = 0
         # Set by DINOOptimWrapperConstructor.
         self.last_layer_params: List[torch.Tensor] = []
+
+    def update_params(self, loss: torch.Tensor, **kwargs) -> None:
+        """Backward and step, unless the loss is NaN/Inf.
+
+        ``'raise'``: stop before the bad step touches the weights, naming the
+        iteration (the last checkpoint on disk stays the last good one);
+        ``'skip'``: drop this step, count it, and stop after
+        ``max_consecutive_skips`` bad steps in a row.
+        """
+        if torch.isfinite(loss).all():
+            self._consecutive_skips = 0
+            return super().update_params(loss, **kwargs)
+        hub = MessageHub.get_current_instance()
+        where = (f"iteration {hub.get_info('iter', 0)} (epoch "
+                 f"{hub.get_info('epoch', 0)})")
+        self._consecutive_skips += 1
+        if self.nonfinite_loss == 'raise' or (
+                self._consecutive_skips > self.max_consecutive_skips):
+            raise FloatingPointError(
+                f'the DINO loss is {loss.item()} at {where}; training '
+                'stopped before this step changed the weights, and the last '
+                'checkpoint in the work dir is intact. Resume from it with a '
+                'lower lr, or set optim_wrapper.nonfinite_loss=\'skip\' to '
+                'drop such steps.')
+        self.skipped_steps += 1
+        self.zero_grad()
+        print_log(f'skipped the step at {where}: the loss is {loss.item()} '
+                  f'({self.skipped_steps} skipped so far)', logger='current',
+                  level=30)
 
     def _all_params(self) -> List[torch.Tensor]:
         return [p for g in self.optimizer.param_groups for p in g['params']]
@@ -58,13 +95,21 @@ class DINOOptimWrapper(_DINOGradients, OptimWrapper):
             tensor. Defaults to 3.0.
         freeze_last_layer_epochs (int): Epochs in which the DINO head's last
             layer gets no update. Defaults to 1.
+        nonfinite_loss (str): ``'raise'`` (stop, naming the iteration) or
+            ``'skip'`` (drop the step) for a NaN/Inf loss. Defaults to
+            'raise'.
+        max_consecutive_skips (int): With 'skip', stop after this many bad
+            steps in a row. Defaults to 100.
         **kwargs: Passed to ``OptimWrapper``.
     """
 
     def __init__(self, per_tensor_clip: Optional[float] = 3.0,
-                 freeze_last_layer_epochs: int = 1, **kwargs) -> None:
+                 freeze_last_layer_epochs: int = 1,
+                 nonfinite_loss: str = 'raise',
+                 max_consecutive_skips: int = 100, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._dino_init(per_tensor_clip, freeze_last_layer_epochs)
+        self._dino_init(per_tensor_clip, freeze_last_layer_epochs,
+                        nonfinite_loss, max_consecutive_skips)
 
     def step(self, **kwargs) -> None:
         self._treat_gradients()
@@ -76,9 +121,12 @@ class DINOAmpOptimWrapper(_DINOGradients, AmpOptimWrapper):
     """The AMP variant: gradients are unscaled before they are clipped."""
 
     def __init__(self, per_tensor_clip: Optional[float] = 3.0,
-                 freeze_last_layer_epochs: int = 1, **kwargs) -> None:
+                 freeze_last_layer_epochs: int = 1,
+                 nonfinite_loss: str = 'raise',
+                 max_consecutive_skips: int = 100, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._dino_init(per_tensor_clip, freeze_last_layer_epochs)
+        self._dino_init(per_tensor_clip, freeze_last_layer_epochs,
+                        nonfinite_loss, max_consecutive_skips)
 
     def step(self, **kwargs) -> None:
         self.loss_scaler.unscale_(self.optimizer)
