@@ -25,11 +25,16 @@ def clip_per_tensor(params: Iterable[torch.Tensor], max_norm: float) -> None:
 
 
 class _DINOGradients:
-    """What both wrappers do before the optimizer step."""
+    """What both wrappers do before the optimizer step. Mixed in before the
+    mmengine wrapper, whose arguments pass through ``**kwargs``."""
 
-    def _dino_init(self, per_tensor_clip: Optional[float],
-                   freeze_last_layer_epochs: int, nonfinite_loss: str,
-                   max_consecutive_skips: int) -> None:
+    def __init__(self,
+                 per_tensor_clip: Optional[float] = 3.0,
+                 freeze_last_layer_epochs: int = 1,
+                 nonfinite_loss: str = 'raise',
+                 max_consecutive_skips: int = 100,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
         if nonfinite_loss not in ('raise', 'skip'):
             raise ValueError("nonfinite_loss must be 'raise' or 'skip', got "
                              f'{nonfinite_loss!r}')
@@ -103,14 +108,6 @@ class DINOOptimWrapper(_DINOGradients, OptimWrapper):
         **kwargs: Passed to ``OptimWrapper``.
     """
 
-    def __init__(self, per_tensor_clip: Optional[float] = 3.0,
-                 freeze_last_layer_epochs: int = 1,
-                 nonfinite_loss: str = 'raise',
-                 max_consecutive_skips: int = 100, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._dino_init(per_tensor_clip, freeze_last_layer_epochs,
-                        nonfinite_loss, max_consecutive_skips)
-
     def step(self, **kwargs) -> None:
         self._treat_gradients()
         super().step(**kwargs)
@@ -119,14 +116,6 @@ class DINOOptimWrapper(_DINOGradients, OptimWrapper):
 @OPTIM_WRAPPERS.register_module()
 class DINOAmpOptimWrapper(_DINOGradients, AmpOptimWrapper):
     """The AMP variant: gradients are unscaled before they are clipped."""
-
-    def __init__(self, per_tensor_clip: Optional[float] = 3.0,
-                 freeze_last_layer_epochs: int = 1,
-                 nonfinite_loss: str = 'raise',
-                 max_consecutive_skips: int = 100, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._dino_init(per_tensor_clip, freeze_last_layer_epochs,
-                        nonfinite_loss, max_consecutive_skips)
 
     def step(self, **kwargs) -> None:
         self.loss_scaler.unscale_(self.optimizer)
