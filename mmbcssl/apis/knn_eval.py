@@ -17,6 +17,7 @@ from typing import List, Optional, Tuple
 import torch
 from mmengine.config import Config
 
+from mmbcssl.apis.extract_backbone import strip_wrappers
 from mmbcssl.compat import safe_torch_load
 from mmbcssl.evaluation.knn import DEFAULT_KS, knn_evaluate
 from mmbcssl.utils.launch import UserError, run_cli
@@ -38,8 +39,7 @@ def build_feature_model(config: str, checkpoint: Optional[str]):
     else:
         state = safe_torch_load(checkpoint, map_location='cpu')
         state = state.get('state_dict', state)
-        state = {k[7:] if k.startswith('module.') else k: v
-                 for k, v in state.items()}
+        state = strip_wrappers(state)
         # A full pre-training checkpoint: the teacher, as the protocol says;
         # an extracted file: its backbone.* weights.
         for prefix in ('teacher.backbone.', 'backbone.'):
