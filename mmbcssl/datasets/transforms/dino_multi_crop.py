@@ -1,55 +1,63 @@
 """DINO's multi-crop augmentation as one transform.
 
-Caron et al. 2021 (facebookresearch/dino ``main_dino.py``,
-``DataAugmentationDINO``). Built from mmpretrain/mmcv transforms whose
-semantics match the reference once configured:
+Source: Caron et al. 2021, "Emerging Properties in Self-Supervised Vision
+Transformers", and facebookresearch/dino ``main_dino.py``
+(``DataAugmentationDINO``) with ``utils.py`` (``GaussianBlur``,
+``Solarization``). Every view is built from mmpretrain/mmcv transforms whose
+behaviour we checked against that torchvision/PIL code, op by op (tests in
+``tests/test_datasets/test_transforms/test_dino_multi_crop.py`` compare the
+pixels):
 
-* ``RandomResizedCrop``: bicubic, pillow backend;
-* ``ColorJitter(0.4, 0.4, 0.2, 0.1)`` with p 0.8: the four jitters in random
-  order, factors drawn per call (hue works on numpy 2 through
-  :mod:`mmbcssl.compat`);
-* ``RandomGrayscale`` p 0.2: images are BGR in mmcv pipelines, hence BGR
-  luma weights;
-* ``GaussianBlur``: radius ~ U(0.1, 2.0) drawn per call (``magnitude_std=
-  'inf'`` with ``magnitude_level == total_level``), p 1.0 / 0.1 / 0.5 for
-  global-1 / global-2 / locals;
-* ``Solarize(thr=128)`` p 0.2 on global-2 only.
-
-Normalisation and BGR -> RGB happen in the model's data preprocessor, as
-everywhere in mmpretrain.
+* ``RandomResizedCrop`` with ``backend='pillow'``: the same crop sampler as
+  torchvision (area ~ U(scale), log-uniform aspect ratio in (3/4, 4/3), 10
+  attempts, then a centre crop) and the same PIL bicubic resize. The default
+  cv2 backend would not anti-alias when shrinking a large crop to 96 px.
+* ``RandomFlip`` (mmcv), p 0.5, horizontal.
+* ``ColorJitter(0.4, 0.4, 0.2, 0.1)`` inside mmcv's ``RandomApply`` with p
+  0.8: like torchvision, the four adjustments run in a random order with
+  factors drawn per call, through PIL's ``ImageEnhance`` and HSV code
+  (mmpretrain's default ``backend='pillow'``). Negative hue shifts work on
+  numpy 2 through :mod:`mmbcssl.compat`.
+* ``RandomGrayscale`` (mmcv), p 0.2, three channels kept. Images are BGR in
+  mmcv pipelines, so the luma weights are given in BGR order.
+* ``GaussianBlur`` (mmpretrain): the radius is drawn per call, uniform in
+  (0.1, 2.0), by ``magnitude_std='inf'`` with ``magnitude_level ==
+  total_level`` (``U(0, level) / total_level`` mapped onto the range), and
+  applied with PIL's ``ImageFilter.GaussianBlur`` as in DINO.
+* ``Solarize(thr=128)`` (mmpretrain): inverts pixels >= 128, like
+  ``PIL.ImageOps.solarize``.
 """
+import warnings
 from typing import List, Sequence, Tuple
 
 from mmpretrain.datasets.transforms import MultiView
 from mmpretrain.registry import TRANSFORMS
 
+# mmpretrain's ColorJitter calls mmcv.adjust_color(alpha=...) with the pillow
+# backend, which warns on every call that only ``alpha`` is used; that is
+# exactly what we want, and the warning would end up in every training log.
+warnings.filterwarnings(
+    'ignore', message="Only use 'alpha' for pillow backend",
+    category=UserWarning, module='mmcv.image.photometric')
 
 # mmpretrain's transforms by scoped name: mmcv's Compose builds from the root
-# registry when no default scope is set (a pipeline built outside a runner).
-# mmcv's own transforms (flip, apply, grayscale) live in that root registry
-# and are found from any scope by their plain names.
+# registry, where plain names would not find them when no default scope is
+# set (a pipeline built outside a runner). mmcv's own transforms (flip,
+# apply, grayscale) live in that root registry and are found by their plain
+# names from any scope ('mmpretrain.RandomApply' is not found from inside
+# the mmpretrain scope). A test builds the pipeline both ways.
 _S = 'mmpretrain.'
 
-
-def _flip_and_jitter() -> List[dict]:
-    return [
-        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        dict(
-            type='RandomApply',
-            transforms=[
-                dict(type=_S + 'ColorJitter', brightness=0.4, contrast=0.4,
-                     saturation=0.2, hue=0.1)
-            ],
-            prob=0.8),
-        dict(type='RandomGrayscale', prob=0.2, keep_channels=True,
-             channel_weights=(0.114, 0.587, 0.299)),
-    ]
-
-
-def _blur(prob: float) -> dict:
-    return dict(type=_S + 'GaussianBlur', magnitude_range=(0.1, 2.0),
-                magnitude_level=10, total_level=10, magnitude_std='inf',
-                prob=prob)
+# DINO's values (main_dino.py, DataAugmentationDINO and utils.py).
+FLIP_PROB = 0.5
+JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
+JITTER_PROB = 0.8
+GRAYSCALE_PROB = 0.2
+BLUR_RADIUS = (0.1, 2.0)
+# global-1, global-2, every local view
+BLUR_PROBS = (1.0, 0.1, 0.5)
+SOLARIZE_PROB = 0.2  # global-2 only
+SOLARIZE_THRESHOLD = 128  # PIL.ImageOps.solarize's default
 
 
 def _crop(size: int, scale: Tuple[float, float]) -> dict:
@@ -58,20 +66,69 @@ def _crop(size: int, scale: Tuple[float, float]) -> dict:
                 backend='pillow')
 
 
+def _flip_jitter_gray() -> List[dict]:
+    return [
+        dict(type='RandomFlip', prob=FLIP_PROB, direction='horizontal'),
+        dict(type='RandomApply',
+             transforms=[dict(type=_S + 'ColorJitter', **JITTER)],
+             prob=JITTER_PROB),
+        # BGR luma weights (ITU-R 601-2, as PIL's convert('L'))
+        dict(type='RandomGrayscale', prob=GRAYSCALE_PROB,
+             keep_channels=True, channel_weights=(0.114, 0.587, 0.299)),
+    ]
+
+
+def _blur(prob: float) -> dict:
+    # magnitude ~ U(0, 10) / 10 * (2.0 - 0.1) + 0.1, drawn on every call
+    return dict(type=_S + 'GaussianBlur', magnitude_range=BLUR_RADIUS,
+                magnitude_level=10, total_level=10, magnitude_std='inf',
+                prob=prob)
+
+
+def _check_scale(name: str, scale: Sequence[float]) -> Tuple[float, float]:
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+        raise ValueError(f'{name} must be (min, max) with 0 < min <= max '
+                         f'<= 1, got {scale}')
+    return float(scale[0]), float(scale[1])
+
+
 @TRANSFORMS.register_module()
 class DINOMultiCrop(MultiView):
     """2 global views + N local views of one image, in that order.
 
-    ``results['img']`` becomes a list of uint8 HWC images:
-    [global-1, global-2, local-1 .. local-N]; ``PackInputs`` and the
-    default collate turn it into one batch tensor per view.
+    ``results['img']`` (one uint8 HWC BGR image) becomes a list of uint8 HWC
+    BGR images ``[global-1, global-2, local-1, ..., local-N]``, the contract
+    of mmpretrain's ``MultiView``: ``PackInputs`` turns it into a list of CHW
+    tensors, ``default_collate`` into one batch tensor per view, and
+    ``SelfSupDataPreprocessor`` converts each to RGB float and normalises.
+
+    Each view: random resized crop (bicubic), flip p 0.5, colour jitter
+    (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale p 0.2, Gaussian blur with a radius
+    ~ U(0.1, 2.0) drawn per image with p 1.0 (global-1), 0.1 (global-2) or
+    0.5 (each local view), and solarisation p 0.2 on global-2 only.
+
+    Note:
+        DINO normalises each view (ImageNet mean/std) on the CPU; here, as
+        everywhere in mmpretrain, the model's data preprocessor does it on
+        the batch (``SelfSupDataPreprocessor(mean=[123.675, 116.28,
+        103.53], std=[58.395, 57.12, 57.375], to_rgb=True)``), which is the
+        same arithmetic on the same uint8 pixels.
+        mmcv's ``RandomGrayscale`` truncates the weighted sum where PIL
+        rounds it, so a grey view can be one level (1/255) darker than
+        DINO's.
 
     Args:
-        global_crop_size (int): Defaults to 224.
-        local_crop_size (int): Defaults to 96.
-        num_local_crops (int): Defaults to 8.
-        global_crop_scale (Sequence[float]): Defaults to (0.4, 1.0).
-        local_crop_scale (Sequence[float]): Defaults to (0.05, 0.4).
+        global_crop_size (int): Side of the square global views, in pixels.
+            Defaults to 224.
+        local_crop_size (int): Side of the square local views, in pixels.
+            Defaults to 96.
+        num_local_crops (int): Number of local views; 0 gives the 2 global
+            views only. Defaults to 8.
+        global_crop_scale (Sequence[float]): Range of the crop area as a
+            fraction of the image area, for the global views.
+            Defaults to (0.4, 1.0).
+        local_crop_scale (Sequence[float]): The same for the local views.
+            Defaults to (0.05, 0.4).
     """
 
     def __init__(self,
@@ -80,21 +137,46 @@ class DINOMultiCrop(MultiView):
                  num_local_crops: int = 8,
                  global_crop_scale: Sequence[float] = (0.4, 1.0),
                  local_crop_scale: Sequence[float] = (0.05, 0.4)) -> None:
-        if num_local_crops < 0:
-            raise ValueError(f'num_local_crops must be >= 0, got '
-                             f'{num_local_crops}')
+        if int(num_local_crops) != num_local_crops or num_local_crops < 0:
+            raise ValueError(
+                f'num_local_crops must be an int >= 0, got {num_local_crops}')
+        for name, size in (('global_crop_size', global_crop_size),
+                           ('local_crop_size', local_crop_size)):
+            if int(size) != size or size <= 0:
+                raise ValueError(f'{name} must be an int > 0, got {size}')
+        global_crop_scale = _check_scale('global_crop_scale',
+                                         global_crop_scale)
+        local_crop_scale = _check_scale('local_crop_scale', local_crop_scale)
+
+        blur_global1, blur_global2, blur_local = BLUR_PROBS
         views = [
             # global view 1: always blurred
-            [_crop(global_crop_size, global_crop_scale), *_flip_and_jitter(),
-             _blur(1.0)],
+            [_crop(global_crop_size, global_crop_scale),
+             *_flip_jitter_gray(), _blur(blur_global1)],
             # global view 2: rarely blurred, sometimes solarised
-            [_crop(global_crop_size, global_crop_scale), *_flip_and_jitter(),
-             _blur(0.1), dict(type=_S + 'Solarize', thr=128, prob=0.2)],
+            [_crop(global_crop_size, global_crop_scale),
+             *_flip_jitter_gray(), _blur(blur_global2),
+             dict(type=_S + 'Solarize', thr=SOLARIZE_THRESHOLD,
+                  prob=SOLARIZE_PROB)],
         ]
         num_views = [1, 1]
         if num_local_crops:
+            # one pipeline object serves every local view: each call draws
+            # its own crop, flip, jitter, ... (no randomness is cached)
             views.append([_crop(local_crop_size, local_crop_scale),
-                          *_flip_and_jitter(), _blur(0.5)])
-            num_views.append(num_local_crops)
+                          *_flip_jitter_gray(), _blur(blur_local)])
+            num_views.append(int(num_local_crops))
         super().__init__(transforms=views, num_views=num_views)
-        self.num_local_crops = num_local_crops
+        self.global_crop_size = int(global_crop_size)
+        self.local_crop_size = int(local_crop_size)
+        self.num_local_crops = int(num_local_crops)
+        self.global_crop_scale = global_crop_scale
+        self.local_crop_scale = local_crop_scale
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}('
+                f'global_crop_size={self.global_crop_size}, '
+                f'local_crop_size={self.local_crop_size}, '
+                f'num_local_crops={self.num_local_crops}, '
+                f'global_crop_scale={self.global_crop_scale}, '
+                f'local_crop_scale={self.local_crop_scale})')

@@ -1,4 +1,5 @@
 """Image loading that says which file is broken, with a skip policy."""
+import logging
 from typing import Optional
 
 from mmcv.transforms import LoadImageFromFile
@@ -10,23 +11,44 @@ class CorruptImageError(OSError):
     """An image file that cannot be read or decoded."""
 
 
+def _worker_name() -> str:
+    """'data worker 3' inside a DataLoader worker, else 'main process'."""
+    try:
+        from torch.utils.data import get_worker_info
+    except ImportError:  # pragma: no cover - torch is a requirement
+        return 'main process'
+    info = get_worker_info()
+    return 'main process' if info is None else f'data worker {info.id}'
+
+
 @TRANSFORMS.register_module()
 class LoadImageFromFileSafe(LoadImageFromFile):
     """mmcv's ``LoadImageFromFile`` with a policy for unreadable images.
 
-    mmcv raises the decoder's own error (or an assertion) without saying
-    which of a million files it was. Here:
+    mmcv raises the decoder's own error (or a bare assertion) and, inside a
+    DataLoader worker, the traceback rarely shows which of a million files
+    it was. Here:
 
     * ``on_error='raise'`` (default): :class:`CorruptImageError` naming the
-      path and the two fixes;
-    * ``on_error='skip'``: return None, which makes mmengine's training
-      data sets draw another sample (``BaseDataset.__getitem__``); each skip
-      is counted and logged with its path. Test-mode data sets cannot skip
-      (mmengine raises for a None sample), so evaluation still fails loudly.
+      path, the decoder's reason and the two fixes;
+    * ``on_error='skip'``: return None, which makes mmengine's
+      ``BaseDataset.__getitem__`` draw a random other index
+      (``_rand_another``, at most ``max_refetch`` times, 1000 by default).
+      Each skip is counted in :attr:`num_skipped` and logged at WARNING
+      level through the mmengine logger with its path and running count.
+      Test-mode data sets cannot skip (mmengine raises for a None sample),
+      so evaluation still fails loudly - after the path has been logged.
+
+    Note:
+        The count is per process: every DataLoader worker has its own copy
+        of the pipeline, so each log line says which worker it comes from.
+        cv2 (mmcv's default decoder) decodes a truncated JPEG into a
+        partly grey image without an error; such a file is not detected.
 
     Args:
         on_error (str): ``'raise'`` or ``'skip'``. Defaults to 'raise'.
-        **kwargs: Passed to ``LoadImageFromFile``.
+        **kwargs: Passed to mmcv's ``LoadImageFromFile`` (``to_float32``,
+            ``color_type``, ``imdecode_backend``, ``backend_args`` ...).
     """
 
     def __init__(self, on_error: str = 'raise', **kwargs) -> None:
@@ -35,25 +57,37 @@ class LoadImageFromFileSafe(LoadImageFromFile):
                              f'{on_error!r}')
         super().__init__(**kwargs)
         self.on_error = on_error
-        self.num_skipped = 0  # per worker process
+        self.num_skipped = 0  # in this process
 
     def transform(self, results: dict) -> Optional[dict]:
+        """Load ``results['img_path']``; see the class docstring for errors.
+
+        Args:
+            results (dict): Needs ``img_path``.
+
+        Returns:
+            dict | None: ``results`` with ``img``, ``img_shape`` and
+            ``ori_shape``; None for a skipped image.
+        """
         path = results.get('img_path')
         try:
             out = super().transform(results)
             if out is None or out.get('img') is None:
                 raise ValueError('decoded to nothing')
             return out
-        except Exception as e:  # decoder errors have many types
+        except Exception as e:  # decoders raise many types
             reason = f'{type(e).__name__}: {e}'.strip()
         if self.on_error == 'skip':
             self.num_skipped += 1
             print_log(
                 f'skipping unreadable image {path} ({reason}); '
-                f'{self.num_skipped} skipped so far in this worker',
-                logger='current', level=30)
+                f'{self.num_skipped} skipped so far in {_worker_name()}',
+                logger='current', level=logging.WARNING)
             return None
         raise CorruptImageError(
             f'cannot read image {path} ({reason}). Replace or remove the '
             "file, or set on_error='skip' on LoadImageFromFileSafe in the "
             'pipeline to train around it')
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", on_error='{self.on_error}')"
