@@ -18,10 +18,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where logs and results go')
-    parser.add_argument(
-        '--out', help='write the metrics to this JSON file')
+    parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument(
         '--dump', help='dump the raw predictions to this pickle file')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='test-time augmentation as the config defines it '
+        '(`tta_model` + `tta_pipeline`; multi-scale + flip for '
+        'segmentation)')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -35,6 +40,8 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     if cfg.get('test_dataloader') is None or cfg.get('test_cfg') is None:
         raise UserError(f'{args.config} has no test_dataloader/test_cfg to '
                         'evaluate')
+    if args.tta:
+        enable_tta(cfg, args.config)
     if args.dump:
         if not args.dump.endswith(('.pkl', '.pickle')):
             raise UserError('--dump must be a .pkl file')
@@ -45,6 +52,16 @@ def setup_cfg(args: argparse.Namespace) -> Config:
             dict(type='DumpResults', out_file_path=args.dump)
         ]
     return cfg
+
+
+def enable_tta(cfg: Config, path: str) -> None:
+    """Wrap the model in the config's TTA model and use its pipeline, as
+    mmseg's and mmdet's own ``tools/test.py --tta`` do."""
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise UserError(f'--tta: {path} defines no tta_model/tta_pipeline')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
 
 
 def main(argv: Optional[List[str]] = None) -> int:

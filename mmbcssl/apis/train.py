@@ -16,6 +16,7 @@ from mmengine.logging import print_log
 from mmbcssl.utils.data_checks import check_data
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, load_config, run_cli)
+from mmbcssl.utils.pretrained_checks import check_pretrained
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -90,8 +91,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     def _train() -> None:
         args = parse_args(argv)
         cfg = setup_cfg(args)
-        check_data(cfg, phases=('train', ) if args.no_validate else
-                   ('train', 'val'))
+        check_data(
+            cfg, phases=('train', ) if args.no_validate else ('train', 'val'))
+        if not cfg.get('load_from'):
+            # loading a whole model (or resuming) overrides init_cfg
+            check_pretrained(cfg)
         runner = build_runner(cfg)
         runner.train()
 

@@ -10,6 +10,7 @@ from mmengine.config import Config, DictAction
 from mmbcssl.compat import TRUST_ENV, UnsafeCheckpointError
 from .data_checks import DataLayoutError
 from .distributed import cpu_only, init_cpu_process_group
+from .pretrained_checks import PretrainedMismatchError
 
 
 class UserError(ValueError):
@@ -18,7 +19,8 @@ class UserError(ValueError):
 
 # Errors that mean "the input is wrong", not "the code is wrong": the CLI
 # prints them as one line and exits with status 2.
-USER_ERRORS = (UserError, DataLayoutError, UnsafeCheckpointError)
+USER_ERRORS = (UserError, DataLayoutError, UnsafeCheckpointError,
+               PretrainedMismatchError)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +42,10 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         'files from a source you trust)')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     parser.add_argument(
-        '--local-rank', '--local_rank', type=int, default=None,
+        '--local-rank',
+        '--local_rank',
+        type=int,
+        default=None,
         help=argparse.SUPPRESS)
 
 

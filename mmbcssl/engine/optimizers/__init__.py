@@ -1,8 +1,10 @@
 from .dino_optim_constructor import DINOOptimWrapperConstructor
 from .dino_optim_wrapper import (DINOAmpOptimWrapper, DINOOptimWrapper,
                                  clip_per_tensor)
+from .layer_decay_optim_wrapper_constructor import \
+    LayerDecayOptimWrapperConstructor
 
 __all__ = [
     'DINOOptimWrapperConstructor', 'DINOOptimWrapper', 'DINOAmpOptimWrapper',
-    'clip_per_tensor'
+    'clip_per_tensor', 'LayerDecayOptimWrapperConstructor'
 ]

@@ -1,0 +1,152 @@
+"""Pre-flight check of the pre-trained backbone weights a config loads.
+
+mmengine's ``Pretrained`` initialiser loads with ``strict=False``: a
+checkpoint whose keys do not fit the backbone only logs a warning and the
+run trains from random weights, which then shows up weeks later as a bad
+table row. Two common mistakes are caught before the runner is built:
+
+* a whole DINO/EsViT checkpoint given where extracted weights are expected
+  (with ``prefix='backbone.'`` it would silently load the *student*);
+* weights of another backbone (kernel size, arch, BC-SSL vs ConvNeXt).
+
+Keys the checkpoint lacks are an error, except the output norms
+``norm{i}`` that dense-prediction backbones add for extra ``out_indices``
+(pre-training only has the last one; they start fresh, as in mmdet's own
+ConvNeXt and Swin configs). Keys the checkpoint has and the backbone does
+not are listed, not fatal.
+"""
+import os.path as osp
+import re
+from typing import Dict, List, Optional, Tuple
+
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+
+from mmbcssl.compat import safe_torch_load
+
+# Output norms added for dense prediction (mmpretrain ConvNeXt/BCSSL/Swin).
+FRESH_KEY = re.compile(r'^norm\d+\.')
+EXTRACT_HINT = ('extract the backbone first: python '
+                'tools/model_converters/extract_backbone.py <pre-training '
+                'checkpoint> <out.pth> (teacher by default, --student for '
+                'the student)')
+
+
+class PretrainedMismatchError(ValueError):
+    """The pre-trained weights do not fit the backbone they are meant for."""
+
+
+def _pretrained_init(backbone: dict) -> Optional[dict]:
+    init = backbone.get('init_cfg')
+    for item in (init if isinstance(init, (list, tuple)) else [init]):
+        if isinstance(item, dict) and item.get('type') == 'Pretrained':
+            return item
+    return None
+
+
+def compare_keys(
+    given: Dict[str, Tuple[int, ...]], expected: Dict[str, Tuple[int, ...]]
+) -> Tuple[List[str], List[str], List[str], List[str]]:
+    """Missing, shape-mismatched, fresh (allowed missing) and unexpected.
+
+    Args:
+        given: checkpoint key -> shape, prefix already removed.
+        expected: backbone state-dict key -> shape.
+    """
+    missing = sorted(
+        k for k in expected if k not in given and not FRESH_KEY.match(k))
+    fresh = sorted(
+        k for k in expected if k not in given and FRESH_KEY.match(k))
+    shapes = sorted(f'{k}: checkpoint {tuple(given[k])} vs backbone '
+                    f'{tuple(expected[k])}' for k in expected
+                    if k in given and tuple(given[k]) != tuple(expected[k]))
+    unexpected = sorted(k for k in given if k not in expected)
+    return missing, shapes, fresh, unexpected
+
+
+def _summary(keys: List[str], n: int = 5) -> str:
+    more = f' ... ({len(keys)} in all)' if len(keys) > n else ''
+    return ', '.join(keys[:n]) + more
+
+
+def check_pretrained(cfg: Config, build_backbone=None) -> None:
+    """Check ``model.backbone.init_cfg`` (type ``Pretrained``) of ``cfg``.
+
+    Args:
+        cfg (Config): A full config (``default_scope`` decides the
+            registry the backbone is built from).
+        build_backbone (callable, optional): ``dict -> nn.Module``, for
+            tests. Defaults to building with the config's default scope.
+
+    Raises:
+        PretrainedMismatchError: missing file, a whole pre-training
+            checkpoint, no keys under the prefix, keys or shapes that do not
+            fit.
+    """
+    backbone_cfg = cfg.get('model', {}).get('backbone')
+    if not isinstance(backbone_cfg, dict):
+        return
+    init = _pretrained_init(backbone_cfg)
+    if init is None or not init.get('checkpoint'):
+        return
+    path, prefix = init['checkpoint'], init.get('prefix', '')
+    where = 'model.backbone.init_cfg.checkpoint'
+    if '://' in path:
+        return  # remote files are mmengine's business (none reachable here)
+    if not osp.isfile(path):
+        raise PretrainedMismatchError(
+            f'pre-trained backbone {path!r} ({where}) not found; '
+            f'{EXTRACT_HINT}, then set MMBCSSL_PRETRAINED=<out.pth> or '
+            f'--cfg-options {where}=<out.pth>')
+    ckpt = safe_torch_load(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    roots = sorted({k.split('.')[0] for k in state})
+    if any(k.startswith(('teacher.', 'module.teacher.')) for k in state):
+        raise PretrainedMismatchError(
+            f'{path!r} is a whole pre-training checkpoint (top-level keys '
+            f'{roots}): prefix {prefix!r} would load the student, not the '
+            f'teacher, and skip nothing else; {EXTRACT_HINT}')
+    given = {
+        k[len(prefix):]: tuple(v.shape)
+        for k, v in state.items()
+        if k.startswith(prefix) and hasattr(v, 'shape')
+    }
+    if not given:
+        raise PretrainedMismatchError(
+            f'{path!r} has no keys starting with {prefix!r} (top-level keys '
+            f'{roots}); expected extracted backbone weights; {EXTRACT_HINT}')
+
+    backbone_cfg = ConfigDict(backbone_cfg)
+    backbone_cfg.pop('init_cfg', None)
+    module = (build_backbone or _default_builder(cfg))(backbone_cfg)
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    missing, shapes, fresh, unexpected = compare_keys(given, expected)
+    if missing or shapes:
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} backbone keys missing '
+                         f'({_summary(missing)})')
+        if shapes:
+            parts.append(f'{len(shapes)} shapes differ ({_summary(shapes)})')
+        raise PretrainedMismatchError(
+            f'{path!r} does not fit the {backbone_cfg.get("type")} backbone '
+            f'of this config: {"; ".join(parts)}. Was it extracted from a '
+            'pre-training run of the same backbone (arch, kernel_size, '
+            'dw_norm_cfg)? Pick the matching config or re-extract.')
+    if unexpected:
+        print_log(
+            f'pre-trained backbone {path}: {len(unexpected)} keys not '
+            f'in the backbone are ignored: {_summary(unexpected, 20)}',
+            logger='current',
+            level=30)
+    if fresh:
+        print_log(
+            f'pre-trained backbone {path}: output norms start fresh '
+            f'(not in pre-training): {_summary(fresh, 12)}',
+            logger='current')
+
+
+def _default_builder(cfg: Config):
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    return MODELS.build

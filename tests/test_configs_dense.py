@@ -1,0 +1,126 @@
+"""Dense-transfer configs: every Mask R-CNN and UperNet config builds its model
+and its layer-decay optimizer; SSL-extracted weights load into them with no
+backbone key missing."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import MODELS, init_default_scope
+
+import mmbcssl  # noqa: F401
+from mmbcssl.apis.extract_backbone import extract
+from mmbcssl.utils.pretrained_checks import check_pretrained
+from tests.conftest import REPO_ROOT
+
+DET = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'mask_rcnn', '*.py')))
+SEG = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'upernet', '*.py')))
+
+
+def _build(path):
+    cfg = Config.fromfile(path)
+    init_default_scope(cfg.default_scope)
+    return cfg, MODELS.build(cfg.model)
+
+
+@pytest.mark.parametrize('path', DET + SEG, ids=osp.basename)
+def test_dense_config_builds(path):
+    cfg, model = _build(path)
+    name = osp.basename(path)
+    backbone = cfg.model.backbone
+    assert backbone.init_cfg.type == 'Pretrained'
+    assert backbone.init_cfg.prefix == 'backbone.'
+    assert backbone.init_cfg.checkpoint  # a default path, overridable
+    assert tuple(backbone.out_indices) == (0, 1, 2, 3)
+    assert cfg.optim_wrapper.constructor == \
+        'mmpretrain.LayerDecayOptimWrapperConstructor'
+    # fp32 here (AMP needs a GPU): same constructor, plain wrapper
+    wrapper_cfg = {
+        k: v
+        for k, v in cfg.optim_wrapper.items() if k != 'loss_scale'
+    }
+    wrapper_cfg['type'] = 'OptimWrapper'
+    wrapper = build_optim_wrapper(model, wrapper_cfg)
+    groups = wrapper.optimizer.param_groups
+    assert sum(len(g['params'])
+               for g in groups) == sum(p.requires_grad
+                                       for p in model.parameters())
+    if '_demo' in name:
+        return
+    # the published recipes
+    opt = cfg.optim_wrapper.optimizer
+    assert opt.type == 'AdamW' and opt.lr == 1e-4 and opt.weight_decay == 0.05
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs = 16
+    if 'BCSSL' in backbone.type:
+        assert backbone.norm_eval is False
+        assert (backbone.dw_norm_cfg is None
+                or backbone.dw_norm_cfg.type == 'SyncBN')
+    if path in DET:
+        assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.95
+        assert cfg.train_cfg.max_epochs == 36
+        steps = [s for s in cfg.param_scheduler if s.type == 'MultiStepLR']
+        assert steps[0].milestones == [27, 33]
+        assert cfg.param_scheduler[0].end == 1000  # warm-up iterations
+        assert backbone.drop_path_rate == (0.6 if 'bcssl-s' in name else 0.4)
+    else:
+        assert cfg.train_cfg.max_iters == 160000
+        assert cfg.optim_wrapper.paramwise_cfg.decay_type == 'stage_wise'
+        assert 'tta_model' in cfg and 'tta_pipeline' in cfg
+
+
+def _ssl_checkpoint(tmp_path, dino_config, seed=0):
+    """A DINO model with a teacher that differs from its student, saved as
+    an mmengine checkpoint, then extracted as the tools do."""
+    cfg = Config.fromfile(dino_config)
+    init_default_scope('mmpretrain')
+    torch.manual_seed(seed)
+    dino = MODELS.build(cfg.model)
+    dino.init_weights()
+    with torch.no_grad():
+        for p in dino.teacher.parameters():
+            p.add_(torch.randn_like(p))
+    teacher = {
+        f'backbone.{k}': v.clone()
+        for k, v in dino.teacher.backbone.state_dict().items()
+    }
+    kept, _ = extract(dino.state_dict(), 'teacher')
+    full = tmp_path / 'epoch_100.pth'
+    out = tmp_path / 'backbone.pth'
+    torch.save(dict(state_dict=dino.state_dict()), full)
+    torch.save(dict(state_dict=kept), out)
+    return str(full), str(out), teacher
+
+
+@pytest.mark.parametrize('dino,dense', [
+    ('bcssl-t_9x9_100e.py', 'mask_rcnn/bcssl-t_9x9_100e_fpn_3x_coco.py'),
+    ('swin-t_300e.py', 'mask_rcnn/swin-t_dino_300e_fpn_3x_coco.py'),
+    ('convnext-t_7x7_100e.py',
+     'upernet/convnext-t_7x7_100e_upernet_160k_ade20k.py'),
+])
+def test_extracted_teacher_loads_into_dense_model(tmp_path, dino, dense):
+    full, extracted, teacher = _ssl_checkpoint(
+        tmp_path, osp.join(REPO_ROOT, 'configs', 'dino', dino))
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', dense))
+    cfg.model.backbone.init_cfg.checkpoint = extracted
+    check_pretrained(cfg)  # no missing keys, no shape mismatch
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    loaded = model.backbone.state_dict()
+    fresh = [k for k in loaded if f'backbone.{k}' not in teacher]
+    # only the output norms that pre-training does not have start fresh
+    assert all(k.startswith(('norm0.', 'norm1.', 'norm2.')) for k in fresh)
+    for k, v in loaded.items():
+        if k not in fresh:
+            assert torch.equal(v, teacher[f'backbone.{k}']), k
+
+    # the whole pre-training checkpoint is refused, naming the converter
+    cfg.model.backbone.init_cfg.checkpoint = full
+    with pytest.raises(
+            ValueError,
+            match='whole pre-training checkpoint.*'
+            'extract_backbone.py'):
+        check_pretrained(cfg)
