@@ -69,8 +69,15 @@ val_dataloader = dict(
                                   seg_map_path='annotations/validation')))
 test_dataloader = val_dataloader
 
-# optimizer: 1 process x 4 images; lr 2e-4 for a run of minutes
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=2e-4))
+# optimizer: 1 process x 4 images, fp32; lr 2e-4 for a run of minutes
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    constructor='mmpretrain.LayerDecayOptimWrapperConstructor',
+    optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999),
+                   weight_decay=0.05),
+    paramwise_cfg=dict(layer_decay_rate=0.9, decay_type='stage_wise',
+                       num_layers=6))
 
 # learning rate
 param_scheduler = [
