@@ -13,6 +13,23 @@ def _deterministic_seed():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """Undo any ``init_default_scope`` a test made.
+
+    mmengine keeps the default scope in a process-wide registry: after a
+    test built an mmseg model, ``mmpretrain.registry.MODELS.build`` in a
+    later test would look in mmseg's registry and miss ``DINO``. Tests must
+    not depend on the order they run in, so each one starts with the scope
+    it found.
+    """
+    from mmengine.registry import DefaultScope
+    saved = list(DefaultScope._instance_dict.items())
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)
+
+
 def pytest_configure(config):
     # Two cores: more threads only add contention.
     torch.set_num_threads(min(2, os.cpu_count() or 1))

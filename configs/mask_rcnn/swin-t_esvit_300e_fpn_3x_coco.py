@@ -1,20 +1,7 @@
 # Mask R-CNN 3x on COCO from Swin-T pre-trained with EsViT, 300 epochs
-# (configs/esvit/swin-t_300e.py). Same recipe as BC-SSL;
-# the layer decay runs over Swin-T's 12 blocks (mmpretrain's
-# SwinTransformer.get_layer_depth).
-_base_ = '../_base_/detection/mask-rcnn_bcssl-t_fpn_3x_coco.py'
+# (configs/esvit/swin-t_300e.py): the DINO Swin-T config with other weights.
+_base_ = './swin-t_dino_300e_fpn_3x_coco.py'
 pretrained = '{{$MMBCSSL_PRETRAINED:checkpoints/swin-t_esvit_300e_backbone.pth}}'  # noqa: E501
 
 # model settings
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmpretrain.SwinTransformer',
-        arch='tiny',
-        drop_path_rate=0.4,
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained,
-                      prefix='backbone.')))
-
-# optimizer
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=12))
+model = dict(backbone=dict(init_cfg=dict(checkpoint=pretrained)))

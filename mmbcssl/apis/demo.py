@@ -47,6 +47,7 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
     dino_dir = osp.join(work, 'dino_bcssl-t_9x9')
     backbone = osp.join(work, 'bcssl-t_9x9.pth')
     knn_cfg = 'configs/_base_/models/bcssl-t_9x9.py'
+    det_cfg = 'configs/mask_rcnn/bcssl-t_9x9_100e_fpn_demo.py'
     # Demo images are 96 px: centre crops of 64 after a 73 px resize (the
     # 224 / 256 ratio of the real protocol).
     knn_args = ['--data-root', f'{data}/imagenet', '--img-size', '64',
@@ -94,12 +95,30 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
                   osp.join(work, 'knn_dino.json')
               ],
               output=osp.join(work, 'knn_dino.json')),
+        Stage('Mask R-CNN from the pre-trained teacher (COCO-style demo)',
+              ['tools/train.py', det_cfg, dino_cfg],
+              lambda: [
+                  py, _tool('train.py'), det_cfg, '--work-dir',
+                  osp.join(work, 'mask_rcnn'), '--cfg-options',
+                  f'model.backbone.init_cfg.checkpoint={backbone}',
+                  *_coco_roots(f'{data}/coco')
+              ],
+              output=osp.join(work, 'mask_rcnn')),
     ]
 
 
 def _roots(root: str) -> List[str]:
     return [f'{k}_dataloader.dataset.data_root={root}'
             for k in ('train', 'val', 'test')]
+
+
+def _coco_roots(root: str) -> List[str]:
+    ann = f'{root}/annotations/instances_val2017.json'
+    return [f'{k}_dataloader.dataset.data_root={root}/'
+            for k in ('train', 'val', 'test')] + [
+                f'val_evaluator.ann_file={ann}',
+                f'test_evaluator.ann_file={ann}'
+            ]
 
 
 def _latest(work_dir: str) -> str:

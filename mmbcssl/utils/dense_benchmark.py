@@ -95,7 +95,15 @@ def build_step(spec: Tuple[str, bool, dict], batch_size: int,
     from mmengine.model import revert_sync_batchnorm
     # one process: SyncBN as BN (what each GPU computes before the
     # all-reduce)
+    torch.manual_seed(0)  # the same heads for models that share them
     model = revert_sync_batchnorm(build_model(config, overrides, deploy))
+    roi_head = getattr(model, 'roi_head', None)
+    if mode == 'infer' and roi_head is not None:
+        # Untrained weights give few, weight-dependent detections above the
+        # score threshold, and the mask head's cost follows that count. With
+        # no threshold every model keeps max_per_img (100) per image, so all
+        # do the same head work and only the backbone differs.
+        roi_head.test_cfg.score_thr = 0.
     batch = synthetic_batch(model, batch_size, img_shape)
     return _Step(model, batch, mode, torch.device(device), channels_last,
                  amp)

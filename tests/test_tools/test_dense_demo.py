@@ -54,6 +54,8 @@ def test_mask_rcnn_dist_train_two_processes_then_test(demo_data, tmp_path,
     assert proc.returncode == 0, log[-4000:]
     assert 'GPU number: 2' in log
     assert 'layer_wise LR decay, rate 0.95' in log
+    # every parameter's lr scale is logged once: the stem's is 0.95^7
+    assert 'backbone.downsample_layers.0.0.weight: 0.6983, 0.05' in log
     assert 'coco/bbox_mAP' in log and 'coco/segm_mAP' in log
     ckpt = osp.join(tmp_path, 'epoch_1.pth')
     assert osp.isfile(ckpt)
@@ -94,3 +96,38 @@ def test_upernet_demo_trains_and_tests_with_tta(demo_data, tmp_path):
         assert code == 0
         import json
         assert 0. <= json.loads(out.read_text())['mIoU'] <= 100.
+
+
+def test_missing_coco_and_ade_roots_name_the_tree(tmp_path, capsys):
+    cases = [
+        ('mask_rcnn/bcssl-t_9x9_100e_fpn_3x_coco.py',
+         'annotations/instances_{train2017,val2017}.json'),
+        ('upernet/bcssl-t_9x9_100e_upernet_160k_ade20k.py',
+         'annotations/{training,validation}/*.png'),
+        ('upernet/bcssl-t_9x9_100e_upernet_demo.py',
+         '<data_prefix.seg_map_path>'),
+    ]
+    for config, tree in cases:
+        code = train_api.main([
+            osp.join(REPO_ROOT, 'configs', config), '--work-dir',
+            str(tmp_path), '--cfg-options',
+            f'train_dataloader.dataset.data_root={tmp_path}/none'
+        ])
+        err = capsys.readouterr().err
+        assert code == 2, config
+        assert f"data root '{tmp_path}/none' does not exist" in err
+        assert tree in err
+
+
+def test_demo_detects_from_the_extracted_teacher(capsys):
+    """bash tools/demo.sh: the Mask R-CNN stage starts from the backbone the
+    extraction stage wrote, on the demo COCO set."""
+    from mmbcssl.apis import demo
+    assert demo.main(['--dry-run', '--work-dir', 'w', '--data-root',
+                      'd']) == 0
+    out = capsys.readouterr().out
+    extract = out.index('extract_backbone.py')
+    det = out.index('configs/mask_rcnn/bcssl-t_9x9_100e_fpn_demo.py')
+    assert extract < det
+    assert 'model.backbone.init_cfg.checkpoint=w/bcssl-t_9x9.pth' in out
+    assert 'val_evaluator.ann_file=d/coco/annotations/' in out

@@ -22,7 +22,6 @@ layer_decay_optimizer_constructor.py``, carried into mmdet 3.x):
 * weight decay 0 for biases, every 1-D parameter (norms, layer scales) and
   the position/relative-position tables; ``weight_decay`` for the rest.
 """
-from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch.nn as nn
@@ -61,8 +60,8 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
       :data:`NO_DECAY_KEYS`.
 
     The groups are logged once when the optimizer is built: one line per
-    (layer, decay) group with its lr scale and weight decay, and the
-    parameter names at debug level.
+    (layer, decay) group, then ``name: lr_scale, weight_decay`` for every
+    parameter.
 
     Example::
 
@@ -172,11 +171,10 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 f'lr {g["lr"]:.3g} weight_decay {g["weight_decay"]:.3g} '
                 f'({len(g["params"])} tensors, first '
                 f'{g["param_names"][0]})')
+        lines.append('  parameter: lr_scale, weight_decay')
+        lines.extend(f'  {n}: {g["lr_scale"]:.4f}, {g["weight_decay"]:.3g}'
+                     for g in groups for n in g['param_names'])
         logger.info('\n'.join(lines))
-        names = OrderedDict((n, (g['lr_scale'], g['weight_decay']))
-                            for g in groups for n in g['param_names'])
-        logger.debug('\n'.join(f'{n}: lr_scale {s:.4f} weight_decay {w:.3g}'
-                               for n, (s, w) in names.items()))
 
 
 def _stage_depth(name: str, num_layers: int) -> Tuple[int, int]:
