@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The launcher behind tools/{dist,slurm}_{train,test}.sh:
+# The launcher behind tools/{dist,slurm}_{train,test}.sh and
+# tools/dist_knn_eval.sh:
 #   _launch.sh <dist|slurm> <train|test> [<partition> <job>] <config> [<checkpoint>] <gpus> [args]
 # dist: torchrun, one process per GPU (gloo CPU processes without GPUs);
 #   multi-node through NNODES, NODE_RANK, MASTER_ADDR, PORT.

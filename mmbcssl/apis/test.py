@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmbcssl.utils.data_checks import check_data
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, load_config, run_cli)
+from mmbcssl.utils.pretrained_checks import check_checkpoint_fits
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -22,6 +23,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--dump', help='dump the raw predictions to this pickle file')
     parser.add_argument(
+        '--model-from',
+        metavar='CONFIG',
+        help='take the model (with its default_scope and custom_imports) '
+        'from this config, e.g. the linear-probe config a robustness '
+        'config should evaluate; --cfg-options still apply on top')
+    parser.add_argument(
         '--tta',
         action='store_true',
         help='test-time augmentation as the config defines it '
@@ -32,7 +39,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def setup_cfg(args: argparse.Namespace) -> Config:
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config)
+    if args.model_from:
+        take_model_from(cfg, args.model_from)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     apply_common(cfg, args)
     if not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint {args.checkpoint!r} not found')
@@ -54,6 +65,22 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def take_model_from(cfg: Config, path: str) -> None:
+    """Replace ``cfg.model`` by the model of the config at ``path``.
+
+    The evaluation configs (``configs/robustness``) carry a default model;
+    this evaluates any other one on the same data and metrics without a
+    config per (model, data set) pair.
+    """
+    other = load_config(path)
+    if 'model' not in other:
+        raise UserError(f'--model-from {path}: the config has no model')
+    cfg.model = other.model
+    for key in ('default_scope', 'custom_imports'):
+        if key in other:
+            cfg[key] = other[key]
+
+
 def enable_tta(cfg: Config, path: str) -> None:
     """Wrap the model in the config's TTA model and use its pipeline, as
     mmseg's and mmdet's own ``tools/test.py --tta`` do."""
@@ -72,6 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg = setup_cfg(args)
         check_data(cfg, phases=('test', ))
         runner = build_runner(cfg)
+        check_checkpoint_fits(runner.model, cfg.load_from)
         metrics = runner.test()
         if args.out:
             with open(args.out, 'w') as f:

@@ -21,6 +21,14 @@ EXPECTED_LAYOUTS: Dict[str, str] = {
     '<root>/annotations/instances_{train2017,val2017}.json',
     'ADE20KDataset': '<root>/images/{training,validation}/*.jpg and '
     '<root>/annotations/{training,validation}/*.png',
+    'ImageNetSubset': '<root>/<wnid>/<image> folders named after ImageNet '
+    'wnids (ImageNet-A/R; ImageNet-Sketch: <root>/sketch/<wnid>/)',
+    'ImageNetC': '<root>/<corruption>/<severity 1-5>/<wnid>/<image> (or '
+    '<root>/<category>/<corruption>/<severity>/<wnid>/)',
+    'BaseSegDataset': '<root>/<data_prefix.img_path>/*<img_suffix> and '
+    '<root>/<data_prefix.seg_map_path>/*<seg_map_suffix> (the ADE20K '
+    'layout: images/ and annotations/, each with training/ and '
+    'validation/)',
 }
 # Dataset types whose class folders must match the class list.
 FOLDER_CLASSIFICATION = ('ImageNet', 'CustomDataset')
@@ -94,7 +102,8 @@ def check_dataset(dataset: Dict[str, Any], where: str) -> None:
     """
     for ds in _iter_datasets(dataset):
         type_name = _type_name(ds)
-        layout = EXPECTED_LAYOUTS.get(type_name, 'see the README')
+        layout = EXPECTED_LAYOUTS.get(
+            type_name, f'the layout {type_name} reads (see the README)')
         root = ds.get('data_root') or ''
         hint = (f'expected {layout}. Prepare it as the README says '
                 f'("Data preparation") or point --cfg-options '

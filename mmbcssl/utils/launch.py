@@ -72,6 +72,13 @@ def apply_common(cfg: Config, args: argparse.Namespace) -> None:
         name = osp.splitext(osp.basename(cfg.filename))[0]
         cfg.work_dir = osp.join('./work_dirs', name)
     cfg.launcher = args.launcher
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if loader and loader.get('num_workers', 1) == 0:
+            # torch refuses persistent workers without workers; a
+            # `--cfg-options ...num_workers=0` debugging run should not
+            # have to know that
+            loader['persistent_workers'] = False
     if args.launcher == 'pytorch' and cpu_only():
         # NCCL, the configs' default, needs GPUs; gloo runs on CPU, and
         # mmengine's own launcher and DDP wrapping assume a GPU per process.

@@ -45,19 +45,22 @@ def _pretrained_init(backbone: dict) -> Optional[dict]:
 
 
 def compare_keys(
-    given: Dict[str, Tuple[int, ...]], expected: Dict[str, Tuple[int, ...]]
+    given: Dict[str, Tuple[int, ...]],
+    expected: Dict[str, Tuple[int, ...]],
+    what: str = 'backbone'
 ) -> Tuple[List[str], List[str], List[str], List[str]]:
     """Missing, shape-mismatched, fresh (allowed missing) and unexpected.
 
     Args:
         given: checkpoint key -> shape, prefix already removed.
         expected: backbone state-dict key -> shape.
+        what: how shape messages name ``expected``.
     """
     missing = sorted(
         k for k in expected if k not in given and not FRESH_KEY.match(k))
     fresh = sorted(
         k for k in expected if k not in given and FRESH_KEY.match(k))
-    shapes = sorted(f'{k}: checkpoint {tuple(given[k])} vs backbone '
+    shapes = sorted(f'{k}: checkpoint {tuple(given[k])} vs {what} '
                     f'{tuple(expected[k])}' for k in expected
                     if k in given and tuple(given[k]) != tuple(expected[k]))
     unexpected = sorted(k for k in given if k not in expected)
@@ -150,3 +153,56 @@ def _default_builder(cfg: Config):
     from mmengine.registry import MODELS, init_default_scope
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     return MODELS.build
+
+
+def check_checkpoint_fits(model, path: str) -> None:
+    """Check that the checkpoint ``tools/test.py`` evaluates fills ``model``.
+
+    mmengine loads ``load_from`` with ``strict=False``: a checkpoint of
+    another model (a pre-training checkpoint, a probe of another backbone, a
+    1000-class head for a 10-class config) only logs a warning, and the
+    evaluation reports numbers of a partly random network. Here every key
+    must be present with its shape, and no key may be left over.
+
+    Args:
+        model (nn.Module): The runner's model (wrappers and TTA models are
+            unwrapped, as mmengine does when loading).
+        path (str): The checkpoint file.
+
+    Raises:
+        PretrainedMismatchError: listing the missing, mis-shaped and
+            unexpected keys.
+    """
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+    if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    ckpt = safe_torch_load(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    # mmengine strips a DDP 'module.' prefix when loading; so do we.
+    given = {
+        re.sub(r'^module\.', '', k): tuple(v.shape)
+        for k, v in state.items() if hasattr(v, 'shape')
+    }
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing, shapes, fresh, unexpected = compare_keys(given, expected,
+                                                      'model')
+    missing = sorted(missing + fresh)
+    if not (missing or shapes or unexpected):
+        return
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} keys missing ({_summary(missing)})')
+    if shapes:
+        parts.append(f'{len(shapes)} shapes differ ({_summary(shapes)})')
+    if unexpected:
+        parts.append(f'{len(unexpected)} keys not in the model '
+                     f'({_summary(unexpected)})')
+    hint = ''
+    if any(k.startswith('teacher.') for k in given):
+        hint = (' It is a pre-training checkpoint: evaluate the checkpoint '
+                'of a probe or fine-tuning run trained from it.')
+    raise PretrainedMismatchError(
+        f'checkpoint {path!r} does not fit the model of this config: '
+        f'{"; ".join(parts)}.{hint} Evaluate it with the config it was '
+        'trained with (for configs/robustness: --model-from '
+        'configs/linear/<model>.py).')

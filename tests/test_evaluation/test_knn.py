@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from mmbcssl.evaluation.knn import knn_classify, knn_evaluate, topk_accuracy
+from mmbcssl.evaluation.knn import (knn_classify, knn_evaluate,
+                                    normalized_bank, topk_accuracy)
 
 
 def brute_force_scores(train, labels, query, num_classes, k, t):
@@ -55,6 +56,26 @@ def test_chunked_equals_unchunked_and_half_bank_is_close():
         # fp16 storage moves similarities by ~1e-3: same predictions.
         agree = (half[k].argmax(1) == whole[k].argmax(1)).float().mean()
         assert agree >= 0.96
+
+
+def test_prenormalised_half_bank_is_used_without_a_copy():
+    """The path of tools/knn_eval.py: features stored normalised in
+    float16 by extract_features are classified in place, with the scores of
+    the default path (which normalises and casts itself)."""
+    g = torch.Generator().manual_seed(3)
+    train = torch.randn(400, 16, generator=g)
+    labels = torch.randint(0, 5, (400, ), generator=g)
+    query = torch.randn(20, 16, generator=g)
+    bank = normalized_bank(train, torch.float16, chunk_size=64)
+    assert bank.dtype == torch.float16
+    torch.testing.assert_close(bank.float().norm(dim=1), torch.ones(400),
+                               atol=1e-3, rtol=0)
+    assert normalized_bank(bank, torch.float16, normalized=True) is bank
+    ref = knn_classify(train, labels, query, 5, bank_dtype=torch.float16)
+    got = knn_classify(bank, labels, query, 5, bank_dtype=torch.float16,
+                       normalized=True)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k])
 
 
 def test_k_larger_than_bank_uses_all_entries():

@@ -1,6 +1,11 @@
-"""tools/knn_eval.py: random-init baseline, extracted weights, bad input."""
+"""tools/knn_eval.py: random-init baseline, extracted weights, the same
+result from two processes through tools/dist_knn_eval.sh, bad input."""
 import json
+import os
 import os.path as osp
+import socket
+import subprocess
+import sys
 
 import torch
 
@@ -10,7 +15,7 @@ from tests.conftest import REPO_ROOT
 
 CONFIG = osp.join(REPO_ROOT, 'configs', '_base_', 'models', 'bcssl-t_9x9.py')
 SMALL = ['--img-size', '32', '--resize', '36', '--ks', '1', '5',
-         '--batch-size', '40']
+         '--batch-size', '40', '--num-workers', '0']
 
 
 def test_random_init_then_same_weights_from_a_checkpoint(demo_data,
@@ -35,6 +40,43 @@ def test_random_init_then_same_weights_from_a_checkpoint(demo_data,
                             'knn/k5_top5'}
     assert outs[0] == outs[1]
     assert 0 <= outs[0]['knn/k5_top1'] <= 100
+
+
+def test_two_processes_give_the_single_process_result(demo_data, tmp_path):
+    """torchrun -> 2 gloo processes, each extracting half of the images;
+    the gathered bank is in data set order, so the metrics are those of
+    one process."""
+    root = osp.join(demo_data, 'imagenet')
+    torch.manual_seed(0)
+    model = knn_eval.build_feature_model(CONFIG, None)
+    ckpt = str(tmp_path / 'bb.pth')
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in
+                               model['backbone'].state_dict().items()}},
+               ckpt)
+    args = ['--data-root', root, '--checkpoint', ckpt, *SMALL]
+    one = str(tmp_path / 'one.json')
+    assert knn_eval.main([CONFIG, *args, '--out', one]) == 0
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    two = str(tmp_path / 'two.json')
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port),
+               OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        ['bash', osp.join(REPO_ROOT, 'tools', 'dist_knn_eval.sh'), CONFIG,
+         '2', *args, '--out', two],
+        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert '2 process(es)' in proc.stdout
+    with open(one) as f, open(two) as g:
+        single, dist = json.load(f), json.load(g)
+    assert set(single) == set(dist)
+    n_val = sum(len(files) for _, _, files in os.walk(osp.join(root, 'val')))
+    for key in single:
+        # the same images and weights; batches of another size may round
+        # a feature differently, which can move at most a neighbour: allow
+        # one val image either way
+        assert abs(single[key] - dist[key]) <= 100 / n_val + 1e-6, key
 
 
 def test_mismatched_checkpoint_is_refused(demo_data, tmp_path, capsys):

@@ -89,7 +89,7 @@ def test_mismatches_are_named(tmp_path, case, pattern):
         check_pretrained(_cfg(str(path)))
 
 
-def test_train_tool_stops_before_training(tmp_path, capsys):
+def test_train_tool_stops_before_training(demo_data, tmp_path, capsys):
     """Through tools/train.py: exit 2, one line, nothing trained."""
     state = {f'backbone.{k}': v for k, v in _pretraining_backbone().items()}
     state.update({f'teacher.{k}': v for k, v in state.items()})
@@ -100,7 +100,10 @@ def test_train_tool_stops_before_training(tmp_path, capsys):
     code = train_api.main([
         config, '--work-dir',
         str(tmp_path / 'work'), '--cfg-options',
-        f'model.backbone.init_cfg.checkpoint={path}'
+        f'model.backbone.init_cfg.checkpoint={path}',
+        f'train_dataloader.dataset.data_root={demo_data}/coco/',
+        f'val_dataloader.dataset.data_root={demo_data}/coco/',
+        f'test_dataloader.dataset.data_root={demo_data}/coco/'
     ])
     err = capsys.readouterr().err
     assert code == 2

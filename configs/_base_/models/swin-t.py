@@ -1,5 +1,6 @@
 # Swin-T (mmpretrain's SwinTransformer), pooled by global average pooling.
 default_scope = 'mmpretrain'
+custom_imports = dict(imports=['mmbcssl'], allow_failed_imports=False)
 
 # model settings
 model = dict(

@@ -1,6 +1,7 @@
 # ViT-S/16 (DeiT-small dimensions: 384 wide, 12 layers, 6 heads), the
 # class token as the pooled feature, as in DINO.
 default_scope = 'mmpretrain'
+custom_imports = dict(imports=['mmbcssl'], allow_failed_imports=False)
 
 # model settings
 model = dict(

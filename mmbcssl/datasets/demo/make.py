@@ -23,15 +23,15 @@ import os
 import os.path as osp
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import resources
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import numpy as np
 from PIL import Image
 
-from mmbcssl.datasets.corruptions import BENCHMARK, EXTRA, corrupt
+from mmbcssl.datasets.corruptions import BENCHMARK, EXTRA
+from mmbcssl.datasets.imagenet_c_maker import NOTE, corruption_jobs, run_jobs
 from .world import MAX_CLASSES, SHAPES, TEXTURES, class_image, scene
 
 VERSION = 1
@@ -165,40 +165,18 @@ def _write_robustness(out: str, wnids, sizes: DemoSizes, seed: int):
     return counts
 
 
-def _corrupt_one(job: Tuple[str, str, str, int, int]) -> None:
-    src, dst, corruption, severity, seed = job
-    img = np.asarray(Image.open(src).convert('RGB'))
-    _save(corrupt(img, corruption, severity, seed), dst)
-
-
 def _write_imagenet_c(out: str, wnids, sizes: DemoSizes, seed: int,
                       workers: int) -> int:
     root = osp.join(out, 'imagenet-c')
     names = BENCHMARK + (EXTRA if sizes.extra_corruptions else ())
-    jobs = []
-    for ci, corruption in enumerate(names):
-        for severity in range(1, 6):
-            for label, wnid in enumerate(wnids):
-                for n in range(sizes.c_per_class):
-                    src = osp.join(out, 'imagenet', 'val', wnid,
-                                   f'{wnid}_{n}.JPEG')
-                    dst = osp.join(root, corruption, str(severity), wnid,
-                                   f'{wnid}_{n}.JPEG')
-                    job_seed = (seed * 1_000_003 + ci * 7919 +
-                                severity * 131 + label * 17 + n)
-                    jobs.append((src, dst, corruption, severity, job_seed))
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_corrupt_one, jobs, chunksize=16))
-    else:
-        for job in jobs:
-            _corrupt_one(job)
+    items = [(osp.join(out, 'imagenet', 'val', wnid, f'{wnid}_{n}.JPEG'),
+              wnid, label, n) for label, wnid in enumerate(wnids)
+             for n in range(sizes.c_per_class)]
+    jobs = corruption_jobs(items, root, names, seed=seed,
+                           quality=JPEG_QUALITY)
+    run_jobs(jobs, workers)
     with open(osp.join(root, 'README.txt'), 'w') as f:
-        f.write(
-            'ImageNet-C-STYLE data made by mmbcssl from the demo val images '
-            'with the imagecorruptions package (ImageNet-C severities).\n'
-            'It is an approximation for testing the pipeline, not the '
-            'ImageNet-C benchmark (Hendrycks & Dietterich, ICLR 2019).\n')
+        f.write(NOTE.format(src='the demo val images'))
     return len(jobs)
 
 

@@ -162,8 +162,8 @@ class BCSSL(ConvNeXt):
         layer_scale_init_value (float): Defaults to 1e-6.
         out_indices (int | Sequence[int]): Stages to output, in [-4, 3].
             Defaults to -1.
-        frozen_stages (int): Stages (with their downsampling) to freeze.
-            Defaults to 0.
+        frozen_stages (int): Stages (with their downsampling and output
+            norms) to freeze; 4 freezes everything. Defaults to 0.
         norm_eval (bool): Keep the BatchNorms in eval mode while training
             (frozen statistics). Defaults to False.
         gap_before_final_norm (bool): Output pooled (N, C) features instead
@@ -285,6 +285,16 @@ class BCSSL(ConvNeXt):
                     f'{num_stages - 1}], got {out_indices}')
         # ConvNeXt's own conversion assumes 4 stages.
         return [i % num_stages for i in indices]
+
+    def _freeze_stages(self) -> None:
+        """Freeze the first ``frozen_stages`` stages (ConvNeXt's rule) and
+        also the output norms of frozen stages, so that ``frozen_stages=4``
+        leaves nothing trainable (a linear probe), as Swin does."""
+        super()._freeze_stages()
+        for i in self.out_indices:
+            if i < self.frozen_stages and hasattr(self, f'norm{i}'):
+                for param in getattr(self, f'norm{i}').parameters():
+                    param.requires_grad = False
 
     def train(self, mode: bool = True) -> 'BCSSL':
         super().train(mode)

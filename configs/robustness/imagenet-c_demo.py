@@ -1,0 +1,20 @@
+# ImageNet-C protocol on the demo's ImageNet-C-style tree (data/demo/
+# imagenet-c: the demo val images corrupted with imagecorruptions at the 5
+# ImageNet-C severities; an approximation, not the benchmark) with the demo
+# linear probe. Reports mCE etc. exactly as imagenet-c.py does.
+_base_ = ['./imagenet-c.py', '../_base_/datasets/demo_classification.py']
+data_root = 'data/demo/imagenet-c'
+
+# model settings: the demo probe's head
+model = dict(data_preprocessor=dict(num_classes=10), head=dict(num_classes=10))
+
+# dataset settings
+test_dataloader = dict(
+    batch_size=32,
+    num_workers=2,
+    persistent_workers=False,
+    pin_memory=False,
+    dataset=dict(
+        data_root=data_root,
+        base_classes={{_base_.demo_classes}},
+        pipeline={{_base_.demo_test_pipeline}}))

@@ -1,0 +1,19 @@
+# ImageNet-R (Hendrycks et al. 2021, "The Many Faces of Robustness"):
+# 30,000 renditions of 200 ImageNet classes in <root>/<wnid>/ folders.
+# Protocol: the 1000-way linear probe's logits are restricted to the 200
+# classes (ascending ImageNet order) before top-1/top-5 (SubsetAccuracy).
+#   tools/test.py configs/robustness/imagenet-r.py <linear-probe ckpt>
+# The model is the BC-SSL-T 9x9 probe; another one with
+#   --model-from configs/linear/<model>.py
+_base_ = '../linear/bcssl-t_9x9_100e.py'
+data_root = 'data/imagenet-r'
+
+# dataset settings
+test_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='ImageNetSubset',
+        data_root=data_root,
+        base_classes='imagenet-1k',  # the probe's label space
+        pipeline={{_base_.test_pipeline}}))
+test_evaluator = dict(_delete_=True, type='SubsetAccuracy', topk=(1, 5))

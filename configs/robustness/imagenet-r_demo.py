@@ -1,0 +1,21 @@
+# ImageNet-R protocol on the demo's rendition-style set (data/demo/
+# imagenet-r: a subset of the 10 demo classes, made by
+# tools/misc/make_demo_data.py) with the demo linear probe
+# (configs/linear/bcssl-t_9x9_100e_demo.py): its 10 classes are the label
+# space, so the logits are restricted to the subset's columns.
+_base_ = ['./imagenet-r.py', '../_base_/datasets/demo_classification.py']
+data_root = 'data/demo/imagenet-r'
+
+# model settings: the demo probe's head
+model = dict(data_preprocessor=dict(num_classes=10), head=dict(num_classes=10))
+
+# dataset settings
+test_dataloader = dict(
+    batch_size=32,
+    num_workers=2,
+    persistent_workers=False,
+    pin_memory=False,
+    dataset=dict(
+        data_root=data_root,
+        base_classes={{_base_.demo_classes}},
+        pipeline={{_base_.demo_test_pipeline}}))

@@ -1,0 +1,149 @@
+"""``tools/analysis_tools/benchmark_knn.py``: time and memory of the
+weighted k-NN (:func:`mmbcssl.evaluation.knn.knn_classify`) on a synthetic
+feature bank, e.g. 100k x 768 or the ImageNet-size 1.28M x 768.
+
+Time: the median over repeats of classifying ``--queries`` queries, given
+per 10k queries. Memory: on CPU the peak resident memory of a fresh
+process, above what it held after the imports (Linux ``VmHWM``); on CUDA
+the peak of allocated memory. Both are printed next to the bound the
+chunking promises: bank + queries + one similarity chunk + the running
+top-k + one vote matrix per k.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from mmbcssl.evaluation.knn import DEFAULT_KS, knn_classify
+
+
+def memory_bound_mb(bank: int, dim: int, queries: int, classes: int,
+                    ks, half: bool, chunk: int, bank_chunk: int) -> float:
+    """Bytes the algorithm needs at its peak (MiB), by construction."""
+    m = min(chunk, queries)
+    k = max(ks)
+    total = bank * dim * (2 if half else 4) + bank * 8  # bank + labels
+    total += queries * dim * 4  # query features
+    total += m * min(bank_chunk, bank) * 4 * 2  # similarities + topk input
+    total += bank_chunk * dim * 4 if half else 0  # chunk cast to float32
+    total += m * 2 * k * 12  # running top-k values + indices, merged
+    total += len(ks) * queries * classes * 4  # the returned scores
+    return total / 2**20
+
+
+def run(bank: int, dim: int, queries: int, classes: int, ks, half: bool,
+        chunk: int, bank_chunk: int, repeats: int,
+        device: str = 'cpu') -> dict:
+    """Time ``repeats`` classifications in this process (CUDA timings
+    synchronised; on CUDA also the peak of allocated memory)."""
+    device = torch.device(device)
+    cuda = device.type == 'cuda'
+    gen = torch.Generator().manual_seed(0)
+    # The bank as tools/knn_eval.py holds it: normalised rows in the
+    # storage type, written a chunk at a time (no float32 copy).
+    dtype = torch.float16 if half else torch.float32
+    feats = torch.empty(bank, dim, dtype=dtype)
+    for start in range(0, bank, bank_chunk):
+        rows = torch.randn(min(bank_chunk, bank - start), dim, generator=gen)
+        feats[start:start + bank_chunk] = F.normalize(rows, dim=1).to(dtype)
+    labels = torch.randint(0, classes, (bank, ), generator=gen)
+    query = torch.randn(queries, dim, generator=gen)
+    feats, labels, query = feats.to(device), labels.to(device), query.to(
+        device)
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        knn_classify(feats, labels, query, classes, ks, chunk_size=chunk,
+                     bank_chunk_size=bank_chunk, bank_dtype=dtype,
+                     normalized=True)
+        if cuda:
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    per_10k = [t * 10_000 / queries for t in times]
+    out = dict(s_per_10k_queries=statistics.median(per_10k),
+               min=min(per_10k), max=max(per_10k))
+    if cuda:
+        # the inputs were allocated before the reset: add them back
+        peak = torch.cuda.max_memory_allocated(device)
+        out['peak_mb'] = (peak - base + feats.nbytes + labels.nbytes +
+                          query.nbytes) / 2**20
+    return out
+
+
+def peak_memory_mb(args: List[str]) -> float:
+    """Peak RSS above the post-import level of a fresh process running one
+    classification with ``args``."""
+    code = ('import json\n'
+            'def hwm():\n'
+            '    for line in open("/proc/self/status"):\n'
+            '        if line.startswith("VmHWM:"):\n'
+            '            return int(line.split()[1])\n'
+            'import mmbcssl.utils.knn_benchmark as kb\n'
+            'base = hwm()\n'
+            f'kb.main({args + ["--repeats", "1", "--no-memory"]!r}, '
+            'quiet=True)\n'
+            'print(json.dumps(dict(peak=hwm(), base=base)))\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True)
+    if proc.returncode:
+        raise RuntimeError(f'memory run failed:\n{proc.stderr[-2000:]}')
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return (out['peak'] - out['base']) / 1024.
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--bank', type=int, default=100_000)
+    parser.add_argument('--dim', type=int, default=768)
+    parser.add_argument('--queries', type=int, default=10_000)
+    parser.add_argument('--classes', type=int, default=1000)
+    parser.add_argument('--ks', type=int, nargs='+', default=DEFAULT_KS)
+    parser.add_argument('--fp32-bank', action='store_true',
+                        help='keep the bank in float32 (default: float16)')
+    parser.add_argument('--chunk', type=int, default=1024)
+    parser.add_argument('--bank-chunk', type=int, default=65536)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--device', default='cpu',
+                        help='cpu or cuda[:i] (CUDA: synchronised timing, '
+                        'peak allocated memory)')
+    parser.add_argument('--no-memory', action='store_true')
+    parser.add_argument('--out', help='write the result as JSON')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None, quiet: bool = False) -> dict:
+    args = parse_args(argv)
+    half = not args.fp32_bank
+    result = dict(vars(args), threads=torch.get_num_threads())
+    result.update(
+        run(args.bank, args.dim, args.queries, args.classes, args.ks, half,
+            args.chunk, args.bank_chunk, args.repeats, args.device))
+    result['bound_mb'] = memory_bound_mb(args.bank, args.dim, args.queries,
+                                         args.classes, args.ks, half,
+                                         args.chunk, args.bank_chunk)
+    if not args.no_memory and 'peak_mb' not in result:
+        result['peak_mb'] = peak_memory_mb(list(argv or sys.argv[1:]))
+    if not quiet:
+        print(f'k-NN, bank {args.bank} x {args.dim} '
+              f'({"float32" if args.fp32_bank else "float16"}), '
+              f'{args.queries} queries, {args.classes} classes, k '
+              f'{args.ks}, {args.device} ({result["threads"]} threads):')
+        print(f'  {result["s_per_10k_queries"]:.2f} s per 10k queries '
+              f'[{result["min"]:.2f}, {result["max"]:.2f}]')
+        peak = result.get('peak_mb')
+        print(f'  peak memory {"-" if peak is None else f"{peak:.0f}"} MiB '
+              f'(bound by construction {result["bound_mb"]:.0f} MiB)')
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+    return result

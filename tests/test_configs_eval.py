@@ -1,0 +1,85 @@
+"""Every linear-probe and robustness config builds; a probe really freezes
+its backbone (parameters, BN statistics, output norm) and trains only the
+head."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+
+import mmbcssl  # noqa: F401  (registers the project's modules)
+from tests.conftest import REPO_ROOT
+
+LINEAR = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'linear', '*.py')))
+ROBUST = sorted(
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'robustness', '*.py')))
+PRETRAIN = sorted(
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'dino', '*.py')) +
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'esvit', '*.py')))
+
+
+def test_a_linear_config_per_pretraining_config():
+    names = {osp.basename(p) for p in LINEAR}
+    for path in PRETRAIN:
+        name = osp.basename(path)
+        if osp.dirname(path).endswith('esvit'):
+            name = 'esvit_' + name
+        assert name in names, f'no configs/linear/{name} for {path}'
+
+
+@pytest.mark.parametrize('path', LINEAR, ids=osp.basename)
+def test_linear_probe_freezes_backbone(path):
+    cfg = Config.fromfile(path)
+    # the recipe: SGD momentum 0.9, no weight decay, cosine, 100 epochs
+    opt = cfg.optim_wrapper.optimizer
+    assert (opt.type, opt.momentum, opt.weight_decay) == ('SGD', 0.9, 0.)
+    if not path.endswith('_demo.py'):
+        assert opt.lr == pytest.approx(0.001 * 1024 / 256)
+        assert cfg.train_cfg.max_epochs == 100
+        assert cfg.model.backbone.init_cfg.prefix == 'backbone.'
+    cfg.model.backbone.init_cfg = None  # no checkpoint in the test
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    bn_stats = {
+        k: v.clone()
+        for k, v in model.backbone.state_dict().items()
+        if 'running_' in k
+    }
+    model.train()
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith('head.') for n in trainable), \
+        trainable
+    # A training-mode forward leaves the BN statistics untouched.
+    size = 224 if 'vit' in path or 'swin' in path else 64
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, size, size), mode='tensor')
+    assert out.shape == (2, cfg.model.head.num_classes)
+    for k, v in model.backbone.state_dict().items():
+        if k in bn_stats:
+            torch.testing.assert_close(v, bn_stats[k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('path', ROBUST, ids=osp.basename)
+def test_robustness_configs(path):
+    cfg = Config.fromfile(path)
+    assert cfg.test_evaluator.type == 'SubsetAccuracy'
+    dataset = cfg.test_dataloader.dataset
+    if 'imagenet-c' in path:
+        assert dataset.type == 'ImageNetC'
+        assert cfg.test_cfg.type == 'ImageNetCTestLoop'
+        assert not cfg.test_cfg.allow_partial
+    else:
+        assert dataset.type == 'ImageNetSubset'
+    if path.endswith('_demo.py'):
+        assert dataset.base_classes.endswith('meta/classes.txt')
+        assert cfg.model.head.num_classes == 10
+    else:
+        assert dataset.base_classes == 'imagenet-1k'
+        assert cfg.model.head.num_classes == 1000
+        if 'imagenet-c' not in path:
+            # resize 256 + centre crop 224, as the clean val set
+            assert cfg.test_dataloader.dataset.pipeline[-2] == dict(
+                type='CenterCrop', crop_size=224)
+    assert MODELS.build(cfg.model) is not None

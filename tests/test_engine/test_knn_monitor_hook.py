@@ -1,0 +1,122 @@
+"""KNNMonitorHook: the teacher's k-NN curve during pre-training equals what
+tools/knn_eval.py reports for the same weights; modes are restored; the
+distributed feature gather returns the single-process bank."""
+import json
+import os.path as osp
+import socket
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from mmengine.config import Config
+from mmengine.logging import MessageHub
+from mmengine.visualization import Visualizer
+from mmpretrain.registry import MODELS
+
+import mmbcssl  # noqa: F401
+from mmbcssl.apis import knn_eval
+from mmbcssl.engine.hooks import KNNMonitorHook
+from mmbcssl.evaluation.features import extract_features, knn_dataset
+from mmbcssl.utils.data_checks import DataLayoutError
+from tests.conftest import REPO_ROOT
+
+DINO_DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')
+BACKBONE_CFG = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
+                        'bcssl-t_9x9.py')
+SIZES = dict(img_size=32, resize=36, ks=(1, 5), batch_size=40)
+
+
+def _runner(model, work_dir, epoch, max_epochs=3):
+    return SimpleNamespace(
+        model=model, epoch=epoch, max_epochs=max_epochs, work_dir=work_dir,
+        message_hub=MessageHub.get_instance('knn_hook_test'),
+        visualizer=Visualizer.get_instance('knn_hook_test'))
+
+
+def _dino():
+    cfg = Config.fromfile(DINO_DEMO)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    # a teacher that differs from the student, as after some training
+    with torch.no_grad():
+        for p in model.teacher.backbone.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    return model
+
+
+def test_curve_matches_knn_eval_and_modes_are_restored(demo_data, tmp_path):
+    root = osp.join(demo_data, 'imagenet')
+    model = _dino()
+    model.train()
+    hook = KNNMonitorHook(root, interval=2, num_workers=0, half_bank=False,
+                          **SIZES)
+    hook.before_train(_runner(model, str(tmp_path), 0))
+    hook.after_train_epoch(_runner(model, str(tmp_path), 0))  # epoch 1: no
+    curve_file = tmp_path / 'knn_curve.json'
+    assert not curve_file.exists()
+    hook.after_train_epoch(_runner(model, str(tmp_path), 1))  # epoch 2
+    assert all(m.training for m in model.teacher.modules())
+    curve = json.loads(curve_file.read_text())
+    assert [p['epoch'] for p in curve] == [2]
+
+    # tools/knn_eval.py on the same teacher weights gives the same numbers
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save({'state_dict': {
+        f'teacher.backbone.{k}': v
+        for k, v in model.teacher.backbone.state_dict().items()
+    }}, ckpt)
+    out = str(tmp_path / 'knn.json')
+    assert knn_eval.main([
+        BACKBONE_CFG, '--data-root', root, '--checkpoint', ckpt, '--out', out,
+        '--img-size', '32', '--resize', '36', '--ks', '1', '5',
+        '--batch-size', '40', '--num-workers', '0'
+    ]) == 0
+    with open(out) as f:
+        expected = json.load(f)
+    got = {k: v for k, v in curve[0].items() if k != 'epoch'}
+    assert got == pytest.approx(expected)
+    # the last epoch is always evaluated
+    hook.after_train_epoch(_runner(model, str(tmp_path), 2))
+    assert [p['epoch'] for p in json.loads(curve_file.read_text())] == [2, 3]
+
+
+def test_missing_data_root_fails_before_training(tmp_path):
+    hook = KNNMonitorHook(str(tmp_path / 'nowhere'))
+    with pytest.raises(DataLayoutError, match='train,val'):
+        hook.before_train(_runner(None, str(tmp_path), 0))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _extract_on_rank(rank, world, port, root, out_dir):
+    torch.distributed.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=world)
+    torch.manual_seed(0)
+    net = knn_eval.build_feature_model(BACKBONE_CFG, None)
+    feats, labels = extract_features(net, knn_dataset(root, 'val', 32, 36),
+                                     batch_size=7)
+    torch.save((feats, labels), osp.join(out_dir, f'rank{rank}.pt'))
+    torch.distributed.destroy_process_group()
+
+
+def test_distributed_extraction_equals_single_process(demo_data, tmp_path):
+    """3 gloo processes (so the shards are uneven): every process ends with
+    the single-process bank, in data set order."""
+    root = osp.join(demo_data, 'imagenet')
+    mp.spawn(_extract_on_rank, args=(3, _free_port(), root, str(tmp_path)),
+             nprocs=3)
+    torch.manual_seed(0)
+    net = knn_eval.build_feature_model(BACKBONE_CFG, None)
+    ref_f, ref_y = extract_features(net, knn_dataset(root, 'val', 32, 36),
+                                    batch_size=7)
+    assert len(ref_y) % 3 != 0  # uneven shards are exercised
+    for rank in range(3):
+        feats, labels = torch.load(tmp_path / f'rank{rank}.pt')
+        torch.testing.assert_close(labels, ref_y, rtol=0, atol=0)
+        torch.testing.assert_close(feats, ref_f, rtol=1e-5, atol=1e-5)
