@@ -1,3 +1,4 @@
 from .bcssl import BCSSL, BCSSLBlock
+from .swin_last_blocks import SwinTransformerLastBlocks
 
-__all__ = ['BCSSL', 'BCSSLBlock']
+__all__ = ['BCSSL', 'BCSSLBlock', 'SwinTransformerLastBlocks']
