@@ -18,15 +18,21 @@ SMALL = ['--img-size', '32', '--resize', '36', '--ks', '1', '5',
          '--batch-size', '40', '--num-workers', '0']
 
 
+def _save_random_init(path, config=CONFIG, seed=0):
+    """The backbone's random initialisation under ``seed``, saved as an
+    extracted ``backbone.*`` file."""
+    torch.manual_seed(seed)
+    model = knn_eval.build_feature_model(config, None)
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in
+                               model['backbone'].state_dict().items()}},
+               str(path))
+    return str(path)
+
+
 def test_random_init_then_same_weights_from_a_checkpoint(demo_data,
                                                          tmp_path):
     root = osp.join(demo_data, 'imagenet')
-    torch.manual_seed(0)
-    model = knn_eval.build_feature_model(CONFIG, None)
-    ckpt = str(tmp_path / 'bb.pth')
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in
-                               model['backbone'].state_dict().items()}},
-               ckpt)
+    ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
     outs = []
     for extra in ([], ['--checkpoint', ckpt]):
         out = str(tmp_path / f'm{len(outs)}.json')
@@ -47,12 +53,7 @@ def test_two_processes_give_the_single_process_result(demo_data, tmp_path):
     the gathered bank is in data set order, so the metrics are those of
     one process."""
     root = osp.join(demo_data, 'imagenet')
-    torch.manual_seed(0)
-    model = knn_eval.build_feature_model(CONFIG, None)
-    ckpt = str(tmp_path / 'bb.pth')
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in
-                               model['backbone'].state_dict().items()}},
-               ckpt)
+    ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
     args = ['--data-root', root, '--checkpoint', ckpt, *SMALL]
     one = str(tmp_path / 'one.json')
     assert knn_eval.main([CONFIG, *args, '--out', one]) == 0

@@ -1,0 +1,40 @@
+# The small-data-set linear transfer suite (tools/transfer_linear.py).
+# Data sets and their metrics after CLIP (Radford et al. 2021, Table 9),
+# whose linear-probe suite EsViT (Li et al. 2021) reports for
+# self-supervised Swin. Each set is an image folder:
+#   <data_root>/<root>/<split>/<class>/<image>
+# with the same class folders in every split. `val: None` holds out a
+# stratified `val_fraction` of train for the lambda search (the refit then
+# uses all of train). None of these can be downloaded by this project:
+# convert each with its own tools into the folder layout.
+# Note: VOC2007 is multi-label; in a folder layout each image has one
+# class, so its 11-point mAP here is over single-label folders (e.g. one
+# folder per image's main object), not the official multi-label split.
+data_root = 'data/transfer'
+
+datasets = dict(
+    food101=dict(root='food101', metric='accuracy'),
+    cifar10=dict(root='cifar10', metric='accuracy'),
+    cifar100=dict(root='cifar100', metric='accuracy'),
+    birdsnap=dict(root='birdsnap', metric='accuracy'),
+    sun397=dict(root='sun397', metric='accuracy'),
+    stanford_cars=dict(root='stanford_cars', metric='accuracy'),
+    fgvc_aircraft=dict(root='fgvc_aircraft', val='val',
+                       metric='mean_per_class'),
+    voc2007=dict(root='voc2007', val='val', metric='map_11point'),
+    dtd=dict(root='dtd', val='val', metric='accuracy'),
+    oxford_pets=dict(root='oxford_pets', metric='mean_per_class'),
+    caltech101=dict(root='caltech101', metric='mean_per_class'),
+    flowers102=dict(root='flowers102', val='val', metric='mean_per_class'),
+    mnist=dict(root='mnist', metric='accuracy'),
+    fer2013=dict(root='fer2013', val='val', metric='accuracy'),
+    stl10=dict(root='stl10', metric='accuracy'),
+    eurosat=dict(root='eurosat', metric='accuracy'),
+    resisc45=dict(root='resisc45', metric='accuracy'),
+    gtsrb=dict(root='gtsrb', metric='accuracy'),
+    kitti_distance=dict(root='kitti_distance', val='val', metric='accuracy'),
+    country211=dict(root='country211', val='val', metric='accuracy'),
+    patch_camelyon=dict(root='patch_camelyon', val='val', metric='accuracy'),
+    hateful_memes=dict(root='hateful_memes', val='val', metric='roc_auc'),
+    rendered_sst2=dict(root='rendered_sst2', val='val', metric='accuracy'),
+)

@@ -1,0 +1,124 @@
+"""tools/transfer_linear.py end to end: two models, folder data sets with
+and without a val split, the demo set, the summary; bad registries and
+layouts."""
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmbcssl.apis import transfer_linear
+from tests.conftest import REPO_ROOT
+from tests.test_tools.test_knn_eval import _save_random_init
+
+TINY = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'tiny_classifier.py')
+SMALL = ['--img-size', '32', '--resize', '36', '--num-workers', '0',
+         '--batch-size', '32']
+COLOURS = dict(red=(200, 40, 40), green=(40, 200, 40), blue=(40, 40, 200))
+
+
+def _colour_set(root, splits):
+    """Noisy images whose class is their colour: random-init conv features
+    keep the mean colour, so a linear classifier must separate them."""
+    rng = np.random.default_rng(0)
+    for split, n in splits.items():
+        for name, rgb in COLOURS.items():
+            os.makedirs(osp.join(root, split, name))
+            for i in range(n):
+                img = np.clip(
+                    np.array(rgb) + rng.normal(0, 40, (40, 40, 3)), 0, 255)
+                Image.fromarray(img.astype(np.uint8)).save(
+                    osp.join(root, split, name, f'{i}.png'))
+
+
+def _registry(path, data_root, body):
+    with open(path, 'w') as f:
+        f.write(f'data_root = {data_root!r}\ndatasets = dict({body})\n')
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def colour_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('transfer'))
+    _colour_set(osp.join(root, 'colours'), dict(train=12, test=6))
+    _colour_set(osp.join(root, 'colours_val'),
+                dict(train=8, val=4, test=6))
+    return root
+
+
+def test_two_models_on_three_sets(colour_root, demo_data, tmp_path):
+    registry = _registry(
+        tmp_path / 'reg.py', colour_root,
+        "colours=dict(root='colours', metric='accuracy'), "
+        "colours_val=dict(root='colours_val', val='val', metric='roc_auc'), "
+        f"demo=dict(root={demo_data + '/imagenet'!r}, test='val', "
+        "metric='map_11point')")
+    # the second model: other random weights, given as a checkpoint
+    ckpt = _save_random_init(tmp_path / 'other.pth', TINY, seed=1)
+    torch.manual_seed(0)
+    out = tmp_path / 'out'
+    code = transfer_linear.main([
+        registry, '--model', TINY, '--model', TINY, ckpt, '--name', 'seed0',
+        '--name', 'seed1', '--out-dir', str(out), *SMALL
+    ])
+    assert code == 0
+    data = json.loads((out / 'results.json').read_text())
+    results, summary = data['results'], data['summary']
+    for model in ('seed0', 'seed1'):
+        r = results[model]
+        # colour is linearly decodable from random conv features
+        assert r['colours']['score'] > 90, r['colours']
+        assert r['colours_val']['score'] > 95, r['colours_val']
+        # hold-out: 20 % of the 36 training images for the search
+        assert (r['colours']['num_train'], r['colours']['num_val']) == (28,
+                                                                        8)
+        assert (r['colours_val']['num_train'],
+                r['colours_val']['num_val']) == (24, 12)
+        assert 0 <= r['demo']['score'] <= 100
+        assert summary['average'][model] == pytest.approx(
+            np.mean([r[s]['score'] for s in ('colours', 'colours_val',
+                                             'demo')]))
+    v = summary['versus']['seed1']
+    assert v['wins'] + v['ties'] + v['losses'] == 3
+    text = (out / 'summary.md').read_text()
+    assert '| data set | metric | seed0 | seed1 |' in text
+    assert 'seed0 against seed1:' in text
+
+
+def test_bad_registries_and_layouts(colour_root, tmp_path, capsys):
+    def run(body, *extra):
+        reg = _registry(tmp_path / f'r{len(os.listdir(tmp_path))}.py',
+                        colour_root, body)
+        code = transfer_linear.main([reg, '--model', TINY, '--out-dir',
+                                     str(tmp_path / 'o'), *SMALL, *extra])
+        return code, capsys.readouterr().err
+
+    code, err = run("a=dict(root='colours', metric='accuracy')", '--sets',
+                    'b')
+    assert code == 2 and 'unknown data set(s) b' in err and 'has: a' in err
+    code, err = run("a=dict(root='colours', metric='top5')")
+    assert code == 2 and 'a.metric must be one of accuracy' in err
+    code, err = run("a=dict(root='colours', val='val', metric='accuracy')")
+    assert code == 2 and 'colours/val' in err and '<class>/<image>' in err
+    # a test split with a class folder missing: labels would shift
+    os.makedirs(tmp_path / 'broken' / 'train' / 'x')
+    os.makedirs(tmp_path / 'broken' / 'train' / 'y')
+    os.makedirs(tmp_path / 'broken' / 'test' / 'y')
+    code, err = run(f"a=dict(root={str(tmp_path / 'broken')!r}, "
+                    "metric='accuracy')")
+    assert code == 2 and "missing ['x']" in err
+
+
+def test_shipped_registries_read():
+    full = transfer_linear.read_registry(
+        osp.join(REPO_ROOT, 'configs', 'transfer', 'datasets.py'))
+    assert full['voc2007']['metric'] == 'map_11point'
+    assert full['hateful_memes']['metric'] == 'roc_auc'
+    assert full['fgvc_aircraft']['root'] == 'data/transfer/fgvc_aircraft'
+    demo = transfer_linear.read_registry(
+        osp.join(REPO_ROOT, 'configs', 'transfer', 'demo.py'))
+    assert {e['metric'] for e in demo.values()} == set(
+        transfer_linear.METRICS)

@@ -1,0 +1,8 @@
+#!/usr/bin/env python
+"""Thin wrapper: see :mod:`mmbcssl.apis.transfer_linear`."""
+import sys
+
+from mmbcssl.apis.transfer_linear import main
+
+if __name__ == '__main__':
+    sys.exit(main())
