@@ -1,3 +1,4 @@
-from .dino_loss import DINOLoss, teacher_temperature
+from .dino_loss import DINOLoss, teacher_temperature, update_center
+from .esvit_loss import EsViTLoss
 
-__all__ = ['DINOLoss', 'teacher_temperature']
+__all__ = ['DINOLoss', 'EsViTLoss', 'teacher_temperature', 'update_center']

@@ -96,11 +96,18 @@ class DINOLoss(BaseModule):
     @torch.no_grad()
     def update_center(self, teacher_out: torch.Tensor) -> None:
         """c <- m c + (1 - m) mean over the global batch of teacher outputs."""
-        batch_sum = teacher_out.detach().sum(dim=0, keepdim=True)  # [1, K]
-        count = torch.tensor(float(teacher_out.shape[0]),
-                             device=teacher_out.device)
-        if get_world_size() > 1:
-            all_reduce(batch_sum, op='sum')
-            all_reduce(count, op='sum')
-        self.center.mul_(self.center_momentum).add_(
-            batch_sum / count, alpha=1 - self.center_momentum)
+        update_center(self.center, teacher_out, self.center_momentum)
+
+
+@torch.no_grad()
+def update_center(center: torch.Tensor, teacher_out: torch.Tensor,
+                  momentum: float) -> None:
+    """In place: ``center <- m center + (1 - m) mean`` of the (N, K)
+    ``teacher_out`` rows over all processes (all-reduced sum and count)."""
+    batch_sum = teacher_out.detach().sum(dim=0, keepdim=True)  # [1, K]
+    count = torch.tensor(float(teacher_out.shape[0]),
+                         device=teacher_out.device)
+    if get_world_size() > 1:
+        all_reduce(batch_sum, op='sum')
+        all_reduce(count, op='sum')
+    center.mul_(momentum).add_(batch_sum / count, alpha=1 - momentum)

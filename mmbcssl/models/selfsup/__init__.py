@@ -1,3 +1,4 @@
 from .dino import DINO
+from .esvit import EsViT
 
-__all__ = ['DINO']
+__all__ = ['DINO', 'EsViT']

@@ -81,15 +81,8 @@ class DINO(BaseSelfSupervisor):
             init_cfg=init_cfg)
         self.loss_module = MODELS.build(loss)
         self.num_global_views = num_global_views
-        student = _Network(self.backbone, self.neck, self.head)
-        self.teacher = copy.deepcopy(student)
-        for p in self.teacher.parameters():
-            p.requires_grad = False
-        # The reference teacher has no stochastic depth; ours is a copy of
-        # the student and runs in train mode (for BN), so switch it off.
-        for m in self.teacher.modules():
-            if hasattr(m, 'drop_prob'):  # mmcv and timm DropPath
-                m.drop_prob = 0.0
+        self.teacher = self._copy_for_teacher(
+            _Network(self.backbone, self.neck, self.head))
         # Counts EMA updates (DINOTeacherHook) and loss calls, to fail
         # loudly if the hook is missing (a teacher that never moves).
         self.register_buffer('teacher_updates',
@@ -97,8 +90,22 @@ class DINO(BaseSelfSupervisor):
         self._losses_since_update = 0
 
     @property
-    def student(self) -> _Network:
+    def student(self) -> nn.Module:
+        """The student's modules in the teacher's layout (parameters in
+        the same order, for the EMA update)."""
         return _Network(self.backbone, self.neck, self.head)
+
+    @staticmethod
+    def _copy_for_teacher(student: nn.Module) -> nn.Module:
+        teacher = copy.deepcopy(student)
+        for p in teacher.parameters():
+            p.requires_grad = False
+        # The reference teacher has no stochastic depth; ours is a copy of
+        # the student and runs in train mode (for BN), so switch it off.
+        for m in teacher.modules():
+            if hasattr(m, 'drop_prob'):  # mmcv and timm DropPath
+                m.drop_prob = 0.0
+        return teacher
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -109,11 +116,11 @@ class DINO(BaseSelfSupervisor):
         feats = self.backbone(inputs)
         return self.neck(feats) if self.neck is not None else feats
 
-    def _student_forward(self, views: Sequence[torch.Tensor]
-                         ) -> List[torch.Tensor]:
+    def _student_forward(self, views: Sequence[torch.Tensor]) -> list:
         """Student outputs per view; views of equal size share a forward
-        (one pass for the global crops, one for the local crops)."""
-        outputs: List[Optional[torch.Tensor]] = [None] * len(views)
+        (one pass for the global crops, one for the local crops). A network
+        returning a tuple gives a tuple per view."""
+        outputs: list = [None] * len(views)
         sizes = []
         for v in views:
             if v.shape[-2:] not in sizes:
@@ -121,19 +128,29 @@ class DINO(BaseSelfSupervisor):
         for size in sizes:
             idx = [i for i, v in enumerate(views) if v.shape[-2:] == size]
             batch = torch.cat([views[i] for i in idx])  # [len(idx) * B, ...]
-            out = self.student(batch).chunk(len(idx))
-            for i, o in zip(idx, out):
-                outputs[i] = o  # [B, K]
+            out = self.student(batch)
+            if isinstance(out, tuple):
+                parts = [o.chunk(len(idx)) for o in out]
+                for k, i in enumerate(idx):
+                    outputs[i] = tuple(p[k] for p in parts)
+            else:
+                for i, o in zip(idx, out.chunk(len(idx))):
+                    outputs[i] = o  # [B, K]
         return outputs
 
-    def loss(self, inputs: List[torch.Tensor],
-             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+    def _check_teacher_moves(self) -> None:
+        """Fail loudly when no EMA update came between two losses (the
+        hook is missing: a teacher that never moves)."""
         if self._losses_since_update > 1:
             raise RuntimeError(
                 'the DINO teacher has not been updated for '
                 f'{self._losses_since_update} iterations: add '
                 "dict(type='DINOTeacherHook') to custom_hooks")
         self._losses_since_update += 1
+
+    def loss(self, inputs: List[torch.Tensor],
+             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+        self._check_teacher_moves()
         epoch = MessageHub.get_current_instance().get_info('epoch', 0)
         # only the global views pass through the teacher
         with torch.no_grad():

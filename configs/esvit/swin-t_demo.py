@@ -1,0 +1,19 @@
+# EsViT at demo size: Swin-T on the built-in demo data with the DINO demo
+# settings (configs/dino/bcssl-t_9x9_100e_demo.py: crops 64/32 px, 4 local
+# views, head 4096 prototypes, batch 32, 3 epochs), on CPU. The algorithm,
+# both heads and both losses are the real ones; the 2 x 2 / 1 x 1 last-stage
+# maps give 4 / 1 regions per view.
+_base_ = '../dino/bcssl-t_9x9_100e_demo.py'
+
+# model settings
+model = dict(
+    type='EsViT',
+    backbone=dict(_delete_=True, type='SwinTransformer', arch='tiny',
+                  img_size=64, drop_path_rate=0.1, out_indices=(3, ),
+                  pad_small_map=True),
+    neck=None,
+    head=dict(in_channels=768),
+    region_head=dict(type='DINOHead', in_channels=768, out_channels=4096,
+                     hidden_channels=512, bottleneck_channels=128,
+                     norm_last_layer=True),
+    loss=dict(type='EsViTLoss'))
