@@ -152,33 +152,16 @@ def cpu_peak_memory(spec_text: str, batch_size: int,
                     steps: int = 1) -> float:
     """Peak resident memory (MiB) of a fresh process building
     ``spec_text`` and running ``steps`` steps, minus its peak before the
-    model was built (Linux only: reads ``/proc/self/status``)."""
-    import json
-    import subprocess
-    import sys
-    # VmHWM (the resident high-water mark of this process image) rather
-    # than ru_maxrss: on Linux the latter starts at the parent's peak.
-    code = (
-        'import json\n'
-        'def hwm():\n'
-        '    for line in open("/proc/self/status"):\n'
-        '        if line.startswith("VmHWM:"):\n'
-        '            return int(line.split()[1])\n'
+    model was built (Linux only)."""
+    from mmbcssl.utils.memory import subprocess_peak_mb
+    work = (f'step = build_step(parse_model_spec({spec_text!r}), '
+            f'{batch_size}, {tuple(img_shape)!r}, {mode!r}, "cpu")\n'
+            f'for _ in range({steps}): step()')
+    return subprocess_peak_mb(
         'import mmbcssl\n'
         'from mmbcssl.utils.analysis import parse_model_spec\n'
-        'from mmbcssl.utils.dense_benchmark import build_step\n'
-        'base = hwm()\n'
-        f'step = build_step(parse_model_spec({spec_text!r}), {batch_size}, '
-        f'{tuple(img_shape)!r}, {mode!r}, "cpu")\n'
-        f'for _ in range({steps}): step()\n'
-        'print(json.dumps(dict(peak=hwm(), base=base)))\n')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True)
-    if proc.returncode:
-        raise RuntimeError(f'memory run of {spec_text} failed:\n'
-                           f'{proc.stderr[-2000:]}')
-    last = json.loads(proc.stdout.strip().splitlines()[-1])
-    return (last['peak'] - last['base']) / 1024.  # VmHWM is in KiB
+        'from mmbcssl.utils.dense_benchmark import build_step', work,
+        spec_text)
 
 
 def format_dense(results: Dict[str, Dict[str, Any]], names: Sequence[str],

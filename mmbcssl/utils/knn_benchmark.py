@@ -12,7 +12,6 @@ top-k + one vote matrix per k.
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from typing import List, Optional
@@ -83,22 +82,11 @@ def run(bank: int, dim: int, queries: int, classes: int, ks, half: bool,
 def peak_memory_mb(args: List[str]) -> float:
     """Peak RSS above the post-import level of a fresh process running one
     classification with ``args``."""
-    code = ('import json\n'
-            'def hwm():\n'
-            '    for line in open("/proc/self/status"):\n'
-            '        if line.startswith("VmHWM:"):\n'
-            '            return int(line.split()[1])\n'
-            'import mmbcssl.utils.knn_benchmark as kb\n'
-            'base = hwm()\n'
-            f'kb.main({args + ["--repeats", "1", "--no-memory"]!r}, '
-            'quiet=True)\n'
-            'print(json.dumps(dict(peak=hwm(), base=base)))\n')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True)
-    if proc.returncode:
-        raise RuntimeError(f'memory run failed:\n{proc.stderr[-2000:]}')
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    return (out['peak'] - out['base']) / 1024.
+    from mmbcssl.utils.memory import subprocess_peak_mb
+    return subprocess_peak_mb(
+        'import mmbcssl.utils.knn_benchmark as kb',
+        f'kb.main({args + ["--repeats", "1", "--no-memory"]!r}, quiet=True)',
+        'the k-NN')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
