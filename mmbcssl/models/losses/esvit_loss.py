@@ -5,18 +5,17 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from .dino_loss import DINOLoss, teacher_temperature, update_center
 
 
 @MODELS.register_module()
-class EsViTLoss(BaseModule):
+class EsViTLoss(DINOLoss):
     """``0.5 * (view loss + region loss)``, each averaged over the (teacher
     global view i, student view v != i) pairs.
 
-    View loss: :class:`DINOLoss` on the pooled outputs (its own centre).
+    View loss: :class:`DINOLoss` on the pooled outputs (its centre).
     Region loss, for a pair (i, v): every student region r of view v is
     matched to the teacher region j* of view i whose backbone feature is the
     most cosine-similar (``argmax_j cos(f_s[r], f_t[j])``; features, not head
@@ -26,29 +25,14 @@ class EsViTLoss(BaseModule):
     of the teacher's region outputs, all-reduced, updated after the loss.
 
     Args:
-        out_channels (int): Prototypes K of both heads.
-        num_global_views (int): Views the teacher sees. Defaults to 2.
-        student_temp (float): Defaults to 0.1.
-        teacher_temp (float): Temperature after warm-up. Defaults to 0.04.
-        warmup_teacher_temp (float): Defaults to 0.04.
-        warmup_teacher_temp_epochs (int): Defaults to 0.
-        center_momentum (float): Both centres. Defaults to 0.9.
+        *args, **kwargs: Those of :class:`DINOLoss`; ``out_channels`` is K
+            of both heads and ``center_momentum`` applies to both centres.
     """
 
-    def __init__(self,
-                 out_channels: int,
-                 num_global_views: int = 2,
-                 student_temp: float = 0.1,
-                 teacher_temp: float = 0.04,
-                 warmup_teacher_temp: float = 0.04,
-                 warmup_teacher_temp_epochs: int = 0,
-                 center_momentum: float = 0.9) -> None:
-        super().__init__()
-        self.view_loss = DINOLoss(out_channels, num_global_views,
-                                  student_temp, teacher_temp,
-                                  warmup_teacher_temp,
-                                  warmup_teacher_temp_epochs, center_momentum)
-        self.register_buffer('region_center', torch.zeros(1, out_channels))
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register_buffer('region_center',
+                             torch.zeros_like(self.center))
 
     def forward(self, student_out: Sequence[torch.Tensor],
                 teacher_out: Sequence[torch.Tensor],
@@ -72,7 +56,7 @@ class EsViTLoss(BaseModule):
             dict: ``loss`` (the total) and its ``view`` and ``region`` terms
             (detached, for the log).
         """
-        view = self.view_loss(student_out, teacher_out, epoch)
+        view = super().forward(student_out, teacher_out, epoch)
         region = self.region_loss(student_regions, teacher_regions,
                                   student_feats, teacher_feats, epoch)
         return dict(loss=0.5 * (view + region), view=view.detach(),
@@ -80,16 +64,16 @@ class EsViTLoss(BaseModule):
 
     def region_loss(self, student_regions, teacher_regions, student_feats,
                     teacher_feats, epoch: int) -> torch.Tensor:
-        v = self.view_loss
-        temp = teacher_temperature(epoch, v.teacher_temp,
-                                   v.warmup_teacher_temp,
-                                   v.warmup_teacher_temp_epochs)
+        temp = teacher_temperature(epoch, self.teacher_temp,
+                                   self.warmup_teacher_temp,
+                                   self.warmup_teacher_temp_epochs)
         targets = [
             F.softmax((t.detach() - self.region_center) / temp, dim=-1)
             for t in teacher_regions
         ]  # [B, T, K] each
         student_logp = [
-            F.log_softmax(s / v.student_temp, dim=-1) for s in student_regions
+            F.log_softmax(s / self.student_temp, dim=-1)
+            for s in student_regions
         ]  # [B, T_v, K] each
         total, pairs = 0., 0
         for i, (q, f_t) in enumerate(zip(targets, teacher_feats)):
@@ -108,5 +92,5 @@ class EsViTLoss(BaseModule):
                 pairs += 1
         update_center(self.region_center,
                       torch.cat([t.flatten(0, 1) for t in teacher_regions]),
-                      v.center_momentum)
+                      self.center_momentum)
         return total / pairs

@@ -97,7 +97,7 @@ def test_region_loss_equals_the_formula_with_a_known_matching():
     torch.testing.assert_close(
         loss.region_center,
         0.1 * torch.cat([r.flatten(0, 1) for r in t_reg]).mean(0, True))
-    torch.testing.assert_close(loss.view_loss.center,
+    torch.testing.assert_close(loss.center,
                                0.1 * torch.cat(t_out).mean(0, True))
 
 
