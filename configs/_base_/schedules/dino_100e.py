@@ -29,10 +29,14 @@ param_scheduler = [
 ]
 
 # runtime
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+# resumes a mid-epoch checkpoint at its batch and random state (mmengine's
+# loop would restart the epoch)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 custom_hooks = [
     # teacher = m * teacher + (1 - m) * student, m: 0.996 -> 1 (cosine)
-    dict(type='DINOTeacherHook', base_momentum=0.996, final_momentum=1.0)
+    dict(type='DINOTeacherHook', base_momentum=0.996, final_momentum=1.0),
+    # generator states in every checkpoint, for the exact resumption
+    dict(type='RNGStateHook'),
 ]
 # BatchNorm backbones use SyncBN in distributed runs (student and teacher).
 sync_bn = 'torch'
