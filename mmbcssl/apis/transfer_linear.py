@@ -110,11 +110,12 @@ class FeatureCache:
         return self._cache[key]
 
 
-def run_model(cache: FeatureCache, registry: Dict, log) -> Dict:
-    """``{set: transfer_one result}`` for one model."""
+def run_model(cache: FeatureCache, registry: Dict,
+              classes: Dict[str, List[str]], log) -> Dict:
+    """``{set: transfer_one result}`` for one model; ``classes`` are each
+    set's class folders (:func:`check_layout`)."""
     results = {}
     for name, entry in registry.items():
-        classes = check_layout(name, entry)
         train = cache(entry['root'], entry['train'])
         if entry['val']:
             val = cache(entry['root'], entry['val'])
@@ -126,8 +127,9 @@ def run_model(cache: FeatureCache, registry: Dict, log) -> Dict:
             train, val = (train[0][tr], train[1][tr]), (train[0][va],
                                                         train[1][va])
         test = cache(entry['root'], entry['test'])
-        res = transfer_one(train, val, test, len(classes), entry['metric'])
-        res.update(num_classes=len(classes), num_train=len(train[1]),
+        num_classes = len(classes[name])
+        res = transfer_one(train, val, test, num_classes, entry['metric'])
+        res.update(num_classes=num_classes, num_train=len(train[1]),
                    num_val=len(val[1]), num_test=len(test[1]))
         log(f'  {name}: {entry["metric"]} {res["score"]:.2f} '
             f'(lambda {res["lam"]:.3g}'
@@ -209,8 +211,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise UserError(f'--name: one distinct label per --model, got '
                             f'{names}')
         registry = read_registry(args.registry, args.sets)
-        for name, entry in registry.items():
-            check_layout(name, entry)  # all sets before any extraction
+        # every set's layout before any extraction
+        classes = {n: check_layout(n, e) for n, e in registry.items()}
         device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
         results = {}
         for label, spec in zip(names, args.model):
@@ -220,7 +222,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             cache = FeatureCache(model, args.img_size, args.resize,
                                  args.batch_size, args.num_workers)
             results[label] = run_model(
-                cache, registry, lambda msg: print_log(msg, logger='current'))
+                cache, registry, classes,
+                lambda msg: print_log(msg, logger='current'))
         summary = summarise(results, names)
         os.makedirs(args.out_dir, exist_ok=True)
         with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
