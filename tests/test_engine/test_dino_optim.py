@@ -119,6 +119,28 @@ def test_nonfinite_loss_raises_before_touching_weights():
     MessageHub.get_current_instance().update_info('iter', 0)
 
 
+def test_nonfinite_message_names_the_term():
+    """The path of mmengine's train_step (and of its DDP wrapper):
+    parse_losses, then update_params. EsViT-like terms: the region term is
+    NaN, the view term finite."""
+    model = _model()
+    wrapper = _wrapper(model)
+    view = model.loss(_views(), None)['loss']
+    region = view * float('nan')
+    terms = dict(loss=0.5 * (view + region), view=view.detach(),
+                 region=region.detach())
+    loss, _ = model.parse_losses(terms)
+    with pytest.raises(FloatingPointError) as info:
+        wrapper.update_params(loss)
+    assert 'non-finite loss terms: loss, region' in str(info.value)
+    # a finite step clears the names of the last bad one
+    model.momentum_update(0.996)
+    loss, _ = model.parse_losses(model.loss(_views(), None))
+    wrapper.update_params(loss)
+    assert MessageHub.get_current_instance().get_info(
+        'nonfinite_loss_terms') == []
+
+
 def test_nonfinite_loss_skip_policy():
     model = _model()
     wrapper = _wrapper(model, nonfinite_loss='skip', max_consecutive_skips=2)

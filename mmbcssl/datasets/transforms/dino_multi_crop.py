@@ -28,7 +28,7 @@ pixels):
   ``PIL.ImageOps.solarize``.
 """
 import warnings
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from mmpretrain.datasets.transforms import MultiView
 from mmpretrain.registry import TRANSFORMS
@@ -66,14 +66,15 @@ def _crop(size: int, scale: Tuple[float, float]) -> dict:
                 backend='pillow')
 
 
-def _flip_jitter_gray() -> List[dict]:
+def _flip_jitter_gray(jitter: dict, jitter_prob: float,
+                      grayscale_prob: float) -> List[dict]:
     return [
         dict(type='RandomFlip', prob=FLIP_PROB, direction='horizontal'),
         dict(type='RandomApply',
-             transforms=[dict(type=_S + 'ColorJitter', **JITTER)],
-             prob=JITTER_PROB),
+             transforms=[dict(type=_S + 'ColorJitter', **jitter)],
+             prob=jitter_prob),
         # BGR luma weights (ITU-R 601-2, as PIL's convert('L'))
-        dict(type='RandomGrayscale', prob=GRAYSCALE_PROB,
+        dict(type='RandomGrayscale', prob=grayscale_prob,
              keep_channels=True, channel_weights=(0.114, 0.587, 0.299)),
     ]
 
@@ -129,6 +130,19 @@ class DINOMultiCrop(MultiView):
             Defaults to (0.4, 1.0).
         local_crop_scale (Sequence[float]): The same for the local views.
             Defaults to (0.05, 0.4).
+        color_jitter (dict, optional): ``brightness``, ``contrast``,
+            ``saturation`` and ``hue`` of the colour jitter. Defaults to
+            DINO's (0.4, 0.4, 0.2, 0.1).
+        color_jitter_prob (float): Defaults to 0.8 (DINO).
+        grayscale_prob (float): Defaults to 0.2 (DINO).
+
+    Note:
+        The colour arguments exist for data whose colours identify an image
+        but not its class (the built-in demo data): with DINO's mild jitter
+        the views of one image share their colours, and clustering by colour
+        solves the pre-training task without learning shape or texture.
+        SimCLR (Chen et al. 2020, section 3 and Table 3) measured the same
+        shortcut on ImageNet crops. Keep the defaults for the paper's runs.
     """
 
     def __init__(self,
@@ -136,7 +150,10 @@ class DINOMultiCrop(MultiView):
                  local_crop_size: int = 96,
                  num_local_crops: int = 8,
                  global_crop_scale: Sequence[float] = (0.4, 1.0),
-                 local_crop_scale: Sequence[float] = (0.05, 0.4)) -> None:
+                 local_crop_scale: Sequence[float] = (0.05, 0.4),
+                 color_jitter: Optional[dict] = None,
+                 color_jitter_prob: float = JITTER_PROB,
+                 grayscale_prob: float = GRAYSCALE_PROB) -> None:
         if int(num_local_crops) != num_local_crops or num_local_crops < 0:
             raise ValueError(
                 f'num_local_crops must be an int >= 0, got {num_local_crops}')
@@ -147,15 +164,24 @@ class DINOMultiCrop(MultiView):
         global_crop_scale = _check_scale('global_crop_scale',
                                          global_crop_scale)
         local_crop_scale = _check_scale('local_crop_scale', local_crop_scale)
+        jitter = dict(JITTER if color_jitter is None else color_jitter)
+        if set(jitter) != set(JITTER):
+            raise ValueError(f'color_jitter needs exactly the keys '
+                             f'{sorted(JITTER)}, got {sorted(jitter)}')
+        for name, prob in (('color_jitter_prob', color_jitter_prob),
+                           ('grayscale_prob', grayscale_prob)):
+            if not 0 <= prob <= 1:
+                raise ValueError(f'{name} must be in [0, 1], got {prob}')
+        colour = (jitter, float(color_jitter_prob), float(grayscale_prob))
 
         blur_global1, blur_global2, blur_local = BLUR_PROBS
         views = [
             # global view 1: always blurred
             [_crop(global_crop_size, global_crop_scale),
-             *_flip_jitter_gray(), _blur(blur_global1)],
+             *_flip_jitter_gray(*colour), _blur(blur_global1)],
             # global view 2: rarely blurred, sometimes solarised
             [_crop(global_crop_size, global_crop_scale),
-             *_flip_jitter_gray(), _blur(blur_global2),
+             *_flip_jitter_gray(*colour), _blur(blur_global2),
              dict(type=_S + 'Solarize', thr=SOLARIZE_THRESHOLD,
                   prob=SOLARIZE_PROB)],
         ]
@@ -164,7 +190,7 @@ class DINOMultiCrop(MultiView):
             # one pipeline object serves every local view: each call draws
             # its own crop, flip, jitter, ... (no randomness is cached)
             views.append([_crop(local_crop_size, local_crop_scale),
-                          *_flip_jitter_gray(), _blur(blur_local)])
+                          *_flip_jitter_gray(*colour), _blur(blur_local)])
             num_views.append(int(num_local_crops))
         super().__init__(transforms=views, num_views=num_views)
         self.global_crop_size = int(global_crop_size)
@@ -172,6 +198,8 @@ class DINOMultiCrop(MultiView):
         self.num_local_crops = int(num_local_crops)
         self.global_crop_scale = global_crop_scale
         self.local_crop_scale = local_crop_scale
+        self.color_jitter, self.color_jitter_prob, self.grayscale_prob = \
+            colour
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}('
@@ -179,4 +207,7 @@ class DINOMultiCrop(MultiView):
                 f'local_crop_size={self.local_crop_size}, '
                 f'num_local_crops={self.num_local_crops}, '
                 f'global_crop_scale={self.global_crop_scale}, '
-                f'local_crop_scale={self.local_crop_scale})')
+                f'local_crop_scale={self.local_crop_scale}, '
+                f'color_jitter={self.color_jitter}, '
+                f'color_jitter_prob={self.color_jitter_prob}, '
+                f'grayscale_prob={self.grayscale_prob})')

@@ -62,6 +62,10 @@ class _DINOGradients:
         hub = MessageHub.get_current_instance()
         where = (f"iteration {hub.get_info('iter', 0)} (epoch "
                  f"{hub.get_info('epoch', 0)})")
+        # set by DINO.parse_losses (EsViT: 'loss', 'view', 'region')
+        terms = hub.get_info('nonfinite_loss_terms') or []
+        if terms:
+            where += f"; non-finite loss terms: {', '.join(terms)}"
         self._consecutive_skips += 1
         if self.nonfinite_loss == 'raise' or (
                 self._consecutive_skips > self.max_consecutive_skips):

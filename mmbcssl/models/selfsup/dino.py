@@ -24,6 +24,9 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+# message-hub key of the non-finite loss terms of the current iteration
+NONFINITE_TERMS_KEY = 'nonfinite_loss_terms'
+
 
 def _pooled(feats) -> torch.Tensor:
     """The last output of a backbone/neck as an (N, C) feature."""
@@ -159,6 +162,20 @@ class DINO(BaseSelfSupervisor):
         student_out = self._student_forward(inputs)
         loss = self.loss_module(student_out, teacher_out, epoch)
         return dict(loss=loss)
+
+    def parse_losses(self, losses: Dict[str, torch.Tensor]):
+        """mmengine's sum of the loss terms, plus the names of the terms that
+        are NaN/Inf, for :class:`DINOOptimWrapper`'s message. They go
+        through the message hub because the wrapper only sees the total,
+        and this method is the one the DDP wrapper also calls."""
+        loss, log_vars = super().parse_losses(losses)
+        bad = [] if torch.isfinite(loss).all() else [
+            name for name, value in losses.items()
+            if not torch.isfinite(value).all()
+        ]
+        MessageHub.get_current_instance().update_info(
+            NONFINITE_TERMS_KEY, bad)
+        return loss, log_vars
 
     @torch.no_grad()
     def momentum_update(self, momentum: float) -> None:

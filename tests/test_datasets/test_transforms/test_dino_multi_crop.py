@@ -102,7 +102,10 @@ def test_same_classes_with_and_without_default_scope():
                                 dict(global_crop_size=0),
                                 dict(local_crop_scale=(0.4, 0.05)),
                                 dict(global_crop_scale=(0.0, 1.0)),
-                                dict(global_crop_scale=(0.4, 1.2))])
+                                dict(global_crop_scale=(0.4, 1.2)),
+                                dict(color_jitter=dict(brightness=0.4)),
+                                dict(color_jitter_prob=1.5),
+                                dict(grayscale_prob=-0.1)])
 def test_bad_arguments(kw):
     with pytest.raises(ValueError):
         DINOMultiCrop(**kw)
@@ -157,6 +160,22 @@ def test_color_jitter_factor_ranges():
     assert jitter.contrast == (0.6, 1.4)
     assert jitter.saturation == (0.8, 1.2)
     assert jitter.hue == (-0.1, 0.1)
+
+
+def test_colour_arguments_reach_every_view():
+    # the demo recipe's stronger colour augmentation
+    t = _build(color_jitter=dict(brightness=0.8, contrast=0.8,
+                                 saturation=0.8, hue=0.5),
+               color_jitter_prob=1.0, grayscale_prob=0.5)
+    for view in range(3):
+        jitter = _op(t, view, 'ColorJitter')
+        assert jitter.brightness == pytest.approx((0.2, 1.8))
+        assert jitter.saturation == pytest.approx((0.2, 1.8))
+        assert jitter.hue == pytest.approx((-0.5, 0.5))
+        assert _op(t, view, 'RandomGrayscale').prob == 0.5
+        apply = [op for op in t.pipelines[view].transforms
+                 if type(op).__name__ == 'RandomApply']
+        assert [a.prob for a in apply] == [1.0]
 
 
 def test_blur_is_pil_gaussian_blur(monkeypatch):
