@@ -4,6 +4,7 @@ MLP (Linear-GELU-Linear-GELU-Linear to a 256-d bottleneck) -> L2 normalise
 -> weight-normalised Linear(256, 65536, no bias). Facts from the paper and
 facebookresearch/dino ``vision_transformer.py`` (``DINOHead``).
 """
+import math
 from typing import List, Optional
 
 import torch
@@ -36,7 +37,13 @@ class WeightNormLinear(nn.Module):
         self.weight_v = nn.Parameter(torch.empty(out_features, in_features))
         self.weight_g = nn.Parameter(
             torch.ones(out_features, 1), requires_grad=not fix_gain)
-        trunc_normal_(self.weight_v, std=0.02)
+        # v starts as nn.Linear's default weight (kaiming-uniform,
+        # U(-1/sqrt(in), 1/sqrt(in))), not trunc-normal 0.02: the reference
+        # runs its trunc-normal init *before* creating the last layer, so
+        # this layer keeps torch's default. The scale matters although the
+        # direction is normalised: Adam's steps are about lr per element, so
+        # a smaller v rotates the prototypes faster (by 1.8x at in=256).
+        nn.init.kaiming_uniform_(self.weight_v, a=math.sqrt(5))
 
     @property
     def weight(self) -> torch.Tensor:

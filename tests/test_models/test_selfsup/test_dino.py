@@ -164,6 +164,28 @@ def test_head_shapes_and_fixed_gain():
                                            'last_layer.weight_v'}
 
 
+def test_last_layer_starts_like_torch_default_linear():
+    """The reference creates the last layer after its trunc-normal init, so
+    v is nn.Linear's default weight; init_weights must not touch it."""
+    from mmbcssl.models.heads import DINOHead
+    torch.manual_seed(3)
+    head = DINOHead(in_channels=8, out_channels=300, hidden_channels=6,
+                    bottleneck_channels=64)
+    v = head.last_layer.weight_v.detach().clone()
+    head.init_weights()
+    torch.testing.assert_close(head.last_layer.weight_v.detach(), v)
+    # the same draw as torch's own Linear after the same MLP construction
+    torch.manual_seed(3)
+    torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.GELU(),
+                        torch.nn.Linear(6, 6), torch.nn.GELU(),
+                        torch.nn.Linear(6, 64))
+    ref = torch.nn.Linear(64, 300, bias=False).weight.detach()
+    torch.testing.assert_close(v, ref)
+    # U(-1/8, 1/8): std 1 / sqrt(3 * 64), not trunc-normal 0.02
+    assert v.abs().max() <= 1 / 8
+    assert v.std().item() == pytest.approx(1 / math.sqrt(3 * 64), rel=0.05)
+
+
 def test_teacher_has_no_stochastic_depth():
     model = _dino(backbone=dict(TINY_BACKBONE, drop_path_rate=0.5))
     student_rates = [m.drop_prob for m in model.backbone.modules()
