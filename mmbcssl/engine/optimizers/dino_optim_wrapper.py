@@ -8,6 +8,9 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmpretrain.registry import OPTIM_WRAPPERS
 
+# message-hub key under which DINO.parse_losses leaves the loss terms
+LOSS_TERMS_KEY = 'loss_terms'
+
 
 def clip_per_tensor(params: Iterable[torch.Tensor], max_norm: float) -> None:
     """Scale each gradient whose own L2 norm exceeds ``max_norm`` down to
@@ -62,10 +65,13 @@ class _DINOGradients:
         hub = MessageHub.get_current_instance()
         where = (f"iteration {hub.get_info('iter', 0)} (epoch "
                  f"{hub.get_info('epoch', 0)})")
-        # set by DINO.parse_losses (EsViT: 'loss', 'view', 'region')
-        terms = hub.get_info('nonfinite_loss_terms') or []
-        if terms:
-            where += f"; non-finite loss terms: {', '.join(terms)}"
+        # the terms of this iteration, from DINO.parse_losses (EsViT:
+        # 'loss', 'view', 'region'); other models leave none
+        bad = [name for name, value in
+               (hub.get_info(LOSS_TERMS_KEY) or {}).items()
+               if not torch.isfinite(value).all()]
+        if bad:
+            where += f"; non-finite loss terms: {', '.join(bad)}"
         self._consecutive_skips += 1
         if self.nonfinite_loss == 'raise' or (
                 self._consecutive_skips > self.max_consecutive_skips):

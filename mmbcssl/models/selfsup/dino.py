@@ -24,8 +24,7 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-# message-hub key of the non-finite loss terms of the current iteration
-NONFINITE_TERMS_KEY = 'nonfinite_loss_terms'
+from mmbcssl.engine.optimizers.dino_optim_wrapper import LOSS_TERMS_KEY
 
 
 def _pooled(feats) -> torch.Tensor:
@@ -164,17 +163,16 @@ class DINO(BaseSelfSupervisor):
         return dict(loss=loss)
 
     def parse_losses(self, losses: Dict[str, torch.Tensor]):
-        """mmengine's sum of the loss terms, plus the names of the terms that
-        are NaN/Inf, for :class:`DINOOptimWrapper`'s message. They go
-        through the message hub because the wrapper only sees the total,
-        and this method is the one the DDP wrapper also calls."""
+        """mmengine's sum of the loss terms; the terms themselves are left
+        in the message hub so that :class:`DINOOptimWrapper` can name the
+        NaN/Inf ones when the total is not finite. The hub, because the
+        wrapper only sees the total, and this method, because the DDP
+        wrapper calls it too. No host sync here, and ``resumed=False``
+        keeps the tensors out of checkpoints."""
         loss, log_vars = super().parse_losses(losses)
-        bad = [] if torch.isfinite(loss).all() else [
-            name for name, value in losses.items()
-            if not torch.isfinite(value).all()
-        ]
         MessageHub.get_current_instance().update_info(
-            NONFINITE_TERMS_KEY, bad)
+            LOSS_TERMS_KEY, {k: v.detach() for k, v in losses.items()},
+            resumed=False)
         return loss, log_vars
 
     @torch.no_grad()
