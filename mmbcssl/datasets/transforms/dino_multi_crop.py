@@ -141,7 +141,7 @@ class DINOMultiCrop(MultiView):
         but not its class (the built-in demo data): with DINO's mild jitter
         the views of one image share their colours, and clustering by colour
         solves the pre-training task without learning shape or texture.
-        SimCLR (Chen et al. 2020, section 3 and Table 3) measured the same
+        SimCLR (Chen et al. 2020, section 3, Figure 6) showed the same
         shortcut on ImageNet crops. Keep the defaults for the paper's runs.
     """
 
