@@ -8,6 +8,7 @@ from mmengine.optim import CosineAnnealingParamScheduler
 
 import mmbcssl  # noqa: F401
 from mmbcssl.engine.optimizers import clip_per_tensor
+from mmbcssl.engine.optimizers.dino_optim_wrapper import LOSS_TERMS_KEY
 from mmpretrain.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 
@@ -135,8 +136,8 @@ def test_nonfinite_message_names_the_term():
     assert 'non-finite loss terms: loss, region' in str(info.value)
     # the terms are not saved in checkpoints (tensors, per iteration)
     hub = MessageHub.get_current_instance()
-    assert 'loss_terms' in hub.runtime_info
-    assert 'loss_terms' not in hub.state_dict()['runtime_info']
+    assert LOSS_TERMS_KEY in hub.runtime_info
+    assert LOSS_TERMS_KEY not in hub.state_dict()['runtime_info']
 
 
 def test_nonfinite_loss_skip_policy():

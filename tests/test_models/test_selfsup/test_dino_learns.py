@@ -23,7 +23,8 @@ def _teacher_stats(model, x):
     number of distinct prototypes it picks over the batch."""
     with torch.no_grad():
         t = model.teacher(x)
-        q = torch.softmax((t - model.loss_module.center) / 0.04, dim=-1)
+        loss = model.loss_module  # the temperature after warm-up
+        q = torch.softmax((t - loss.center) / loss.teacher_temp, dim=-1)
         entropy = -(q * q.clamp_min(1e-12).log()).sum(-1).mean().item()
         return entropy, q.argmax(-1).unique().numel()
 
