@@ -1,6 +1,7 @@
 # The headline recipe at demo size: BC-SSL-T 9x9 on the built-in demo data
 # (make it with tools/misc/make_demo_data.py), on CPU in a few minutes.
-# What changes: crops 64/32 px with 4 local views, a smaller projection
+# What changes: crops 64/32 px with 4 local views (blur radius scaled
+# with them), a smaller projection
 # head, batch 32 on one process, 3 epochs (1 warm-up): about 5 s per
 # step on 2 CPU cores, 13 steps per epoch. The architecture,
 # loss, teacher and optimiser mechanics are the real ones.
@@ -30,8 +31,12 @@ train_dataloader = dict(
             # an unreadable image is an error naming the file; 'skip' trains
             # around it (counted and logged)
             dict(type='LoadImageFromFileSafe', on_error='raise'),
+            # DINO's blur radius (0.1-2 px) is in pixels: on 64/32-px views
+            # it would blur ~3x harder than on 224/96-px ones, so it is
+            # scaled with the crop sizes (64/224 and 32/96, about 0.3)
             dict(type='DINOMultiCrop', global_crop_size=64,
-                 local_crop_size=32, num_local_crops=4),
+                 local_crop_size=32, num_local_crops=4,
+                 blur_radius=(0.03, 0.6)),
             dict(type='PackInputs'),
         ]))
 

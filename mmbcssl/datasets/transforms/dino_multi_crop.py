@@ -79,9 +79,9 @@ def _flip_jitter_gray(jitter: dict, jitter_prob: float,
     ]
 
 
-def _blur(prob: float) -> dict:
+def _blur(prob: float, radius: Tuple[float, float]) -> dict:
     # magnitude ~ U(0, 10) / 10 * (2.0 - 0.1) + 0.1, drawn on every call
-    return dict(type=_S + 'GaussianBlur', magnitude_range=BLUR_RADIUS,
+    return dict(type=_S + 'GaussianBlur', magnitude_range=radius,
                 magnitude_level=10, total_level=10, magnitude_std='inf',
                 prob=prob)
 
@@ -135,6 +135,9 @@ class DINOMultiCrop(MultiView):
             DINO's (0.4, 0.4, 0.2, 0.1).
         color_jitter_prob (float): Defaults to 0.8 (DINO).
         grayscale_prob (float): Defaults to 0.2 (DINO).
+        blur_radius (Sequence[float]): (min, max) of the Gaussian blur
+            radius in pixels of the output view, the same range for every
+            view as in DINO. Defaults to DINO's (0.1, 2.0).
 
     Note:
         The colour arguments exist for data whose colours identify an image
@@ -143,6 +146,12 @@ class DINOMultiCrop(MultiView):
         solves the pre-training task without learning shape or texture.
         SimCLR (Chen et al. 2020, section 3, Figure 6) showed the same
         shortcut on ImageNet crops. Keep the defaults for the paper's runs.
+
+        ``blur_radius`` is in pixels and does not scale with the crops:
+        DINO's radius of up to 2 px is mild on a 224-px view, but on a 48-px
+        demo view it equals a 9-px blur at 224 px and wipes out fine
+        texture. Recipes with small crops scale it with the crop size (the
+        demo configs do).
     """
 
     def __init__(self,
@@ -153,7 +162,8 @@ class DINOMultiCrop(MultiView):
                  local_crop_scale: Sequence[float] = (0.05, 0.4),
                  color_jitter: Optional[dict] = None,
                  color_jitter_prob: float = JITTER_PROB,
-                 grayscale_prob: float = GRAYSCALE_PROB) -> None:
+                 grayscale_prob: float = GRAYSCALE_PROB,
+                 blur_radius: Sequence[float] = BLUR_RADIUS) -> None:
         if int(num_local_crops) != num_local_crops or num_local_crops < 0:
             raise ValueError(
                 f'num_local_crops must be an int >= 0, got {num_local_crops}')
@@ -173,15 +183,19 @@ class DINOMultiCrop(MultiView):
             if not 0 <= prob <= 1:
                 raise ValueError(f'{name} must be in [0, 1], got {prob}')
         colour = (jitter, float(color_jitter_prob), float(grayscale_prob))
+        if len(blur_radius) != 2 or not 0 < blur_radius[0] <= blur_radius[1]:
+            raise ValueError(f'blur_radius must be (min, max) with 0 < min '
+                             f'<= max, in pixels, got {blur_radius}')
+        radius = (float(blur_radius[0]), float(blur_radius[1]))
 
         blur_global1, blur_global2, blur_local = BLUR_PROBS
         views = [
             # global view 1: always blurred
             [_crop(global_crop_size, global_crop_scale),
-             *_flip_jitter_gray(*colour), _blur(blur_global1)],
+             *_flip_jitter_gray(*colour), _blur(blur_global1, radius)],
             # global view 2: rarely blurred, sometimes solarised
             [_crop(global_crop_size, global_crop_scale),
-             *_flip_jitter_gray(*colour), _blur(blur_global2),
+             *_flip_jitter_gray(*colour), _blur(blur_global2, radius),
              dict(type=_S + 'Solarize', thr=SOLARIZE_THRESHOLD,
                   prob=SOLARIZE_PROB)],
         ]
@@ -190,7 +204,7 @@ class DINOMultiCrop(MultiView):
             # one pipeline object serves every local view: each call draws
             # its own crop, flip, jitter, ... (no randomness is cached)
             views.append([_crop(local_crop_size, local_crop_scale),
-                          *_flip_jitter_gray(*colour), _blur(blur_local)])
+                          *_flip_jitter_gray(*colour), _blur(blur_local, radius)])
             num_views.append(int(num_local_crops))
         super().__init__(transforms=views, num_views=num_views)
         self.global_crop_size = int(global_crop_size)
@@ -200,6 +214,7 @@ class DINOMultiCrop(MultiView):
         self.local_crop_scale = local_crop_scale
         self.color_jitter, self.color_jitter_prob, self.grayscale_prob = \
             colour
+        self.blur_radius = radius
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}('
@@ -210,4 +225,5 @@ class DINOMultiCrop(MultiView):
                 f'local_crop_scale={self.local_crop_scale}, '
                 f'color_jitter={self.color_jitter}, '
                 f'color_jitter_prob={self.color_jitter_prob}, '
-                f'grayscale_prob={self.grayscale_prob})')
+                f'grayscale_prob={self.grayscale_prob}, '
+                f'blur_radius={self.blur_radius})')

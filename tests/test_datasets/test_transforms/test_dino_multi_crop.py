@@ -105,7 +105,10 @@ def test_same_classes_with_and_without_default_scope():
                                 dict(global_crop_scale=(0.4, 1.2)),
                                 dict(color_jitter=dict(brightness=0.4)),
                                 dict(color_jitter_prob=1.5),
-                                dict(grayscale_prob=-0.1)])
+                                dict(grayscale_prob=-0.1),
+                                dict(blur_radius=(0.0, 2.0)),
+                                dict(blur_radius=(2.0, 0.1)),
+                                dict(blur_radius=(0.5,))])
 def test_bad_arguments(kw):
     with pytest.raises(ValueError):
         DINOMultiCrop(**kw)
@@ -176,6 +179,20 @@ def test_colour_arguments_reach_every_view():
         apply = [op for op in t.pipelines[view].transforms
                  if type(op).__name__ == 'RandomApply']
         assert [a.prob for a in apply] == [1.0]
+
+
+def test_blur_radius_reaches_every_view():
+    """A demo-size radius range (DINO's scaled by about 0.3) is what every
+    view's blur draws from."""
+    t = _build(blur_radius=(0.03, 0.6))
+    rng = np.random.default_rng(5)
+    for view in range(3):
+        blur = _op(t, view, 'GaussianBlur')
+        radii = [blur.random_magnitude() for _ in range(200)]
+        assert 0.03 <= min(radii) and max(radii) <= 0.6
+        assert max(radii) - min(radii) > 0.4  # spread over the range
+    assert 'blur_radius=(0.03, 0.6)' in repr(t)
+    _ = t(dict(img=_noise(rng, 40, 40)))  # runs end to end
 
 
 def test_blur_is_pil_gaussian_blur(monkeypatch):
