@@ -26,12 +26,16 @@ from mmbcssl.utils.distributed import cpu_only, init_cpu_process_group
 from mmbcssl.utils.launch import UserError, run_cli
 
 
-def build_feature_model(config: str, checkpoint: Optional[str]):
-    """backbone (+ neck) of the config, in eval mode, with weights."""
+def build_feature_model(config: str, checkpoint: Optional[str],
+                        seed: int = 0):
+    """backbone (+ neck) of the config, in eval mode, with weights; without
+    a checkpoint, the random initialisation drawn under ``seed`` (so that a
+    random-init baseline is the same number in every run)."""
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    torch.manual_seed(seed)
     backbone = MODELS.build(cfg.model.backbone)
     neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') else None
     if checkpoint is None:
@@ -79,6 +83,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config with model.backbone')
     parser.add_argument('--checkpoint', help='weights (none: random init)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the random init (without --checkpoint)')
     parser.add_argument('--data-root', default='data/imagenet',
                         help='ImageNet layout: train/, val/ (+ meta/)')
     parser.add_argument('--img-size', type=int, default=224)
@@ -111,7 +117,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         init_launcher(args.launcher)
         device = (torch.device('cuda', torch.cuda.current_device())
                   if torch.cuda.is_available() else torch.device('cpu'))
-        model = build_feature_model(args.config, args.checkpoint).to(device)
+        model = build_feature_model(args.config, args.checkpoint,
+                                    args.seed).to(device)
         train_ds = knn_dataset(args.data_root, 'train', args.img_size,
                                args.resize)
         val_ds = knn_dataset(args.data_root, 'val', args.img_size,
@@ -130,7 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                num_classes, ks=args.ks,
                                temperature=args.temperature,
                                bank_dtype=dtype, normalized=True)
-        which = args.checkpoint or 'random init'
+        which = args.checkpoint or f'random init, seed {args.seed}'
         print(f'k-NN ({which}, {len(train_ds)} train / {len(val_ds)} val, '
               f'{dist.get_world_size()} process(es)):')
         for k in sorted(set(args.ks)):

@@ -21,8 +21,7 @@ SMALL = ['--img-size', '32', '--resize', '36', '--ks', '1', '5',
 def _save_random_init(path, config=CONFIG, seed=0):
     """The backbone's random initialisation under ``seed``, saved as an
     extracted ``backbone.*`` file."""
-    torch.manual_seed(seed)
-    model = knn_eval.build_feature_model(config, None)
+    model = knn_eval.build_feature_model(config, None, seed=seed)
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in
                                model['backbone'].state_dict().items()}},
                str(path))
@@ -36,8 +35,8 @@ def test_random_init_then_same_weights_from_a_checkpoint(demo_data,
     outs = []
     for extra in ([], ['--checkpoint', ckpt]):
         out = str(tmp_path / f'm{len(outs)}.json')
-        if not extra:
-            torch.manual_seed(0)  # the same random init as the saved one
+        # without a checkpoint: the random init of --seed (default 0)
+        torch.manual_seed(123)  # the global state must not matter
         assert knn_eval.main([CONFIG, '--data-root', root, '--out', out,
                               *SMALL, *extra]) == 0
         with open(out) as f:
@@ -46,6 +45,17 @@ def test_random_init_then_same_weights_from_a_checkpoint(demo_data,
                             'knn/k5_top5'}
     assert outs[0] == outs[1]
     assert 0 <= outs[0]['knn/k5_top1'] <= 100
+
+
+def test_random_init_is_seeded():
+    def weights(seed):
+        torch.manual_seed(99)  # whatever came before
+        return knn_eval.build_feature_model(CONFIG, None, seed)[
+            'backbone'].state_dict()
+
+    a, b, c = weights(0), weights(0), weights(1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_two_processes_give_the_single_process_result(demo_data, tmp_path):
