@@ -100,14 +100,14 @@ def test_imagenet_c_layouts(tmp_path, layout):
         ImageNetC(str(tmp_path), 'gaussian_noise', 6, base_classes=BASE)
 
 
-def _c_runner(tmp_path, root, **loop_kwargs):
+def _c_runner(tmp_path, root, num_workers=0, **loop_kwargs):
     cfg = Config.fromfile(
         osp.join(osp.dirname(__file__), '..', 'data', 'configs',
                  'tiny_classifier.py'))
     cfg.model.head.num_classes = len(BASE)
     cfg.data_preprocessor.num_classes = len(BASE)
     cfg.test_dataloader = dict(
-        batch_size=4, num_workers=0,
+        batch_size=4, num_workers=num_workers,
         sampler=dict(type='DefaultSampler', shuffle=False),
         dataset=dict(type='ImageNetC', data_root=str(root),
                      corruption='gaussian_noise', severity=1,
@@ -134,6 +134,20 @@ def test_c_loop_runs_every_corruption_and_reports_mce(tmp_path):
     assert 'imagenet-c/relative_mCE' in metrics
     assert 'imagenet-c/error/spatter' in metrics
     assert 'imagenet-c/CE/spatter' not in metrics
+
+
+def test_c_loop_with_workers_equals_without(tmp_path):
+    """The loop starts each pass's workers while the previous pass drains
+    (PassPrefetcher); every pass must still score its own images."""
+    root = tmp_path / 'imagenet-c'
+    _c_tree(root, corruptions=['gaussian_noise', 'fog', 'snow'],
+            severities=[1, 2])
+    results = []
+    for workers in (0, 2):
+        results.append(_c_runner(tmp_path, root, num_workers=workers,
+                                 allow_partial=True).test())
+    assert results[0] == results[1]
+    assert len([k for k in results[0] if 'partial_error/' in k]) == 3
 
 
 def test_c_loop_lists_missing_and_partial_is_labelled(tmp_path):

@@ -14,6 +14,7 @@ from mmengine.runner import TestLoop
 from mmpretrain.registry import LOOPS
 
 from mmbcssl.datasets.imagenet_c import scan_tree
+from mmbcssl.engine.runner.pass_prefetch import PassPrefetcher
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            EXTRA_CORRUPTIONS, SEVERITIES,
                                            corruption_errors)
@@ -77,12 +78,21 @@ class ImageNetCTestLoop(TestLoop):
     def _loader_cfg(self, corruption: str, severity: int) -> Dict:
         cfg = copy.deepcopy(self.template)
         cfg['dataset'].update(corruption=corruption, severity=severity)
+        # One loader per pass: workers that outlive their pass would only
+        # hold memory while the next pass's workers run.
+        cfg['persistent_workers'] = False
         return cfg
 
-    def _evaluate_pass(self, dataloader) -> float:
+    def _build_pass_loader(self, k: int):
+        if k == 0:
+            return self.dataloader
+        return self.runner.build_dataloader(
+            self._loader_cfg(*self.plan[k]), seed=self.runner.seed)
+
+    def _evaluate_pass(self, dataloader, batches) -> float:
         """Top-1 error in [0, 1] of one corruption/severity."""
         self.evaluator.dataset_meta = dataloader.dataset.metainfo
-        for idx, data_batch in enumerate(dataloader):
+        for idx, data_batch in enumerate(batches):
             self.run_iter(idx, data_batch)
         metrics = self.evaluator.evaluate(len(dataloader.dataset))
         top1 = next(v for k, v in metrics.items() if k.endswith('top1'))
@@ -93,12 +103,11 @@ class ImageNetCTestLoop(TestLoop):
         self.runner.call_hook('before_test_epoch')
         self.runner.model.eval()
         errors: Dict[str, Dict[int, float]] = {}
-        for i, (corruption, severity) in enumerate(self.plan):
-            loader = self.dataloader if i == 0 else \
-                self.runner.build_dataloader(
-                    self._loader_cfg(corruption, severity),
-                    seed=self.runner.seed)
-            err = self._evaluate_pass(loader)
+        # the next pass's workers start while this one drains
+        passes = PassPrefetcher(self._build_pass_loader, len(self.plan))
+        for i, loader, batches in passes:
+            corruption, severity = self.plan[i]
+            err = self._evaluate_pass(loader, batches)
             errors.setdefault(corruption, {})[severity] = err
             print_log(
                 f'ImageNet-C {corruption}/{severity}: top-1 error '

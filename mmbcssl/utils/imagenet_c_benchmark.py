@@ -1,0 +1,217 @@
+"""How fast the ImageNet-C evaluation can be fed: data loading alone.
+
+ImageNet-C is 75 passes over 50,000 images. This measures the loading side
+of :class:`mmbcssl.engine.runner.ImageNetCTestLoop` with the robustness
+config's own dataset, pipeline and loader settings, and a stand-in for the
+model (a fixed time per batch, or nothing), in two modes measured side by
+side: one loader after the other (``sequential``) and the loop's
+:class:`~mmbcssl.engine.runner.PassPrefetcher` (``overlapped``: the next
+pass's workers start while the current one drains).
+
+Reported per mode: images/s over all passes, and the stall at each pass
+boundary (how long the consumer waited for the first batch of a pass).
+``per-worker`` is the in-process decode rate of the pipeline (no workers):
+a GPU that evaluates ``G`` images/s needs about ``G / per-worker``
+workers. Without ``--root`` a synthetic ImageNet-C-style tree of 224-px
+JPEGs is made in a temporary folder (smooth colour images, about as costly
+to decode as the benchmark's).
+
+    python tools/analysis_tools/benchmark_imagenet_c.py --passes 8 \\
+        --images 512 --workers 2 --batch-size 64 [--model-ms 20] \\
+        [--root data/imagenet-c] [--device cuda] [--out c_loading.json]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from mmbcssl.datasets.imagenet_c import scan_tree
+from mmbcssl.engine.runner import PassPrefetcher
+from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
+
+CONFIG = 'configs/robustness/imagenet-c.py'
+MODES = ('sequential', 'overlapped')
+
+
+def make_tree(root: str, passes: int, images: int, classes: int = 10,
+              size: int = 224, seed: int = 0) -> List[Tuple[str, int]]:
+    """An ImageNet-C-style tree of ``passes`` (corruption, severity)
+    folders with ``images`` JPEGs each over ``classes`` wnid folders; the
+    images are the same in every pass (decoding cost is what is timed)."""
+    import cv2
+
+    from mmbcssl.datasets.imagenet_subset import IMAGENET_1K, load_wnids
+    from mmbcssl.datasets.pipeline_benchmark import synthetic_images
+    plan = [(c, s) for c in BENCHMARK_CORRUPTIONS for s in SEVERITIES]
+    if not 1 <= passes <= len(plan):
+        raise ValueError(f'passes must be in [1, {len(plan)}], got {passes}')
+    wnids = load_wnids(IMAGENET_1K)[:classes]
+    encoded = [
+        cv2.imencode('.JPEG', img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]
+        for img in synthetic_images(images, size, size, seed)
+    ]
+    for corruption, severity in plan[:passes]:
+        for i, data in enumerate(encoded):
+            folder = osp.join(root, corruption, str(severity),
+                              wnids[i % classes])
+            os.makedirs(folder, exist_ok=True)
+            data.tofile(osp.join(folder, f'img_{i:05d}.JPEG'))
+    return plan[:passes]
+
+
+def _loader_builder(config: Config, root: str, plan, batch_size: int,
+                    workers: int, pin_memory: bool):
+    template = dict(config.test_dataloader)
+    template.update(batch_size=batch_size, num_workers=workers,
+                    pin_memory=pin_memory, persistent_workers=False)
+    if not workers:
+        template.pop('prefetch_factor', None)
+
+    def build(k):
+        cfg = dict(template)
+        cfg['dataset'] = dict(template['dataset'], data_root=root,
+                              corruption=plan[k][0], severity=plan[k][1])
+        return Runner.build_dataloader(cfg, seed=0)
+
+    return build
+
+
+def _consume(prefetcher: PassPrefetcher, device: torch.device,
+             model_s: float) -> Tuple[int, float, List[float]]:
+    """Images, seconds, and, per pass boundary, the time from the end of
+    the last batch of a pass to the arrival of the next pass's first batch
+    (building the next loader included)."""
+    count, stalls = 0, []
+    start = time.perf_counter()
+    done = None  # when the consumer finished the previous batch
+    for _, _, batches in prefetcher:
+        for i, batch in enumerate(batches):
+            if i == 0 and done is not None:
+                stalls.append(time.perf_counter() - done)
+            inputs = torch.stack(batch['inputs']) if isinstance(
+                batch['inputs'], list) else batch['inputs']
+            inputs = inputs.to(device, non_blocking=True)
+            if model_s:
+                time.sleep(model_s)
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device)
+            count += inputs.shape[0]
+            done = time.perf_counter()
+    return count, time.perf_counter() - start, stalls
+
+
+def per_worker_rate(build, passes: int) -> float:
+    """Images/s of the dataset + pipeline in this process (one worker's
+    rate), over every image of the first pass."""
+    dataset = build(0).dataset
+    start = time.perf_counter()
+    for i in range(len(dataset)):
+        dataset[i]
+    return len(dataset) / (time.perf_counter() - start)
+
+
+def run(root: Optional[str], passes: int, images: int, batch_size: int,
+        workers: int, model_ms: float, device: str, repeats: int,
+        config_path: str = CONFIG) -> Dict:
+    init_default_scope('mmpretrain')
+    import mmbcssl  # noqa: F401  (registers datasets and transforms)
+    config = Config.fromfile(config_path)
+    dev = torch.device(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        if root is None:
+            root = osp.join(tmp, 'imagenet-c')
+            plan = make_tree(root, passes, images)
+        else:
+            found, _ = scan_tree(root, BENCHMARK_CORRUPTIONS, SEVERITIES)
+            plan = sorted(found)[:passes]
+            if not plan:
+                raise FileNotFoundError(f'no corruption folders in {root}')
+        build = _loader_builder(config, root, plan, batch_size, workers,
+                                pin_memory=dev.type == 'cuda')
+        rate = per_worker_rate(build, len(plan))
+        samples: Dict[str, List[float]] = {m: [] for m in MODES}
+        stalls: Dict[str, List[float]] = {m: [] for m in MODES}
+        for _ in range(repeats):  # interleaved: noise hits both modes
+            for mode in MODES:
+                p = PassPrefetcher(build, len(plan),
+                                   overlap=mode == 'overlapped')
+                n, secs, s = _consume(p, dev, model_ms / 1000)
+                samples[mode].append(n / secs)
+                stalls[mode].extend(s)
+        n_images = len(build(0).dataset)
+    results = {
+        mode: dict(images_per_s=statistics.median(samples[mode]),
+                   samples=samples[mode],
+                   boundary_stall_s=statistics.median(stalls[mode])
+                   if stalls[mode] else 0.0)
+        for mode in MODES
+    }
+    return dict(
+        setting=dict(passes=len(plan), images_per_pass=n_images,
+                     batch_size=batch_size, workers=workers,
+                     model_ms_per_batch=model_ms, device=device,
+                     repeats=repeats, synthetic=root is None
+                     or root.startswith(tempfile.gettempdir()),
+                     torch=torch.__version__, cpu_count=os.cpu_count()),
+        per_worker_images_per_s=rate,
+        results=results,
+        overlapped_vs_sequential=results['overlapped']['images_per_s'] /
+        results['sequential']['images_per_s'])
+
+
+def format_result(out: Dict) -> str:
+    lines = ['| mode | img/s (median) | stall at a pass boundary (s) |',
+             '|---|---|---|']
+    for mode in MODES:
+        r = out['results'][mode]
+        lines.append(f"| {mode} | {r['images_per_s']:.1f} | "
+                     f"{r['boundary_stall_s']:.3f} |")
+    lines.append(f"overlapped / sequential: "
+                 f"{out['overlapped_vs_sequential']:.3f}x; one worker "
+                 f"decodes {out['per_worker_images_per_s']:.0f} img/s")
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description='ImageNet-C loading throughput, sequential vs '
+        'overlapped passes')
+    parser.add_argument('--root', help='an ImageNet-C tree (default: a '
+                        'synthetic one in a temporary folder)')
+    parser.add_argument('--config', default=CONFIG)
+    parser.add_argument('--passes', type=int, default=8)
+    parser.add_argument('--images', type=int, default=512,
+                        help='images per pass of the synthetic tree')
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--model-ms', type=float, default=0.0,
+                        help='stand-in model time per batch')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--out', help='write the result as JSON')
+    args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        print('error: --device cuda but no CUDA device', file=sys.stderr)
+        return 2
+    if args.workers < 0 or args.batch_size < 1 or args.repeats < 1:
+        print('error: --workers >= 0, --batch-size >= 1, --repeats >= 1',
+              file=sys.stderr)
+        return 2
+    out = run(args.root, args.passes, args.images, args.batch_size,
+              args.workers, args.model_ms, args.device, args.repeats,
+              args.config)
+    print(format_result(out))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(out, f, indent=2)
+    return 0
