@@ -110,14 +110,14 @@ def _consume(prefetcher: PassPrefetcher, device: torch.device,
     return count, time.perf_counter() - start, stalls
 
 
-def per_worker_rate(build, passes: int) -> float:
+def per_worker_rate(build) -> Tuple[float, int]:
     """Images/s of the dataset + pipeline in this process (one worker's
-    rate), over every image of the first pass."""
+    rate) over every image of the first pass, and that pass's size."""
     dataset = build(0).dataset
     start = time.perf_counter()
     for i in range(len(dataset)):
         dataset[i]
-    return len(dataset) / (time.perf_counter() - start)
+    return len(dataset) / (time.perf_counter() - start), len(dataset)
 
 
 def run(root: Optional[str], passes: int, images: int, batch_size: int,
@@ -127,8 +127,9 @@ def run(root: Optional[str], passes: int, images: int, batch_size: int,
     import mmbcssl  # noqa: F401  (registers datasets and transforms)
     config = Config.fromfile(config_path)
     dev = torch.device(device)
+    synthetic = root is None
     with tempfile.TemporaryDirectory() as tmp:
-        if root is None:
+        if synthetic:
             root = osp.join(tmp, 'imagenet-c')
             plan = make_tree(root, passes, images)
         else:
@@ -138,7 +139,7 @@ def run(root: Optional[str], passes: int, images: int, batch_size: int,
                 raise FileNotFoundError(f'no corruption folders in {root}')
         build = _loader_builder(config, root, plan, batch_size, workers,
                                 pin_memory=dev.type == 'cuda')
-        rate = per_worker_rate(build, len(plan))
+        rate, n_images = per_worker_rate(build)
         samples: Dict[str, List[float]] = {m: [] for m in MODES}
         stalls: Dict[str, List[float]] = {m: [] for m in MODES}
         for _ in range(repeats):  # interleaved: noise hits both modes
@@ -148,7 +149,6 @@ def run(root: Optional[str], passes: int, images: int, batch_size: int,
                 n, secs, s = _consume(p, dev, model_ms / 1000)
                 samples[mode].append(n / secs)
                 stalls[mode].extend(s)
-        n_images = len(build(0).dataset)
     results = {
         mode: dict(images_per_s=statistics.median(samples[mode]),
                    samples=samples[mode],
@@ -160,8 +160,7 @@ def run(root: Optional[str], passes: int, images: int, batch_size: int,
         setting=dict(passes=len(plan), images_per_pass=n_images,
                      batch_size=batch_size, workers=workers,
                      model_ms_per_batch=model_ms, device=device,
-                     repeats=repeats, synthetic=root is None
-                     or root.startswith(tempfile.gettempdir()),
+                     repeats=repeats, synthetic=synthetic,
                      torch=torch.__version__, cpu_count=os.cpu_count()),
         per_worker_images_per_s=rate,
         results=results,

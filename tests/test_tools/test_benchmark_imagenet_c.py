@@ -37,6 +37,7 @@ def test_benchmark_runs_both_modes(tmp_path):
     out = json.loads(out_file.read_text())
     assert out['setting']['passes'] == 2
     assert out['setting']['images_per_pass'] == 12
+    assert out['setting']['synthetic'] is True
     for mode in bench.MODES:
         r = out['results'][mode]
         assert r['images_per_s'] > 0 and r['boundary_stall_s'] >= 0
