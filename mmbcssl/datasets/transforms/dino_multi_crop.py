@@ -204,7 +204,8 @@ class DINOMultiCrop(MultiView):
             # one pipeline object serves every local view: each call draws
             # its own crop, flip, jitter, ... (no randomness is cached)
             views.append([_crop(local_crop_size, local_crop_scale),
-                          *_flip_jitter_gray(*colour), _blur(blur_local, radius)])
+                          *_flip_jitter_gray(*colour),
+                          _blur(blur_local, radius)])
             num_views.append(int(num_local_crops))
         super().__init__(transforms=views, num_views=num_views)
         self.global_crop_size = int(global_crop_size)
