@@ -35,12 +35,15 @@ def build_feature_model(config: str, checkpoint: Optional[str],
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    torch.manual_seed(seed)
-    backbone = MODELS.build(cfg.model.backbone)
-    neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') else None
-    if checkpoint is None:
-        backbone.init_weights()
-    else:
+    # the caller's random state is left as it was
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        backbone = MODELS.build(cfg.model.backbone)
+        neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') \
+            else None
+        if checkpoint is None:
+            backbone.init_weights()
+    if checkpoint is not None:
         state = safe_torch_load(checkpoint, map_location='cpu')
         state = state.get('state_dict', state)
         state = strip_wrappers(state)

@@ -50,8 +50,11 @@ def test_random_init_then_same_weights_from_a_checkpoint(demo_data,
 def test_random_init_is_seeded():
     def weights(seed):
         torch.manual_seed(99)  # whatever came before
-        return knn_eval.build_feature_model(CONFIG, None, seed)[
-            'backbone'].state_dict()
+        before = torch.get_rng_state()
+        model = knn_eval.build_feature_model(CONFIG, None, seed)
+        # the caller's random state is untouched
+        assert torch.equal(torch.get_rng_state(), before)
+        return model['backbone'].state_dict()
 
     a, b, c = weights(0), weights(0), weights(1)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -103,7 +103,8 @@ class ImageNetCTestLoop(TestLoop):
         self.runner.call_hook('before_test_epoch')
         self.runner.model.eval()
         errors: Dict[str, Dict[int, float]] = {}
-        # the next pass's workers start while this one drains
+        # the next pass's loader is built, and its workers started, while
+        # this pass runs
         passes = PassPrefetcher(self._build_pass_loader, len(self.plan))
         for i, loader, batches in passes:
             corruption, severity = self.plan[i]

@@ -86,14 +86,13 @@ class PassPrefetcher:
     def _batches(self, k: int, loader: DataLoader, it: Iterator,
                  upcoming: Optional[Callable[[], DataLoader]],
                  started: list) -> Iterator:
-        n = len(loader)
+        depth = prefetch_depth(loader)
         # Once batch n - depth is handed out, every remaining index is
         # already with a worker: fork the next pass's workers then (in
         # this thread; forking from a helper thread is not safe).
-        start = max(n - prefetch_depth(loader), 0)
+        start = max(len(loader) - depth, 0)
         for idx, batch in enumerate(it):
-            if upcoming is not None and idx == start and \
-                    prefetch_depth(loader):
+            if upcoming is not None and depth and idx == start:
                 next_loader = upcoming()
                 started.append((next_loader, iter(next_loader)))
                 self.started_at.append((k, idx))
@@ -103,16 +102,15 @@ class PassPrefetcher:
         loader = self.build(0)
         it = iter(loader)
         for k in range(self.num_passes):
-            has_next = self.overlap and k + 1 < self.num_passes
-            upcoming = self._build_in_background(k + 1) if has_next else None
-            started: list = []
+            last = k + 1 == self.num_passes
+            upcoming = None if last or not self.overlap else \
+                self._build_in_background(k + 1)
+            started: list = []  # filled by _batches if it starts pass k+1
             yield k, loader, self._batches(k, loader, it, upcoming, started)
-            if not has_next:
-                if k + 1 < self.num_passes:
-                    loader = self.build(k + 1)
-                    it = iter(loader)
-            elif started:
+            if last:
+                return
+            if started:
                 loader, it = started[0]
-            else:  # no workers, or the pass ended before its start point
-                loader = upcoming()
+            else:  # no overlap, no workers, or a pass shorter than depth
+                loader = upcoming() if upcoming else self.build(k + 1)
                 it = iter(loader)
