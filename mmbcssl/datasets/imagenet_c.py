@@ -8,7 +8,7 @@ Layouts accepted (Hendrycks & Dietterich 2019; both are in circulation):
 """
 import os
 import os.path as osp
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from mmpretrain.registry import DATASETS
 
@@ -91,15 +91,3 @@ class ImageNetC(ImageNetSubset):
         self.severity = int(severity)
         super().__init__(
             data_root=folder, base_classes=base_classes, **kwargs)
-
-
-def corruption_dataset_cfgs(dataset_cfg: dict, corruptions: Sequence[str],
-                            severities: Sequence[int]) -> List[dict]:
-    """One dataset config per (corruption, severity), from a template."""
-    out = []
-    for c in corruptions:
-        for s in severities:
-            cfg = dict(dataset_cfg)
-            cfg.update(corruption=c, severity=s)
-            out.append(cfg)
-    return out

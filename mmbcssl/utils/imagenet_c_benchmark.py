@@ -37,6 +37,7 @@ from mmengine.runner import Runner
 
 from mmbcssl.datasets.imagenet_c import scan_tree
 from mmbcssl.engine.runner import PassPrefetcher
+from mmbcssl.engine.runner.imagenet_c_loop import pass_loader_cfg
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
 
 CONFIG = 'configs/robustness/imagenet-c.py'
@@ -71,17 +72,17 @@ def make_tree(root: str, passes: int, images: int, classes: int = 10,
 
 def _loader_builder(config: Config, root: str, plan, batch_size: int,
                     workers: int, pin_memory: bool):
+    # the loop's own per-pass config, with this run's loader settings
     template = dict(config.test_dataloader)
     template.update(batch_size=batch_size, num_workers=workers,
-                    pin_memory=pin_memory, persistent_workers=False)
+                    pin_memory=pin_memory)
+    template['dataset'] = dict(template['dataset'], data_root=root)
     if not workers:
         template.pop('prefetch_factor', None)
 
     def build(k):
-        cfg = dict(template)
-        cfg['dataset'] = dict(template['dataset'], data_root=root,
-                              corruption=plan[k][0], severity=plan[k][1])
-        return Runner.build_dataloader(cfg, seed=0)
+        return Runner.build_dataloader(pass_loader_cfg(template, *plan[k]),
+                                       seed=0)
 
     return build
 

@@ -21,6 +21,18 @@ from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
 from mmbcssl.utils.data_checks import DataLayoutError
 
 
+def pass_loader_cfg(template: Dict, corruption: str, severity: int) -> Dict:
+    """The loader config of one pass: the test dataloader config
+    ``template`` with its data set's corruption and severity set."""
+    cfg = copy.deepcopy(dict(template))
+    cfg['dataset'] = dict(cfg['dataset'], corruption=corruption,
+                          severity=severity)
+    # One loader per pass: workers that outlive their pass would only
+    # hold memory while the next pass's workers run.
+    cfg['persistent_workers'] = False
+    return cfg
+
+
 @LOOPS.register_module()
 class ImageNetCTestLoop(TestLoop):
     """Evaluate all corruptions x severities; report mCE and friends.
@@ -76,12 +88,7 @@ class ImageNetCTestLoop(TestLoop):
                          fp16)
 
     def _loader_cfg(self, corruption: str, severity: int) -> Dict:
-        cfg = copy.deepcopy(self.template)
-        cfg['dataset'].update(corruption=corruption, severity=severity)
-        # One loader per pass: workers that outlive their pass would only
-        # hold memory while the next pass's workers run.
-        cfg['persistent_workers'] = False
-        return cfg
+        return pass_loader_cfg(self.template, corruption, severity)
 
     def _build_pass_loader(self, k: int):
         if k == 0:
