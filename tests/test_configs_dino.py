@@ -99,3 +99,33 @@ def test_esvit_demo_trains_through_the_tool(demo_data, tmp_path):
         osp.join(root, f) for root, _, files in os.walk(tmp_path)
         for f in files if f.endswith('.log'))).read()
     assert 'region: ' in logs and 'view: ' in logs
+
+
+SUPERVISED_CHECKS = sorted(
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'dino', 'supervised_check',
+                       '*.py')))
+
+
+@pytest.mark.parametrize('path', SUPERVISED_CHECKS, ids=osp.basename)
+def test_supervised_check_config_trains_everything_from_scratch(path):
+    """The trainability check of configs/dino/README.md: a classifier on
+    the 10 demo classes whose backbone starts random and is not frozen,
+    fed 48-px crops."""
+    cfg = Config.fromfile(path)
+    assert cfg.model.backbone.get('init_cfg') is None
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    assert type(model).__name__ == 'ImageClassifier'
+    assert all(p.requires_grad for p in model.parameters())
+    crop = cfg.train_dataloader.dataset.pipeline[1]
+    assert crop.type == 'RandomResizedCrop' and crop.scale == 48
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 48, 48), mode='tensor')
+    assert logits.shape == (2, 10)
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+
+
+def test_supervised_checks_cover_bcssl_and_resnet():
+    names = {osp.basename(p) for p in SUPERVISED_CHECKS}
+    assert names == {'bcssl-narrow_demo.py', 'resnet18_demo.py'}

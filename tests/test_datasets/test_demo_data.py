@@ -1,5 +1,6 @@
 """The demo data: real formats (loaded by the upstream libraries' own
 classes), determinism, idempotency and learnable signal."""
+import dataclasses
 import hashlib
 import json
 import os
@@ -54,6 +55,53 @@ def test_idempotent_rerun_and_incomplete_output(tmp_path):
     os.remove(manifest)  # as if interrupted before the end
     make_demo_data(out, TINY, log=msgs.append)
     assert 'regenerating' in ' '.join(msgs) and osp.isfile(manifest)
+
+
+def test_an_older_manifest_is_reused_and_a_new_option_regenerates(tmp_path):
+    """A manifest written before a size field existed (here ``plain``)
+    matches a request with that field at its default; a request with the
+    field set regenerates."""
+    out = str(tmp_path / 'e')
+    msgs = []
+    make_demo_data(out, TINY, log=msgs.append)
+    path = osp.join(out, MANIFEST)
+    manifest = json.load(open(path))
+    del manifest['sizes']['plain']
+    json.dump(manifest, open(path, 'w'))
+    make_demo_data(out, TINY, log=msgs.append)
+    assert 'nothing to do' in msgs[-1]
+    make_demo_data(out, dataclasses.replace(TINY, plain=True),
+                   log=msgs.append)
+    assert 'regenerating' in msgs[-2]
+    assert json.load(open(path))['sizes']['plain'] is True
+
+
+def test_plain_style_is_upright_on_grey():
+    """The learning check's style: a grey background without distractors,
+    and the same upright shape wherever it is drawn (photo-style shapes
+    turn at random); an unknown style is an error."""
+    from mmbcssl.datasets.demo.world import class_image, shape_mask
+    rng = np.random.default_rng(0)
+    imgs = [class_image('star', 'solid', 96, rng, 'plain') for _ in range(6)]
+    for img in imgs:
+        border = np.concatenate([img[:3].reshape(-1, 3),
+                                 img[-3:].reshape(-1, 3)])
+        assert abs(border.mean() - 128) < 4 and border.std() < 12
+
+    def star_points_up(img):
+        # the topmost object pixel is a star tip, centred over the object
+        obj = np.abs(img.astype(float) - 128).sum(-1) > 60
+        ys, xs = np.nonzero(obj)
+        top = xs[ys == ys.min()].mean()
+        return abs(top - xs.mean()) < 3
+
+    assert all(star_points_up(img) for img in imgs)
+    # the check can fail: a turned star on the same grey
+    turned = np.full((96, 96, 3), 128, np.uint8)
+    turned[shape_mask('star', (96, 96), (48, 48), 30, 0.3)] = 250
+    assert not star_points_up(turned)
+    with pytest.raises(ValueError, match='unknown style'):
+        class_image('star', 'solid', 96, rng, 'watercolour')
 
 
 def test_refuses_a_folder_that_is_not_demo_data(tmp_path):

@@ -59,6 +59,9 @@ class DemoSizes:
             Defaults to 1.
         extra_corruptions (bool): Also the 4 extra ImageNet-C corruptions.
             Defaults to False.
+        plain (bool): ImageNet-style train/val images in the world's
+            ``plain`` style (upright, grey background, no distractors), the
+            data of the DINO learning check. Defaults to False.
     """
     num_classes: int = 10
     train_per_class: int = 40
@@ -70,6 +73,7 @@ class DemoSizes:
     robust_per_class: int = 6
     c_per_class: int = 1
     extra_corruptions: bool = False
+    plain: bool = False
 
     def validate(self) -> None:
         if not 2 <= self.num_classes <= MAX_CLASSES:
@@ -123,6 +127,7 @@ def subsets(num_classes: int) -> Dict[str, List[int]]:
 
 def _write_classification(out: str, wnids, sizes: DemoSizes, seed: int):
     root = osp.join(out, 'imagenet')
+    style = 'plain' if sizes.plain else 'photo'
     for split, per_class in (('train', sizes.train_per_class),
                              ('val', sizes.val_per_class)):
         lines = []
@@ -130,7 +135,7 @@ def _write_classification(out: str, wnids, sizes: DemoSizes, seed: int):
             for n in range(per_class):
                 img = class_image(SHAPES[label], TEXTURES[label],
                                   sizes.image_size,
-                                  _rng(seed, split, label, n))
+                                  _rng(seed, split, label, n), style)
                 rel = f'{wnid}/{wnid}_{n}.JPEG'
                 _save(img, osp.join(root, split, rel))
                 lines.append(f'{rel} {label}')
@@ -247,6 +252,16 @@ def read_manifest(out_dir: str):
         return json.load(f)
 
 
+def _same_request(manifest: dict, request: dict) -> bool:
+    """Whether ``manifest`` was made by ``request``. A size field that an
+    older manifest lacks had its default value then (fields are only ever
+    added with the old behaviour as default), so the data is reused."""
+    old = dict(manifest)
+    if isinstance(old.get('sizes'), dict):
+        old['sizes'] = {**asdict(DemoSizes()), **old['sizes']}
+    return all(old.get(k) == v for k, v in request.items())
+
+
 def make_demo_data(out_dir: str,
                    sizes: DemoSizes = None,
                    seed: int = 0,
@@ -276,8 +291,8 @@ def make_demo_data(out_dir: str,
     sizes.validate()
     request = dict(version=VERSION, seed=seed, sizes=asdict(sizes))
     manifest = read_manifest(out_dir)
-    if manifest is not None and not force and all(
-            manifest.get(k) == v for k, v in request.items()):
+    if manifest is not None and not force and _same_request(
+            manifest, request):
         log(f'demo data in {out_dir} is complete and up to date; nothing '
             'to do (--force regenerates)')
         return manifest

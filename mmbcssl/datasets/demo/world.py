@@ -6,13 +6,14 @@ a self-supervised model has real signal to learn, while the colours are
 drawn at random and carry no class information. Clutter (a smooth
 background, distractor strokes, random position, scale and rotation) keeps
 the task from being trivial. The same shapes are the object categories of
-the COCO-style set.
+the COCO-style set. The ``plain`` style drops the clutter and the rotation
+for the DINO learning check (see ``configs/dino/README.md``).
 
 Every function takes a ``numpy.random.Generator``: images are a pure
 function of their generator's seed.
 """
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -23,6 +24,7 @@ SHAPES = ('circle', 'square', 'triangle', 'star', 'cross', 'open_ring',
 TEXTURES = ('stripes', 'dots', 'checker', 'waves', 'grid', 'rings', 'zigzag',
             'crosshatch', 'blobs', 'solid', 'diagonal', 'spots')
 MAX_CLASSES = len(SHAPES)
+STYLES = ('photo', 'hard', 'rendition', 'sketch', 'plain')
 _SUPERSAMPLE = 3  # shapes are drawn larger, then reduced, for clean edges
 
 
@@ -114,18 +116,20 @@ def shape_mask(shape: str, size: Tuple[int, int], center: Tuple[float, float],
 
 
 def texture(kind: str, size: Tuple[int, int], scale: float,
-            rng: np.random.Generator) -> np.ndarray:
-    """A (H, W) pattern in [0, 1] with random orientation and phase.
+            rng: np.random.Generator,
+            angle: Optional[float] = None) -> np.ndarray:
+    """A (H, W) pattern in [0, 1] with random phase and orientation.
 
     Args:
         kind (str): One of :data:`TEXTURES`.
         size (tuple): (H, W).
         scale (float): Pattern period in pixels (about 5 at 96 px).
         rng (Generator): Randomness.
+        angle (float, optional): Orientation in radians; random when None.
     """
     h, w = size
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    a = rng.uniform(0, math.pi)
+    a = rng.uniform(0, math.pi) if angle is None else angle
     u = x * math.cos(a) + y * math.sin(a) + rng.uniform(0, 100)
     v = -x * math.sin(a) + y * math.cos(a) + rng.uniform(0, 100)
     p = scale * rng.uniform(0.85, 1.2)
@@ -216,8 +220,14 @@ def class_image(shape: str, tex: str, size: int, rng: np.random.Generator,
 
     Styles: ``photo`` (train/val), ``hard`` (A-style: small or cut-off,
     occluded, low contrast, heavy clutter), ``rendition`` (R-style: flat,
-    posterised, outlined), ``sketch`` (grayscale pencil lines on white).
+    posterised, outlined), ``sketch`` (grayscale pencil lines on white),
+    ``plain`` (train/val of the DINO learning check: a photo without the
+    nuisances that DINO's augmentations do not cover, i.e. upright shape
+    and texture on a plain grey background without distractors; colours
+    are still random).
     """
+    if style not in STYLES:
+        raise ValueError(f'unknown style {style!r}; known: {STYLES}')
     hw = (size, size)
     period = size / 16
     if style == 'hard':
@@ -229,6 +239,14 @@ def class_image(shape: str, tex: str, size: int, rng: np.random.Generator,
     margin = 0 if style == 'hard' else radius * 0.9
     center = (rng.uniform(margin, size - margin),
               rng.uniform(margin, size - margin))
+    if style == 'plain':
+        mask = shape_mask(shape, hw, center, radius, 0.0)
+        pattern = texture(tex, hw, period, rng, angle=0.0)
+        img = np.full((size, size, 3), 128.) + rng.normal(0, 6, (size, size,
+                                                                 3))
+        img = paint(img, mask, pattern, random_colour_pair(rng))
+        img += rng.normal(0, 3, img.shape)
+        return np.clip(img, 0, 255).astype(np.uint8)
     mask = shape_mask(shape, hw, center, radius, rng.uniform(0, 2 * math.pi))
     pattern = texture(tex, hw, period, rng)
     if style == 'sketch':
