@@ -77,7 +77,7 @@ def test_an_older_manifest_is_reused_and_a_new_option_regenerates(tmp_path):
 
 
 def test_plain_style_is_upright_on_grey():
-    """The learning check's style: a grey background without distractors,
+    """The learning experiments' style: a grey background, no distractors,
     and the same upright shape wherever it is drawn (photo-style shapes
     turn at random); an unknown style is an error."""
     from mmbcssl.datasets.demo.world import class_image, shape_mask

@@ -61,7 +61,7 @@ class DemoSizes:
             Defaults to False.
         plain (bool): ImageNet-style train/val images in the world's
             ``plain`` style (upright, grey background, no distractors), the
-            data of the DINO learning check. Defaults to False.
+            data of the DINO learning experiments. Defaults to False.
     """
     num_classes: int = 10
     train_per_class: int = 40

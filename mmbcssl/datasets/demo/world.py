@@ -7,7 +7,7 @@ drawn at random and carry no class information. Clutter (a smooth
 background, distractor strokes, random position, scale and rotation) keeps
 the task from being trivial. The same shapes are the object categories of
 the COCO-style set. The ``plain`` style drops the clutter and the rotation
-for the DINO learning check (see ``configs/dino/README.md``).
+for the DINO learning experiments (``configs/dino/README.md``).
 
 Every function takes a ``numpy.random.Generator``: images are a pure
 function of their generator's seed.
@@ -221,8 +221,8 @@ def class_image(shape: str, tex: str, size: int, rng: np.random.Generator,
     Styles: ``photo`` (train/val), ``hard`` (A-style: small or cut-off,
     occluded, low contrast, heavy clutter), ``rendition`` (R-style: flat,
     posterised, outlined), ``sketch`` (grayscale pencil lines on white),
-    ``plain`` (train/val of the DINO learning check: a photo without the
-    nuisances that DINO's augmentations do not cover, i.e. upright shape
+    ``plain`` (train/val of the DINO learning experiments: a photo without
+    the nuisances that DINO's augmentations do not cover, i.e. upright shape
     and texture on a plain grey background without distractors; colours
     are still random).
     """
