@@ -267,3 +267,18 @@ def test_classes_carry_shape_and_texture_signal(demo_data):
                               ks=(10, ))['knn/k10_top1']
     assert shape_acc >= 20.0  # chance: 10%
     assert colour_acc < shape_acc
+
+
+def test_command_line_help_is_the_fields_documentation(capsys):
+    """Every DemoSizes field is a flag whose help is its docstring entry."""
+    from dataclasses import fields
+
+    from mmbcssl.datasets.demo import main
+    with pytest.raises(SystemExit):
+        main(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    for f in fields(DemoSizes):
+        assert '--' + f.name.replace('_', '-') in text
+    assert 'Val images per class that get every corruption.' in text
+    assert 'upright, grey background, no distractors' in text
+    assert 'COCO-style train images. Defaults to 48.' in text
