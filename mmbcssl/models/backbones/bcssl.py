@@ -12,6 +12,10 @@ layer ids of layer-wise LR decay, identical to mmdet 3.3's
 ``get_layer_id_for_convnext``). What is new: the blocks, because
 mmpretrain's block has a fixed 7x7 kernel slot and no norm after it.
 
+Two layout changes keep channels_last inference free of copies (same
+values): :class:`LayerNorm2dKeepLayout`, and the pointwise Linears run as
+1x1 convolutions on CPU channels_last maps (:func:`_linear_as_conv1x1`).
+
 Parameter names equal vanilla ConvNeXt's (``stages.i.j.depthwise_conv``
 ...), plus ``stages.i.j.dw_norm`` (and ``small_conv``/``small_norm``), so a
 vanilla ConvNeXt checkpoint loads with only the new norms missing.
@@ -26,7 +30,7 @@ import torch.utils.checkpoint as cp
 from mmengine.model import Sequential
 from mmpretrain.models.backbones import ConvNeXt
 from mmpretrain.models.backbones.convnext import ConvNeXtBlock
-from mmpretrain.models.utils import build_norm_layer
+from mmpretrain.models.utils import LayerNorm2d, build_norm_layer
 from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -46,6 +50,62 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.Module):
     bias = conv.bias if conv.bias is not None else torch.zeros_like(
         bn.running_mean)
     return weight, (bias - bn.running_mean) * scale + bn.bias
+
+
+class LayerNorm2dKeepLayout(LayerNorm2d):
+    """mmpretrain's ``LayerNorm2d`` that returns channels_last input as
+    channels_last.
+
+    mmpretrain's version ends in ``.contiguous()``, which turns a
+    channels_last map into an NCHW one; the next convolution then converts
+    it back. In channels_last inference that is two full transposes per
+    stem or downsampling norm, 4% of BC-SSL-T's CPU time at batch 32
+    (profiled; configs/_base_/models/README.md, "Inference speed"). Values
+    are identical; NCHW input is handled exactly as mmpretrain does.
+    """
+
+    def forward(self, x: torch.Tensor,
+                data_format: str = 'channel_first') -> torch.Tensor:
+        if data_format == 'channel_first' and x.dim() == 4 and \
+                x.is_contiguous(memory_format=torch.channels_last) and \
+                not x.is_contiguous():
+            x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape,
+                             self.weight, self.bias, self.eps)
+            return x.permute(0, 3, 1, 2)
+        return super().forward(x, data_format)
+
+
+def _keep_layout(module: nn.Module) -> None:
+    """Swap every mmpretrain ``LayerNorm2d`` under ``module`` for
+    :class:`LayerNorm2dKeepLayout` (same parameters and names)."""
+    for name, child in module.named_children():
+        if type(child) is LayerNorm2d:
+            new = LayerNorm2dKeepLayout(
+                child.num_channels, eps=child.eps,
+                elementwise_affine=child.elementwise_affine)
+            new.load_state_dict(child.state_dict())
+            setattr(module, name, new)
+        else:
+            _keep_layout(child)
+
+
+def _cpu_channels_last(x: torch.Tensor) -> bool:
+    return x.device.type == 'cpu' and not x.is_contiguous() and \
+        x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _linear_as_conv1x1(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """``linear`` over the channels of a channels_last map, run as a 1x1
+    convolution with the same weights.
+
+    On CPU this is oneDNN's convolution, which adds the bias inside the
+    GEMM, where ``nn.Linear`` (``addmm``) first copies the bias over its
+    whole output, 9% of BC-SSL-T's channels_last CPU time at batch 32
+    (profiled; configs/_base_/models/README.md, "Inference speed"). The
+    parameters stay ``nn.Linear``'s, so checkpoints and layer ids are
+    unchanged. Not used on GPU, where nothing was measured.
+    """
+    return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)
 
 
 class BCSSLBlock(ConvNeXtBlock):
@@ -101,7 +161,13 @@ class BCSSLBlock(ConvNeXtBlock):
         def _inner_forward(x):
             shortcut = x
             x = self._token_mixer(x)
-            if self.linear_pw_conv:
+            if self.linear_pw_conv and _cpu_channels_last(x):
+                x = x.permute(0, 2, 3, 1)  # a view: NHWC is the layout
+                x = self.norm(x, data_format='channel_last')
+                x = x.permute(0, 3, 1, 2)  # still channels_last
+                x = self.act(_linear_as_conv1x1(x, self.pointwise_conv1))
+                x = _linear_as_conv1x1(x, self.pointwise_conv2)
+            elif self.linear_pw_conv:
                 x = x.permute(0, 2, 3, 1)  # [N, C, H, W] -> [N, H, W, C]
                 x = self.norm(x, data_format='channel_last')
                 x = self.pointwise_conv2(self.act(self.pointwise_conv1(x)))
@@ -244,6 +310,7 @@ class BCSSL(ConvNeXt):
                         **block_cfg) for j in range(depth)
                 ]))
             start += depth
+        _keep_layout(self)
         self.frozen_stages = frozen_stages
         self._freeze_stages()
 

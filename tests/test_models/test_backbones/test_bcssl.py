@@ -162,6 +162,80 @@ def test_channels_last():
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 
+def test_channels_last_layout_survives_the_norms():
+    """The stem/downsampling/output norms keep channels_last maps as
+    channels_last (mmpretrain's LayerNorm2d returns NCHW), NCHW stays
+    NCHW, and the values are the same either way."""
+    m = BCSSL(arch=TINY, kernel_size=3, out_indices=(0, 1, 2, 3),
+              gap_before_final_norm=False).eval()
+    seen = []
+    for norm in [m.downsample_layers[0][1], m.downsample_layers[2][0]]:
+        norm.register_forward_hook(lambda mod, i, o: seen.append(o))
+    x = torch.randn(2, 3, 64, 64)
+    ref = m(x)
+    assert all(t.is_contiguous() for t in list(ref) + seen)
+    seen.clear()
+    m = m.to(memory_format=torch.channels_last)
+    out = m(x.to(memory_format=torch.channels_last))
+    for t in list(out) + seen:
+        assert t.is_contiguous(memory_format=torch.channels_last)
+        assert not t.is_contiguous()
+    for a, b in zip(out, ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_cpu_channels_last_pointwise_path_trains_the_same():
+    """On CPU, channels_last maps run the pointwise Linears as 1x1 convs
+    (same parameters); outputs and every gradient match the NCHW path."""
+    torch.manual_seed(0)
+    nchw = _randomise_bn(BCSSL(arch=TINY, kernel_size=5,
+                               layer_scale_init_value=1.0)).train()
+    cl = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+    calls = []
+    for m in cl.modules():
+        if isinstance(m, nn.Linear):
+            m.register_forward_hook(lambda *a: calls.append(1))
+    x = torch.randn(4, 3, 64, 64)
+    out = cl(x.to(memory_format=torch.channels_last))[0]
+    assert not calls  # the Linears' weights were used as 1x1 kernels
+    cl_nchw = copy.deepcopy(cl).to(memory_format=torch.contiguous_format)
+    cl_nchw(x)
+    assert len(calls) == 2 * sum(TINY['depths'])  # NCHW: the Linears
+    out_ref = nchw(x)[0]
+    torch.testing.assert_close(out, out_ref, rtol=1e-4, atol=1e-5)
+    (out_ref ** 2).sum().backward()
+    (out ** 2).sum().backward()
+    grads = dict(cl.named_parameters())
+    for name, p in nchw.named_parameters():
+        torch.testing.assert_close(grads[name].grad, p.grad, rtol=1e-3,
+                                   atol=1e-5, msg=name)
+    for name, buf in nchw.named_buffers():  # BN statistics
+        torch.testing.assert_close(dict(cl.named_buffers())[name], buf,
+                                   rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('channels_last', [True, False])
+def test_keep_layout_norm_matches_mmpretrain(channels_last):
+    from mmpretrain.models.utils import LayerNorm2d
+
+    from mmbcssl.models.backbones.bcssl import LayerNorm2dKeepLayout
+    ref = LayerNorm2d(16, eps=1e-6)
+    ref.weight.data.normal_()
+    ref.bias.data.normal_()
+    ours = LayerNorm2dKeepLayout(16, eps=1e-6)
+    ours.load_state_dict(ref.state_dict())
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 16, 5, 7).to(memory_format=fmt)
+    out = ours(x)
+    torch.testing.assert_close(out, ref(x), rtol=0, atol=0)
+    assert out.is_contiguous(memory_format=fmt)
+    # The channel_last entry (used inside the blocks) is untouched.
+    y = torch.randn(2, 5, 7, 16)
+    torch.testing.assert_close(ours(y, data_format='channel_last'),
+                               ref(y, data_format='channel_last'),
+                               rtol=0, atol=0)
+
+
 def _mmdet_layer_id(name, max_layer_id):
     from mmdet.engine.optimizers.layer_decay_optimizer_constructor import \
         get_layer_id_for_convnext
