@@ -172,7 +172,8 @@ def benchmark(models: Dict[str, nn.Module],
               compile: bool = False,
               warmup: int = 2,
               repeats: int = 5,
-              iters: int = 3) -> Dict[str, Dict[str, Any]]:
+              iters: int = 3,
+              both_formats: bool = False) -> Dict[str, Dict[str, Any]]:
     """Inference images/s of several models, measured side by side.
 
     Each repeat times every model once, in turn (round-robin), so a noisy
@@ -191,39 +192,50 @@ def benchmark(models: Dict[str, nn.Module],
         warmup (int): Untimed iterations per model. Defaults to 2.
         repeats (int): Timed rounds. Defaults to 5.
         iters (int): Forward passes per model per round. Defaults to 3.
+        both_formats (bool): Time every model in NCHW and in channels_last
+            (names get `` [nchw]`` / `` [channels_last]``), so that each
+            model can be compared at its faster layout within one run;
+            overrides ``channels_last``. Defaults to False.
 
     Returns:
         dict: name -> ``{'median', 'min', 'max', 'samples'}`` in images/s.
     """
     dev = torch.device(device)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    x = torch.randn(batch_size, 3, img_size, img_size,
-                    device=dev).to(memory_format=fmt)
+    x = torch.randn(batch_size, 3, img_size, img_size, device=dev)
+    if both_formats:
+        formats = {' [nchw]': torch.contiguous_format,
+                   ' [channels_last]': torch.channels_last}
+    else:
+        formats = {'': torch.channels_last if channels_last else
+                   torch.contiguous_format}
     if compile and dev.type == 'cpu':
         # Inference-only graphs: let inductor constant-fold the weights and
         # use oneDNN's prepacked linear/conv with fused pointwise ops.
         import torch._inductor.config as inductor_config
         inductor_config.freezing = True
-    runners = {}
+    runners, inputs = {}, {}
     for name, model in models.items():
-        fn = _Forward(model, with_head=True).to(dev).eval()
-        fn = fn.to(memory_format=fmt)
-        runners[name] = torch.compile(fn) if compile else fn
+        for suffix, fmt in formats.items():
+            fn = _Forward(copy.deepcopy(model) if both_formats else model,
+                          with_head=True).to(dev).eval()
+            fn = fn.to(memory_format=fmt)
+            runners[name + suffix] = torch.compile(fn) if compile else fn
+            inputs[name + suffix] = x.to(memory_format=fmt)
     autocast = dict(device_type=dev.type,
                     dtype=torch.float16 if dev.type == 'cuda' else
                     torch.bfloat16, enabled=amp)
     samples = {name: [] for name in runners}
     with torch.inference_mode(), torch.autocast(**autocast):
-        for fn in runners.values():
+        for name, fn in runners.items():
             for _ in range(warmup):
-                fn(x)
+                fn(inputs[name])
         _sync(dev)
         for _ in range(repeats):
             for name, fn in runners.items():
                 _sync(dev)
                 start = time.perf_counter()
                 for _ in range(iters):
-                    fn(x)
+                    fn(inputs[name])
                 _sync(dev)
                 samples[name].append(batch_size * iters /
                                      (time.perf_counter() - start))

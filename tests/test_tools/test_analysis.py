@@ -100,3 +100,30 @@ def test_benchmark_is_interleaved_and_reports_throughput():
     assert res['a']['median'] > 1.5 * res['b']['median']
     assert res['a']['median'] == pytest.approx(4 / 0.02, rel=0.3)
     assert len(res['b']['samples']) == 3
+
+
+def test_benchmark_both_formats_times_each_model_in_each_layout():
+    seen = []
+
+    class Probe(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            seen.append((x.is_contiguous(),
+                         self.conv.weight.is_contiguous(
+                             memory_format=torch.channels_last)))
+            return self.conv(x)
+
+    model = Probe()
+    res = analysis.benchmark({'m': model}, batch_size=2, img_size=8,
+                             warmup=1, repeats=2, iters=1,
+                             both_formats=True)
+    assert list(res) == ['m [nchw]', 'm [channels_last]']
+    # Round-robin: NCHW input to an NCHW copy, then channels_last input to
+    # a channels_last copy.
+    assert seen == [(True, False), (False, True)] * 3
+    assert model.conv.weight.is_contiguous()  # the caller's model untouched
+    assert all(len(r['samples']) == 2 for r in res.values())

@@ -29,7 +29,11 @@ def main(argv=None) -> int:
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--amp', action='store_true',
                         help='autocast: fp16 on CUDA, bf16 on CPU')
-    parser.add_argument('--channels-last', action='store_true')
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument('--channels-last', action='store_true')
+    layout.add_argument('--both-formats', action='store_true',
+                        help='time each model in NCHW and in channels_last '
+                        '(compare models at their faster layout)')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile every model')
     parser.add_argument('--warmup', type=int, default=2)
@@ -48,8 +52,9 @@ def main(argv=None) -> int:
         models[spec] = build_model(path, overrides, deploy)
     results = benchmark(models, args.batch_size, args.img_size, args.device,
                         args.amp, args.channels_last, args.compile,
-                        args.warmup, args.repeats, args.iters)
-    print(format_benchmark(results, list(models)))
+                        args.warmup, args.repeats, args.iters,
+                        args.both_formats)
+    print(format_benchmark(results, list(results)))
     setting = {
         k: v
         for k, v in vars(args).items() if k not in ('models', 'out')
