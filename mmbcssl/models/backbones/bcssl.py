@@ -161,17 +161,18 @@ class BCSSLBlock(ConvNeXtBlock):
         def _inner_forward(x):
             shortcut = x
             x = self._token_mixer(x)
-            if self.linear_pw_conv and _cpu_channels_last(x):
-                x = x.permute(0, 2, 3, 1)  # a view: NHWC is the layout
-                x = self.norm(x, data_format='channel_last')
-                x = x.permute(0, 3, 1, 2)  # still channels_last
-                x = self.act(_linear_as_conv1x1(x, self.pointwise_conv1))
-                x = _linear_as_conv1x1(x, self.pointwise_conv2)
-            elif self.linear_pw_conv:
+            if self.linear_pw_conv:
+                as_conv = _cpu_channels_last(x)
                 x = x.permute(0, 2, 3, 1)  # [N, C, H, W] -> [N, H, W, C]
                 x = self.norm(x, data_format='channel_last')
-                x = self.pointwise_conv2(self.act(self.pointwise_conv1(x)))
-                x = x.permute(0, 3, 1, 2)  # [N, H, W, C] -> [N, C, H, W]
+                if as_conv:  # the permutes are views of one NHWC layout
+                    x = x.permute(0, 3, 1, 2)
+                    x = self.act(_linear_as_conv1x1(x, self.pointwise_conv1))
+                    x = _linear_as_conv1x1(x, self.pointwise_conv2)
+                else:
+                    x = self.pointwise_conv2(
+                        self.act(self.pointwise_conv1(x)))
+                    x = x.permute(0, 3, 1, 2)  # [N, H, W, C] -> [N, C, H, W]
             else:
                 x = self.norm(x, data_format='channel_first')
                 x = self.pointwise_conv2(self.act(self.pointwise_conv1(x)))
