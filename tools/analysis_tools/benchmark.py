@@ -8,7 +8,11 @@ switch_to_deploy) and ``,key=value`` overrides, e.g.::
         configs/_base_/models/bcssl-t_9x9.py \\
         configs/_base_/models/bcssl-t_9x9.py+deploy \\
         configs/_base_/models/convnext-t_7x7.py,model.backbone.kernel_size=9 \\
-        configs/_base_/models/swin-t.py --batch-size 32 --out bench.json
+        configs/_base_/models/swin-t.py --batch-size 32 --both-formats \\
+        --out bench.json
+
+``--both-formats`` times each model in NCHW and in channels_last in the same
+run, so that each is compared at its faster layout.
 """
 import argparse
 import json
