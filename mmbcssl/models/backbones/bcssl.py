@@ -52,6 +52,7 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.Module):
     return weight, (bias - bn.running_mean) * scale + bn.bias
 
 
+@MODELS.register_module(name='LN2dKeepLayout')
 class LayerNorm2dKeepLayout(LayerNorm2d):
     """mmpretrain's ``LayerNorm2d`` that returns channels_last input as
     channels_last.
@@ -73,20 +74,6 @@ class LayerNorm2dKeepLayout(LayerNorm2d):
                              self.weight, self.bias, self.eps)
             return x.permute(0, 3, 1, 2)
         return super().forward(x, data_format)
-
-
-def _keep_layout(module: nn.Module) -> None:
-    """Swap every mmpretrain ``LayerNorm2d`` under ``module`` for
-    :class:`LayerNorm2dKeepLayout` (same parameters and names)."""
-    for name, child in module.named_children():
-        if type(child) is LayerNorm2d:
-            new = LayerNorm2dKeepLayout(
-                child.num_channels, eps=child.eps,
-                elementwise_affine=child.elementwise_affine)
-            new.load_state_dict(child.state_dict())
-            setattr(module, name, new)
-        else:
-            _keep_layout(child)
 
 
 def _cpu_channels_last(x: torch.Tensor) -> bool:
@@ -239,7 +226,8 @@ class BCSSL(ConvNeXt):
         deploy (bool): Build the folded structure (no dw norms) directly,
             e.g. to load a checkpoint saved after :meth:`switch_to_deploy`.
             Defaults to False.
-        **kwargs: Passed to mmpretrain's ``ConvNeXt`` (``norm_cfg``,
+        **kwargs: Passed to mmpretrain's ``ConvNeXt`` (``norm_cfg``, by
+            default ``dict(type='LN2dKeepLayout', eps=1e-6)``,
             ``init_cfg``, ``stem_patch_size``, ...).
 
     Note:
@@ -277,6 +265,8 @@ class BCSSL(ConvNeXt):
         self.kernel_sizes = kernels
         self.norm_eval = norm_eval
         self.deploy = deploy
+        # mmpretrain's default norm (LN2d, eps 1e-6), keeping channels_last.
+        kwargs.setdefault('norm_cfg', dict(type='LN2dKeepLayout', eps=1e-6))
         # ConvNeXt builds stem, downsampling, norms and 7x7 stages; the
         # stages are rebuilt below with BC-SSL blocks.
         super().__init__(
@@ -289,7 +279,7 @@ class BCSSL(ConvNeXt):
             with_cp=with_cp,
             **kwargs)
         block_cfg = dict(
-            norm_cfg=kwargs.get('norm_cfg', dict(type='LN2d', eps=1e-6)),
+            norm_cfg=kwargs['norm_cfg'],
             act_cfg=kwargs.get('act_cfg', dict(type='GELU')),
             linear_pw_conv=kwargs.get('linear_pw_conv', True),
             layer_scale_init_value=layer_scale_init_value,
@@ -311,7 +301,6 @@ class BCSSL(ConvNeXt):
                         **block_cfg) for j in range(depth)
                 ]))
             start += depth
-        _keep_layout(self)
         self.frozen_stages = frozen_stages
         self._freeze_stages()
 
