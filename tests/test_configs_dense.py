@@ -11,7 +11,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
 import mmbcssl  # noqa: F401
-from mmbcssl.apis.extract_backbone import extract
+from mmbcssl.cli.extract_backbone import extract
 from mmbcssl.utils.pretrained_checks import check_pretrained
 from tests.conftest import REPO_ROOT
 

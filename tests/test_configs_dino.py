@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 
 import mmbcssl  # noqa: F401
-from mmbcssl.apis import train as train_api
+from mmbcssl.cli import train as train_api
 from mmpretrain.registry import MODELS
 from tests.conftest import REPO_ROOT
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Thin wrapper: see :mod:`mmbcssl.apis.knn_eval`."""
+"""Thin wrapper: see :mod:`mmbcssl.cli.knn_eval`."""
 import sys
 
-from mmbcssl.apis.knn_eval import main
+from mmbcssl.cli.knn_eval import main
 
 if __name__ == '__main__':
     sys.exit(main())

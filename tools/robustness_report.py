@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Thin wrapper: see :mod:`mmbcssl.apis.robustness_report`."""
+"""Thin wrapper: see :mod:`mmbcssl.cli.robustness_report`."""
 import sys
 
-from mmbcssl.apis.robustness_report import main
+from mmbcssl.cli.robustness_report import main
 
 if __name__ == '__main__':
     sys.exit(main())

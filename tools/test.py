@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Thin wrapper: see :mod:`mmbcssl.apis.test`."""
+"""Thin wrapper: see :mod:`mmbcssl.cli.test`."""
 import sys
 
-from mmbcssl.apis.test import main
+from mmbcssl.cli.test import main
 
 if __name__ == '__main__':
     sys.exit(main())

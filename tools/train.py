@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Thin wrapper: see :mod:`mmbcssl.apis.train`."""
+"""Thin wrapper: see :mod:`mmbcssl.cli.train`."""
 import sys
 
-from mmbcssl.apis.train import main
+from mmbcssl.cli.train import main
 
 if __name__ == '__main__':
     sys.exit(main())

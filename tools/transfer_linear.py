@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Thin wrapper: see :mod:`mmbcssl.apis.transfer_linear`."""
+"""Thin wrapper: see :mod:`mmbcssl.cli.transfer_linear`."""
 import sys
 
-from mmbcssl.apis.transfer_linear import main
+from mmbcssl.cli.transfer_linear import main
 
 if __name__ == '__main__':
     sys.exit(main())

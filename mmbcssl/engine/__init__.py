@@ -1,1 +1,1 @@
-from . import hooks, optimizers, runner  # noqa: F401
+from . import hooks, model_wrappers, optimizers, runner  # noqa: F401

@@ -4,29 +4,13 @@ mmengine 0.10.7 assumes a GPU per process in two places: its pytorch
 launcher calls ``torch.cuda.set_device(LOCAL_RANK)``, and the runner wraps
 the model in DDP with ``device_ids=[LOCAL_RANK]``, which DDP rejects for a
 CPU module. CPU runs matter here: they are how the distributed path is
-tested on machines without a GPU.
+tested on machines without a GPU. The model wrapper for them is
+:class:`mmbcssl.engine.model_wrappers.CPUDistributedDataParallel`.
 """
 import os
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.model import MMDistributedDataParallel
-from mmengine.registry import MODEL_WRAPPERS
-
-
-@MODEL_WRAPPERS.register_module()
-class CPUDistributedDataParallel(MMDistributedDataParallel):
-    """mmengine's DDP wrapper for modules whose parameters live on the CPU.
-
-    The runner passes ``device_ids=[LOCAL_RANK]``; DDP requires ``None`` for
-    CPU modules, so it is dropped there and kept for GPU modules.
-    """
-
-    def __init__(self, module, device_ids=None, **kwargs):
-        on_cpu = all(p.device.type == 'cpu' for p in module.parameters())
-        super().__init__(
-            module=module, device_ids=None if on_cpu else device_ids,
-            **kwargs)
 
 
 def init_cpu_process_group(backend: str = 'gloo') -> None:

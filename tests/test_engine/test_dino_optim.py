@@ -8,7 +8,7 @@ from mmengine.optim import CosineAnnealingParamScheduler
 
 import mmbcssl  # noqa: F401
 from mmbcssl.engine.optimizers import clip_per_tensor
-from mmbcssl.engine.optimizers.dino_optim_wrapper import LOSS_TERMS_KEY
+from mmbcssl.utils.loss_terms import LOSS_TERMS_KEY
 from mmpretrain.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 

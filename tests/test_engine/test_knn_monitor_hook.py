@@ -15,7 +15,8 @@ from mmengine.visualization import Visualizer
 from mmpretrain.registry import MODELS
 
 import mmbcssl  # noqa: F401
-from mmbcssl.apis import knn_eval
+from mmbcssl.apis import init_backbone
+from mmbcssl.cli import knn_eval
 from mmbcssl.engine.hooks import KNNMonitorHook
 from mmbcssl.evaluation.features import extract_features, knn_dataset
 from mmbcssl.utils.data_checks import DataLayoutError
@@ -98,7 +99,7 @@ def _extract_on_rank(rank, world, port, root, out_dir):
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
         world_size=world)
     torch.manual_seed(0)
-    net = knn_eval.build_feature_model(BACKBONE_CFG, None)
+    net = init_backbone(BACKBONE_CFG, None)
     feats, labels = extract_features(net, knn_dataset(root, 'val', 32, 36),
                                      batch_size=7)
     torch.save((feats, labels), osp.join(out_dir, f'rank{rank}.pt'))
@@ -112,7 +113,7 @@ def test_distributed_extraction_equals_single_process(demo_data, tmp_path):
     mp.spawn(_extract_on_rank, args=(3, _free_port(), root, str(tmp_path)),
              nprocs=3)
     torch.manual_seed(0)
-    net = knn_eval.build_feature_model(BACKBONE_CFG, None)
+    net = init_backbone(BACKBONE_CFG, None)
     ref_f, ref_y = extract_features(net, knn_dataset(root, 'val', 32, 36),
                                     batch_size=7)
     assert len(ref_y) % 3 != 0  # uneven shards are exercised

@@ -9,7 +9,7 @@ import pytest
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from mmbcssl.apis import train as train_api
+from mmbcssl.cli import train as train_api
 from tests.conftest import REPO_ROOT
 
 DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')

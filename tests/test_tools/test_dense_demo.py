@@ -7,8 +7,8 @@ import socket
 import subprocess
 import sys
 
-from mmbcssl.apis import test as test_api
-from mmbcssl.apis import train as train_api
+from mmbcssl.cli import test as test_api
+from mmbcssl.cli import train as train_api
 from tests.conftest import REPO_ROOT
 
 DET = osp.join(REPO_ROOT, 'configs', 'mask_rcnn',
@@ -122,7 +122,7 @@ def test_missing_coco_and_ade_roots_name_the_tree(tmp_path, capsys):
 def test_demo_detects_from_the_extracted_teacher(capsys):
     """bash tools/demo.sh: the Mask R-CNN stage starts from the backbone the
     extraction stage wrote, on the demo COCO set."""
-    from mmbcssl.apis import demo
+    from mmbcssl.cli import demo
     assert demo.main(['--dry-run', '--work-dir', 'w', '--data-root',
                       'd']) == 0
     out = capsys.readouterr().out

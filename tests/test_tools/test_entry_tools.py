@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from mmbcssl.apis import test as test_api
-from mmbcssl.apis import train as train_api
+from mmbcssl.cli import test as test_api
+from mmbcssl.cli import train as train_api
 from tests.conftest import REPO_ROOT
 
 CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'tiny_classifier.py')

@@ -2,7 +2,7 @@
 import torch
 
 import mmbcssl  # noqa: F401
-from mmbcssl.apis import extract_backbone as eb
+from mmbcssl.cli import extract_backbone as eb
 from mmpretrain.registry import MODELS
 
 TINY = dict(type='BCSSL', arch=dict(depths=[1, 1, 1, 1],

@@ -10,7 +10,8 @@ import sys
 import torch
 
 import mmbcssl  # noqa: F401
-from mmbcssl.apis import knn_eval
+from mmbcssl.apis import init_backbone
+from mmbcssl.cli import knn_eval
 from tests.conftest import REPO_ROOT
 
 CONFIG = osp.join(REPO_ROOT, 'configs', '_base_', 'models', 'bcssl-t_9x9.py')
@@ -21,7 +22,7 @@ SMALL = ['--img-size', '32', '--resize', '36', '--ks', '1', '5',
 def _save_random_init(path, config=CONFIG, seed=0):
     """The backbone's random initialisation under ``seed``, saved as an
     extracted ``backbone.*`` file."""
-    model = knn_eval.build_feature_model(config, None, seed=seed)
+    model = init_backbone(config, None, seed=seed)
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in
                                model['backbone'].state_dict().items()}},
                str(path))
@@ -51,7 +52,7 @@ def test_random_init_is_seeded():
     def weights(seed):
         torch.manual_seed(99)  # whatever came before
         before = torch.get_rng_state()
-        model = knn_eval.build_feature_model(CONFIG, None, seed)
+        model = init_backbone(CONFIG, None, seed)
         # the caller's random state is untouched
         assert torch.equal(torch.get_rng_state(), before)
         return model['backbone'].state_dict()

@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 
 import mmbcssl  # noqa: F401
-from mmbcssl.apis import train as train_api
+from mmbcssl.cli import train as train_api
 from mmbcssl.models.backbones import BCSSL
 from mmbcssl.utils.pretrained_checks import (PretrainedMismatchError,
                                              check_pretrained, compare_keys)

@@ -8,9 +8,9 @@ import os.path as osp
 
 import pytest
 
-from mmbcssl.apis import robustness_report
-from mmbcssl.apis import test as test_api
-from mmbcssl.apis import train as train_api
+from mmbcssl.cli import robustness_report
+from mmbcssl.cli import test as test_api
+from mmbcssl.cli import train as train_api
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS
 from tests.conftest import REPO_ROOT
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmbcssl.apis import transfer_linear
+from mmbcssl.cli import transfer_linear
 from tests.conftest import REPO_ROOT
 from tests.test_tools.test_knn_eval import _save_random_init
 

@@ -8,8 +8,7 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmpretrain.registry import OPTIM_WRAPPERS
 
-# message-hub key under which DINO.parse_losses leaves the loss terms
-LOSS_TERMS_KEY = 'loss_terms'
+from mmbcssl.utils.loss_terms import nonfinite_loss_terms
 
 
 def clip_per_tensor(params: Iterable[torch.Tensor], max_norm: float) -> None:
@@ -67,9 +66,7 @@ class _DINOGradients:
                  f"{hub.get_info('epoch', 0)})")
         # the terms of this iteration, from DINO.parse_losses (EsViT:
         # 'loss', 'view', 'region'); other models leave none
-        bad = [name for name, value in
-               (hub.get_info(LOSS_TERMS_KEY) or {}).items()
-               if not torch.isfinite(value).all()]
+        bad = nonfinite_loss_terms()
         if bad:
             where += f"; non-finite loss terms: {', '.join(bad)}"
         self._consecutive_skips += 1

@@ -24,7 +24,7 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from mmbcssl.engine.optimizers.dino_optim_wrapper import LOSS_TERMS_KEY
+from mmbcssl.utils.loss_terms import record_loss_terms
 
 
 def _pooled(feats) -> torch.Tensor:
@@ -170,9 +170,7 @@ class DINO(BaseSelfSupervisor):
         wrapper calls it too. No host sync here, and ``resumed=False``
         keeps the tensors out of checkpoints."""
         loss, log_vars = super().parse_losses(losses)
-        MessageHub.get_current_instance().update_info(
-            LOSS_TERMS_KEY, {k: v.detach() for k, v in losses.items()},
-            resumed=False)
+        record_loss_terms(losses)
         return loss, log_vars
 
     @torch.no_grad()

@@ -16,58 +16,12 @@ from typing import List, Optional
 
 import torch
 from mmengine import dist
-from mmengine.config import Config
 
-from mmbcssl.apis.extract_backbone import strip_wrappers
-from mmbcssl.compat import safe_torch_load
+from mmbcssl.apis import CheckpointMismatchError, init_backbone
 from mmbcssl.evaluation.features import extract_features, knn_dataset
 from mmbcssl.evaluation.knn import DEFAULT_KS, knn_evaluate
 from mmbcssl.utils.distributed import cpu_only, init_cpu_process_group
 from mmbcssl.utils.launch import UserError, run_cli
-
-
-def build_feature_model(config: str, checkpoint: Optional[str],
-                        seed: int = 0):
-    """backbone (+ neck) of the config, in eval mode, with weights; without
-    a checkpoint, the random initialisation drawn under ``seed`` (so that a
-    random-init baseline is the same number in every run)."""
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    # the caller's random state is left as it was
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        backbone = MODELS.build(cfg.model.backbone)
-        neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') \
-            else None
-        if checkpoint is None:
-            backbone.init_weights()
-    if checkpoint is not None:
-        state = safe_torch_load(checkpoint, map_location='cpu')
-        state = state.get('state_dict', state)
-        state = strip_wrappers(state)
-        # A full pre-training checkpoint: the teacher, as the protocol says;
-        # an extracted file: its backbone.* weights.
-        for prefix in ('teacher.backbone.', 'backbone.'):
-            if not any(k.startswith(prefix) for k in state):
-                continue
-            sub = {k[len(prefix):]: v for k, v in state.items()
-                   if k.startswith(prefix)}
-            missing, unexpected = backbone.load_state_dict(sub, strict=False)
-            if missing:
-                raise UserError(
-                    f'{checkpoint}: {len(missing)} backbone weights missing '
-                    f'(e.g. {missing[0]}); it does not match the backbone '
-                    f'of {config}')
-            break
-        else:
-            raise UserError(f'{checkpoint} has no backbone.* or '
-                            'teacher.backbone.* weights')
-    model = torch.nn.ModuleDict(dict(backbone=backbone))
-    if neck is not None:
-        model['neck'] = neck
-    return model.eval()
 
 
 def init_launcher(launcher: str) -> None:
@@ -120,8 +74,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         init_launcher(args.launcher)
         device = (torch.device('cuda', torch.cuda.current_device())
                   if torch.cuda.is_available() else torch.device('cpu'))
-        model = build_feature_model(args.config, args.checkpoint,
-                                    args.seed).to(device)
+        try:
+            model = init_backbone(args.config, args.checkpoint, args.seed,
+                                  device)
+        except CheckpointMismatchError as e:
+            raise UserError(str(e)) from None
         train_ds = knn_dataset(args.data_root, 'train', args.img_size,
                                args.resize)
         val_ds = knn_dataset(args.data_root, 'val', args.img_size,

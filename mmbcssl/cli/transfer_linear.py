@@ -194,7 +194,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     def _run() -> None:
         from mmengine.logging import print_log
 
-        from mmbcssl.apis.knn_eval import build_feature_model
+        from mmbcssl.apis import init_backbone
         args = parse_args(argv)
         for spec in args.model:
             if len(spec) > 2:
@@ -217,8 +217,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         results = {}
         for label, spec in zip(names, args.model):
             print_log(f'{label}:', logger='current')
-            model = build_feature_model(spec[0], spec[1] if len(spec) > 1
-                                        else None).to(device)
+            model = init_backbone(spec[0], spec[1] if len(spec) > 1
+                                  else None, device=device)
             cache = FeatureCache(model, args.img_size, args.resize,
                                  args.batch_size, args.num_workers)
             results[label] = run_model(

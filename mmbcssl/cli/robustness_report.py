@@ -2,7 +2,7 @@
 val set, ImageNet-C, -Sketch, -R and -A, as a table laid out like the
 paper's Table 5 (with its rows for reference) plus the ImageNet-C detail.
 
-Every evaluation is a ``tools/test.py`` run (:func:`mmbcssl.apis.test.main`)
+Every evaluation is a ``tools/test.py`` run (:func:`mmbcssl.cli.test.main`)
 of the config in ``configs/robustness`` with ``--model-from`` the probe's
 config, so the report shows exactly what those commands print. The clean
 run comes first: its top-1 error is passed to ImageNet-C for relative mCE.
@@ -42,7 +42,7 @@ def run_set(name: str, checkpoint: str, model_config: str, out_dir: str,
             ) -> Dict[str, float]:
     """Evaluate one set through ``tools/test.py``; return its metrics."""
     if test_main is None:
-        from mmbcssl.apis.test import main as test_main
+        from mmbcssl.cli.test import main as test_main
     out = osp.join(out_dir, f'{name}.json')
     opts = list(options)
     if root:

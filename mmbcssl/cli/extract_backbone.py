@@ -16,21 +16,12 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from mmbcssl.apis.inference import strip_wrappers
 from mmbcssl.compat import TRUST_ENV, atomic_write, safe_torch_load
 from mmbcssl.utils.launch import UserError, run_cli
 
 # Where the backbone lives in each algorithm's state dict.
 SOURCES = {'teacher': 'teacher.backbone.', 'student': 'backbone.'}
-
-
-def strip_wrappers(state_dict: Dict[str, torch.Tensor]) -> Dict:
-    """Drop DDP's ``module.`` prefixes."""
-    out = OrderedDict()
-    for k, v in state_dict.items():
-        while k.startswith('module.'):
-            k = k[len('module.'):]
-        out[k] = v
-    return out
 
 
 def extract(state_dict: Dict[str, torch.Tensor],

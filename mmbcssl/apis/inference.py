@@ -1,0 +1,108 @@
+"""Build a frozen feature extractor from a config and a checkpoint."""
+from collections import OrderedDict
+from typing import Dict, Optional, Union
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+
+from mmbcssl.compat import safe_torch_load
+
+# Where a backbone's weights sit in the checkpoints this project reads, in
+# the order they are tried: a whole DINO/EsViT checkpoint holds the teacher
+# under ``teacher.backbone.`` (the k-NN protocol evaluates the teacher), an
+# extracted file or a classifier under ``backbone.``.
+BACKBONE_PREFIXES = ('teacher.backbone.', 'backbone.')
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not hold weights for the backbone it is meant for."""
+
+
+def strip_wrappers(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
+    """Drop DDP's ``module.`` prefixes."""
+    out = OrderedDict()
+    for k, v in state_dict.items():
+        while k.startswith('module.'):
+            k = k[len('module.'):]
+        out[k] = v
+    return out
+
+
+def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
+    """Load the backbone weights of ``checkpoint`` into ``backbone``.
+
+    Args:
+        backbone (nn.Module): The backbone to fill.
+        checkpoint (str): A whole pre-training checkpoint (its teacher is
+            loaded) or a file with ``backbone.*`` keys.
+
+    Returns:
+        str: The prefix the weights were found under.
+
+    Raises:
+        CheckpointMismatchError: no backbone keys, or keys that leave
+            backbone weights missing.
+    """
+    state = safe_torch_load(checkpoint, map_location='cpu')
+    if isinstance(state, dict):
+        state = state.get('state_dict', state)
+    if not isinstance(state, dict):
+        raise CheckpointMismatchError(
+            f'{checkpoint} holds a {type(state).__name__}, not a state dict')
+    state = strip_wrappers(state)
+    for prefix in BACKBONE_PREFIXES:
+        sub = {k[len(prefix):]: v for k, v in state.items()
+               if k.startswith(prefix)}
+        if not sub:
+            continue
+        missing, _ = backbone.load_state_dict(sub, strict=False)
+        if missing:
+            raise CheckpointMismatchError(
+                f'{checkpoint}: {len(missing)} backbone weights missing '
+                f'(first: {", ".join(missing[:10])}); it does not match '
+                f'this {type(backbone).__name__}')
+        return prefix
+    roots = sorted({k.split('.')[0] for k in state})
+    raise CheckpointMismatchError(
+        f'{checkpoint} has no backbone.* or teacher.backbone.* weights (its '
+        f'top-level keys: {roots[:10]})')
+
+
+def init_backbone(config: Union[str, Config],
+                  checkpoint: Optional[str] = None,
+                  seed: int = 0,
+                  device: Union[str, torch.device] = 'cpu') -> nn.ModuleDict:
+    """The backbone (and neck) of ``config`` in eval mode, with weights.
+
+    Args:
+        config (str | Config): Any config whose ``model`` has a backbone: a
+            DINO/EsViT pre-training config or a classifier config.
+        checkpoint (str, optional): Weights (see
+            :func:`load_backbone_weights`). Without one, the backbone keeps
+            the random initialisation drawn under ``seed``, so that a
+            random-init baseline is the same network in every run.
+        seed (int): Seed of the random initialisation. The caller's random
+            state is left as it was. Defaults to 0.
+        device (str | torch.device): Defaults to 'cpu'.
+
+    Returns:
+        nn.ModuleDict: ``backbone`` and, if the config has one, ``neck``.
+    """
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        backbone = MODELS.build(cfg.model.backbone)
+        neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') \
+            else None
+        if checkpoint is None:
+            backbone.init_weights()
+    if checkpoint is not None:
+        load_backbone_weights(backbone, checkpoint)
+    model = nn.ModuleDict(dict(backbone=backbone))
+    if neck is not None:
+        model['neck'] = neck
+    return model.to(device).eval()
