@@ -2,8 +2,7 @@
 
 Each fix is applied at run time by :func:`apply` (called on
 ``import mmbcssl``); no installed package is edited. Every fix names the
-breakage it answers (see ``shared/REFERENCE.md`` section 1) and has a test in
-``tests/test_compat.py``.
+breakage it answers and has a test in ``tests/test_compat.py``.
 
 1. ``pkg_resources``: mmengine 0.10.7 resolves ``mmdet::``/``mmpretrain::``
    base configs through it, and setuptools >= 81 no longer ships it. We fail

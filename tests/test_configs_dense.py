@@ -34,8 +34,18 @@ def test_dense_config_builds(path):
     assert backbone.init_cfg.prefix == 'backbone.'
     assert backbone.init_cfg.checkpoint  # a default path, overridable
     assert tuple(backbone.out_indices) == (0, 1, 2, 3)
-    assert cfg.optim_wrapper.constructor == \
-        'mmpretrain.LayerDecayOptimWrapperConstructor'
+    # the name says the recipe: '-lrd' = ConvNeXt's layer decay, none =
+    # Swin's own (AdamW with no decay on position tables and norms)
+    layer_decay = '-lrd-' in name or name.endswith('-demo.py')
+    if layer_decay:
+        assert cfg.optim_wrapper.constructor == \
+            'mmpretrain.LayerDecayOptimWrapperConstructor'
+    else:
+        assert 'constructor' not in cfg.optim_wrapper
+        keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
+        assert {k: v.decay_mult for k, v in keys.items()} == {
+            'absolute_pos_embed': 0., 'relative_position_bias_table': 0.,
+            'norm': 0.}
     # fp32 here (AMP needs a GPU): same constructor, plain wrapper
     wrapper_cfg = {
         k: v
@@ -47,28 +57,50 @@ def test_dense_config_builds(path):
     assert sum(len(g['params'])
                for g in groups) == sum(p.requires_grad
                                        for p in model.parameters())
-    if '_demo' in name:
+    if not layer_decay:
+        # every norm weight and position table gets no weight decay
+        decay = {id(p): g['weight_decay'] for g in groups
+                 for p in g['params']}
+        for n, p in model.backbone.named_parameters():
+            if 'norm' in n or 'relative_position_bias_table' in n:
+                assert decay[id(p)] == 0., n
+    if '_demo' in name or name.endswith('-demo.py'):
         return
     # the published recipes
     opt = cfg.optim_wrapper.optimizer
-    assert opt.type == 'AdamW' and opt.lr == 1e-4 and opt.weight_decay == 0.05
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert opt.type == 'AdamW' and opt.betas == (0.9, 0.999)
     assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs = 16
     if 'BCSSL' in backbone.type:
         assert backbone.norm_eval is False
         assert (backbone.dw_norm_cfg is None
                 or backbone.dw_norm_cfg.type == 'SyncBN')
     if path in DET:
-        assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.95
+        assert opt.lr == 1e-4 and opt.weight_decay == 0.05
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
         assert cfg.train_cfg.max_epochs == 36
         steps = [s for s in cfg.param_scheduler if s.type == 'MultiStepLR']
         assert steps[0].milestones == [27, 33]
         assert cfg.param_scheduler[0].end == 1000  # warm-up iterations
-        assert backbone.drop_path_rate == (0.6 if 'bcssl-s' in name else 0.4)
+        if layer_decay:
+            assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.95
+            assert backbone.drop_path_rate == (0.6 if 'bcssl-s' in name
+                                               else 0.4)
+        else:
+            assert backbone.drop_path_rate == 0.2
     else:
         assert cfg.train_cfg.max_iters == 160000
-        assert cfg.optim_wrapper.paramwise_cfg.decay_type == 'stage_wise'
         assert 'tta_model' in cfg and 'tta_pipeline' in cfg
+        if layer_decay:
+            assert opt.lr == 1e-4 and opt.weight_decay == 0.05
+            assert cfg.optim_wrapper.paramwise_cfg.decay_type == \
+                'stage_wise'
+        else:
+            # Swin's: lr 6e-5, wd 0.01, 1500-iteration warm-up, poly 1.0
+            assert opt.lr == 6e-5 and opt.weight_decay == 0.01
+            warmup, poly = cfg.param_scheduler
+            assert (warmup.type, warmup.end) == ('LinearLR', 1500)
+            assert (poly.type, poly.power) == ('PolyLR', 1.0)
+            assert backbone.drop_path_rate == 0.3
 
 
 def _ssl_checkpoint(tmp_path, dino_config, seed=0):
@@ -95,10 +127,12 @@ def _ssl_checkpoint(tmp_path, dino_config, seed=0):
 
 
 @pytest.mark.parametrize('dino,dense', [
-    ('bcssl-t_9x9_100e.py', 'mask_rcnn/bcssl-t_9x9_100e_fpn_3x_coco.py'),
-    ('swin-t_300e.py', 'mask_rcnn/swin-t_dino_300e_fpn_3x_coco.py'),
-    ('convnext-t_7x7_100e.py',
-     'upernet/convnext-t_7x7_100e_upernet_160k_ade20k.py'),
+    ('bcssl-t_9x9_100e.py', 'mask_rcnn/mask-rcnn_bcssl-t-9x9_dino-100e-pre'
+     '_fpn_8xb2-amp-lrd-ms-crop-3x_coco.py'),
+    ('swin-t_300e.py', 'mask_rcnn/mask-rcnn_swin-t_dino-300e-pre'
+     '_fpn_8xb2-amp-ms-crop-3x_coco.py'),
+    ('convnext-t_7x7_100e.py', 'upernet/upernet_convnext-t-7x7_dino-100e-pre'
+     '_8xb2-amp-lrd-160k_ade20k-512x512.py'),
 ])
 def test_extracted_teacher_loads_into_dense_model(tmp_path, dino, dense):
     full, extracted, teacher = _ssl_checkpoint(

@@ -79,7 +79,7 @@ def test_demo_config_trains_through_the_tool(demo_data, tmp_path):
 def test_esvit_demo_trains_through_the_tool(demo_data, tmp_path):
     """Two EsViT steps on 16 demo images: both heads, both centres, the
     teacher's region head saved; the loss terms are logged."""
-    config = osp.join(REPO_ROOT, 'configs', 'esvit', 'swin-t_demo.py')
+    config = osp.join(REPO_ROOT, 'configs', 'esvit', 'esvit_swin-t_demo.py')
     code = train_api.main([
         config, '--work-dir', str(tmp_path), '--cfg-options',
         f'train_dataloader.dataset.data_root={demo_data}/imagenet',

@@ -26,7 +26,7 @@ What it does, each step skipped when already done:
    mmbcssl import.
 
 Only the standard library is used, so any ``python3`` >= 3.8 can run it.
-Facts behind each step: ``shared/REFERENCE.md`` section 1.
+Why each step is needed: the README, "Install".
 """
 import argparse
 import contextlib

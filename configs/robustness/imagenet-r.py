@@ -5,7 +5,7 @@
 #   tools/test.py configs/robustness/imagenet-r.py <linear-probe ckpt>
 # The model is the BC-SSL-T 9x9 probe; another one with
 #   --model-from configs/linear/<model>.py
-_base_ = '../linear/bcssl-t_9x9_100e.py'
+_base_ = '../linear/linear_bcssl-t-9x9_dino-100e-pre_8xb128-coslr-100e_in1k.py'  # noqa: E501
 data_root = 'data/imagenet-r'
 
 # dataset settings

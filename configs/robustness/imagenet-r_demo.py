@@ -1,8 +1,9 @@
 # ImageNet-R protocol on the demo's rendition-style set (data/demo/
 # imagenet-r: a subset of the 10 demo classes, made by
 # tools/misc/make_demo_data.py) with the demo linear probe
-# (configs/linear/bcssl-t_9x9_100e_demo.py): its 10 classes are the label
-# space, so the logits are restricted to the subset's columns.
+# (configs/linear/linear_bcssl-t-9x9_dino-demo-pre_1xb32-coslr-20e_in1k-
+# demo.py): its 10 classes are the label space, so the logits are
+# restricted to the subset's columns.
 _base_ = ['./imagenet-r.py', '../_base_/datasets/demo_classification.py']
 data_root = 'data/demo/imagenet-r'
 

@@ -7,6 +7,8 @@
 # stratified `val_fraction` of train for the lambda search (the refit then
 # uses all of train). None of these can be downloaded by this project:
 # convert each with its own tools into the folder layout.
+# UCF101 is a video set: CLIP (and EsViT after it) classify the middle frame
+# of each clip; extract those frames into the folder layout.
 # Note: VOC2007 is multi-label; in a folder layout each image has one
 # class, so its 11-point mAP here is over single-label folders (e.g. one
 # folder per image's main object), not the official multi-label split.
@@ -37,4 +39,26 @@ datasets = dict(
     patch_camelyon=dict(root='patch_camelyon', val='val', metric='accuracy'),
     hateful_memes=dict(root='hateful_memes', val='val', metric='roc_auc'),
     rendered_sst2=dict(root='rendered_sst2', val='val', metric='accuracy'),
+    ucf101=dict(root='ucf101', val='val', metric='accuracy'),
+)
+
+# Named lists of sets; a mean is always reported with the preset it is over.
+presets = dict(
+    # CLIP's linear-probe image sets (Radford et al. 2021, Table 9) without
+    # the video, CLEVR and ImageNet columns: 23 sets
+    clip23=[
+        'food101', 'cifar10', 'cifar100', 'birdsnap', 'sun397',
+        'stanford_cars', 'fgvc_aircraft', 'voc2007', 'dtd', 'oxford_pets',
+        'caltech101', 'flowers102', 'mnist', 'fer2013', 'stl10', 'eurosat',
+        'resisc45', 'gtsrb', 'kitti_distance', 'country211',
+        'patch_camelyon', 'hateful_memes', 'rendered_sst2'
+    ],
+    # the 18 sets of EsViT's transfer table (Li et al. 2021, appendix),
+    # UCF101 (middle frames) among them
+    esvit18=[
+        'food101', 'cifar10', 'cifar100', 'sun397', 'stanford_cars',
+        'fgvc_aircraft', 'voc2007', 'dtd', 'oxford_pets', 'caltech101',
+        'flowers102', 'mnist', 'fer2013', 'stl10', 'eurosat', 'resisc45',
+        'gtsrb', 'ucf101'
+    ],
 )

@@ -12,3 +12,4 @@ datasets = dict(
     demo_map_11point=dict(_demo, metric='map_11point'),
     demo_roc_auc=dict(_demo, metric='roc_auc'),
 )
+presets = dict(demo4=list(datasets))

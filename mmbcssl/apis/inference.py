@@ -72,7 +72,9 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
 def init_backbone(config: Union[str, Config],
                   checkpoint: Optional[str] = None,
                   seed: int = 0,
-                  device: Union[str, torch.device] = 'cpu') -> nn.ModuleDict:
+                  device: Union[str, torch.device] = 'cpu',
+                  deploy: bool = False,
+                  channels_last: bool = False) -> nn.ModuleDict:
     """The backbone (and neck) of ``config`` in eval mode, with weights.
 
     Args:
@@ -85,6 +87,13 @@ def init_backbone(config: Union[str, Config],
         seed (int): Seed of the random initialisation. The caller's random
             state is left as it was. Defaults to 0.
         device (str | torch.device): Defaults to 'cpu'.
+        deploy (bool): Fold BatchNorms into the convolutions they follow
+            (``switch_to_deploy()``, where the backbone has it): the same
+            function, fewer operations. Defaults to False.
+        channels_last (bool): Keep the weights in the channels-last layout
+            (feed it channels-last images): the faster layout for the
+            depthwise convolutions of BC-SSL on CPU and with cuDNN.
+            Defaults to False.
 
     Returns:
         nn.ModuleDict: ``backbone`` and, if the config has one, ``neck``.
@@ -102,7 +111,12 @@ def init_backbone(config: Union[str, Config],
             backbone.init_weights()
     if checkpoint is not None:
         load_backbone_weights(backbone, checkpoint)
+    if deploy and hasattr(backbone, 'switch_to_deploy'):
+        backbone.switch_to_deploy()
     model = nn.ModuleDict(dict(backbone=backbone))
     if neck is not None:
         model['neck'] = neck
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model

@@ -9,19 +9,28 @@ Without ``--checkpoint`` the backbone keeps its random initialisation: the
 baseline a pre-training run must beat.
 """
 import argparse
-import json
+import os
 import os.path as osp
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmengine import dist
 
 from mmbcssl.apis import CheckpointMismatchError, init_backbone
-from mmbcssl.evaluation.features import extract_features, knn_dataset
+from mmbcssl.compat import TRUST_ENV
+from mmbcssl.datasets.transforms.load_image_safe import CorruptImageError
+from mmbcssl.evaluation.feature_cache import FeatureCache, dataset_identity
+from mmbcssl.evaluation.features import (extract_features, knn_dataset,
+                                         knn_dataset_cfg)
+from mmbcssl.evaluation.fingerprint import (checkpoint_record,
+                                            make_fingerprint, model_record,
+                                            transform_record)
 from mmbcssl.evaluation.knn import DEFAULT_KS, knn_evaluate
+from mmbcssl.utils.data_checks import check_dataset
 from mmbcssl.utils.distributed import cpu_only, init_cpu_process_group
 from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.utils.outputs import refuse_existing, write_json
 
 
 def init_launcher(launcher: str) -> None:
@@ -36,7 +45,7 @@ def init_launcher(launcher: str) -> None:
         init_dist(launcher)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config with model.backbone')
     parser.add_argument('--checkpoint', help='weights (none: random init)')
@@ -55,57 +64,172 @@ def main(argv: Optional[List[str]] = None) -> int:
         '--fp32-bank', action='store_true',
         help='keep the train features in float32 (default float16: an '
         'ImageNet bank is 1.97 GB instead of 3.9 GB)')
-    parser.add_argument('--out', help='write the metrics as JSON')
+    parser.add_argument(
+        '--skip-bad-images', action='store_true',
+        help='leave unreadable images out (each is reported, and the '
+        'result records how many) instead of stopping at the first')
+    parser.add_argument(
+        '--feature-cache', metavar='DIR',
+        help='keep the features on disk here (keyed by checkpoint, data, '
+        'transform and features), shared with later runs and resumable '
+        'shard by shard')
+    parser.add_argument('--shard-size', type=int, default=8192,
+                        help='images per cached feature file')
+    parser.add_argument(
+        '--deploy', action='store_true',
+        help='fold the BatchNorms into their convolutions first (the same '
+        'function, faster)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='run in the channels-last layout (faster for '
+                        'large depthwise kernels on CPU and cuDNN)')
+    parser.add_argument('--out', help='write the metrics and their protocol '
+                        'fingerprint as JSON (refused if it exists)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --out file')
+    parser.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='allow checkpoints that pickle arbitrary objects (only for '
+        'files from a source you trust)')
     parser.add_argument('--launcher', default='none',
                         choices=['none', 'pytorch', 'slurm'],
                         help='tools/dist_knn_eval.sh uses pytorch')
     parser.add_argument('--local-rank', '--local_rank', type=int,
                         help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Everything that can be checked before a model is built."""
+    for split in ('train', 'val'):
+        check_dataset(knn_dataset_cfg(args.data_root, split),
+                      f'--data-root ({split})')
+    if args.checkpoint and not osp.isfile(args.checkpoint):
+        raise UserError(f'checkpoint {args.checkpoint!r} not found')
+    if not osp.isfile(args.config):
+        raise UserError(f'config file {args.config!r} not found')
+    if min(args.ks) < 1 or args.batch_size < 1 or args.temperature <= 0:
+        raise UserError('--ks and --batch-size must be positive integers '
+                        'and --temperature positive')
+    refuse_existing([args.out], args.overwrite, '--out')
+
+
+def feature_key(args: argparse.Namespace, dataset, split: str) -> Dict:
+    """What makes cached features of this run the same as another's."""
+    from mmengine.config import Config
+    weights = (checkpoint_record(args.checkpoint)['sha256']
+               if args.checkpoint else f'random init, seed {args.seed}')
+    return dict(
+        weights=weights,
+        data=dataset_identity(dataset, args.data_root, split),
+        transform=transform_record(
+            knn_dataset_cfg(args.data_root, split, args.img_size,
+                            args.resize)['pipeline']),
+        model=model_record(Config.fromfile(args.config).model),
+        # the same function, but not the same float rounding
+        inference=dict(deploy=args.deploy, channels_last=args.channels_last))
+
+
+def knn_fingerprint(args: argparse.Namespace, n_train: int, n_val: int,
+                    skipped: List[str]) -> Dict:
+    """The protocol fingerprint of one k-NN result."""
+    from mmengine.config import Config
+    transform = transform_record(
+        knn_dataset_cfg(args.data_root, 'val', args.img_size,
+                        args.resize)['pipeline'])
+    protocol = dict(
+        task='knn',
+        dataset=f'folder {osp.basename(osp.abspath(args.data_root))}',
+        transform=transform, ks=sorted(set(args.ks)),
+        temperature=args.temperature, normalisation='L2',
+        bank_dtype='float32' if args.fp32_bank else 'float16',
+        class_restriction='none', images=dict(train=n_train, val=n_val),
+        skipped_images=len(skipped))
+    world = dist.get_world_size()
+    run = dict(global_batch=args.batch_size * world, world_size=world,
+               seed=args.seed, data_root=args.data_root,
+               deploy=args.deploy, channels_last=args.channels_last)
+    return make_fingerprint(
+        protocol, checkpoint_record(args.checkpoint),
+        model_record(Config.fromfile(args.config).model), run)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
 
     def _run() -> None:
-        args = parser.parse_args(argv)
-        for split in ('train', 'val'):
-            if not osp.isdir(osp.join(args.data_root, split)):
-                raise UserError(
-                    f'{osp.join(args.data_root, split)!r} not found; '
-                    'expected <root>/{train,val}/<class>/<image>')
-        if args.checkpoint and not osp.isfile(args.checkpoint):
-            raise UserError(f'checkpoint {args.checkpoint!r} not found')
+        args = parse_args(argv)
+        if args.trust_checkpoint:
+            os.environ[TRUST_ENV] = '1'  # data workers inherit it
+        preflight(args)
         init_launcher(args.launcher)
+        try:
+            _evaluate(args)
+        except CorruptImageError as e:
+            raise UserError(f'{e} (or pass --skip-bad-images to leave '
+                            'unreadable images out, counted)') from None
+
+    def _evaluate(args) -> None:
         device = (torch.device('cuda', torch.cuda.current_device())
                   if torch.cuda.is_available() else torch.device('cpu'))
         try:
             model = init_backbone(args.config, args.checkpoint, args.seed,
-                                  device)
+                                  device, deploy=args.deploy,
+                                  channels_last=args.channels_last)
         except CheckpointMismatchError as e:
             raise UserError(str(e)) from None
-        train_ds = knn_dataset(args.data_root, 'train', args.img_size,
-                               args.resize)
-        val_ds = knn_dataset(args.data_root, 'val', args.img_size,
-                             args.resize)
         # each process extracts its share; all end with the whole bank,
         # normalised and (by default) in float16 from the first batch
         dtype = torch.float32 if args.fp32_bank else torch.float16
-        tr_f, tr_y, va_f, va_y = (
-            t for ds in (train_ds, val_ds) for t in extract_features(
-                model, ds, args.batch_size, args.num_workers,
-                normalize=True, dtype=dtype))
+        skipped: Optional[List[str]] = [] if args.skip_bad_images else None
+        cache = FeatureCache(args.feature_cache, args.shard_size) \
+            if args.feature_cache else None
+        banks = []
+        for split in ('train', 'val'):
+            ds = knn_dataset(args.data_root, split, args.img_size,
+                             args.resize)
+            if dist.is_main_process():
+                print(f'extracting {split} features ({len(ds)} images)',
+                      flush=True)
+            if cache is None:
+                banks += extract_features(model, ds, args.batch_size,
+                                          args.num_workers, normalize=True,
+                                          dtype=dtype, skipped=skipped,
+                                          progress=True,
+                                          channels_last=args.channels_last)
+            else:
+                banks += cache.extract(
+                    model, ds, feature_key(args, ds, split),
+                    args.batch_size, args.num_workers, normalize=True,
+                    dtype=dtype, skipped=skipped, progress=True,
+                    channels_last=args.channels_last)
+        if cache is not None and dist.is_main_process():
+            print(f'feature cache {args.feature_cache}: '
+                  f'{cache.size_bytes() / 2**20:.1f} MiB, {cache.hits} '
+                  f'shards reused, {cache.misses} extracted')
         if not dist.is_main_process():
             return
+        tr_f, tr_y, va_f, va_y = banks
+        skipped = skipped or []
         num_classes = int(max(tr_y.max(), va_y.max())) + 1
         metrics = knn_evaluate(tr_f.to(device), tr_y, va_f, va_y,
                                num_classes, ks=args.ks,
                                temperature=args.temperature,
                                bank_dtype=dtype, normalized=True)
         which = args.checkpoint or f'random init, seed {args.seed}'
-        print(f'k-NN ({which}, {len(train_ds)} train / {len(val_ds)} val, '
+        print(f'\nk-NN ({which}, {len(tr_y)} train / {len(va_y)} val, '
               f'{dist.get_world_size()} process(es)):')
         for k in sorted(set(args.ks)):
             print(f'  k={k:<4d} top-1 {metrics[f"knn/k{k}_top1"]:6.2f}  '
                   f'top-5 {metrics[f"knn/k{k}_top5"]:6.2f}')
+        if skipped:
+            print(f'  {len(skipped)} unreadable images left out '
+                  f'(accuracy is over the {len(va_y)} readable val '
+                  f'images): {"; ".join(skipped[:3])}')
         if args.out:
-            with open(args.out, 'w') as f:
-                json.dump(metrics, f, indent=2)
+            fingerprint = knn_fingerprint(args, len(tr_y), len(va_y),
+                                          skipped)
+            write_json(args.out, dict(metrics=metrics,
+                                      fingerprint=fingerprint,
+                                      skipped=skipped))
 
     return run_cli(_run)
 

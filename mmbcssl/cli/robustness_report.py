@@ -1,66 +1,114 @@
 """``tools/robustness_report.py``: one linear-probe checkpoint on the clean
-val set, ImageNet-C, -Sketch, -R and -A, as a table laid out like the
-paper's Table 5 (with its rows for reference) plus the ImageNet-C detail.
+val set, ImageNet-C, -Sketch, -R and -A, tabulated beside the published
+numbers of the same protocol.
 
 Every evaluation is a ``tools/test.py`` run (:func:`mmbcssl.cli.test.main`)
-of the config in ``configs/robustness`` with ``--model-from`` the probe's
+of a config in ``configs/robustness`` with ``--model-from`` the probe's
 config, so the report shows exactly what those commands print. The clean
 run comes first: its top-1 error is passed to ImageNet-C for relative mCE.
 
-Outputs in ``--out-dir``: ``<set>.json`` (each run's metrics),
-``report.json`` (all of it) and ``report.md``.
+Two protocol families (``--protocols``):
+
+* ``official`` (default): ImageNet-C centre-cropped (its images are 224 px
+  already) with mCE / relative mCE (AlexNet-normalised) and the plain mean
+  error; ImageNet-A/R with the logits restricted to their 200 classes.
+* ``authors``: the BC-SSL authors' robustness script: ImageNet-C resized to
+  256 and centre-cropped to 224; ImageNet-A/R scored 1000-way. The paper's
+  Table 5 numbers were made this way.
+
+Each column header names its protocol, and a published number only appears
+under the column of its own protocol (:mod:`mmbcssl.evaluation.
+paper_results`).
+
+Outputs in ``--out-dir``: ``<evaluation>.json`` (each run's metrics and
+protocol fingerprint), ``report.json`` (all of it) and ``report.md``.
 """
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from mmbcssl.evaluation.paper_results import PAPER_TABLE5
+from mmbcssl.evaluation.paper_results import COLUMNS, load_entries
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            EXTRA_CORRUPTIONS, SEVERITIES)
 from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.utils.outputs import refuse_existing, write_json
 
 SETS = ('clean', 'c', 'sketch', 'r', 'a')
-_CONFIG = {
-    'c': 'imagenet-c',
-    'sketch': 'imagenet-sketch',
-    'r': 'imagenet-r',
-    'a': 'imagenet-a'
+PROTOCOLS = ('official', 'authors')
+# (set, protocol) -> (evaluation name, config stem); None: the probe's own
+# val set. Sketch has all 1000 classes and the clean val transform, so both
+# families evaluate it the same way.
+EVALUATIONS = {
+    ('clean', 'official'): ('clean', None),
+    ('c', 'official'): ('c', 'imagenet-c'),
+    ('c', 'authors'): ('c_resize256', 'imagenet-c_resize256'),
+    ('sketch', 'official'): ('sketch', 'imagenet-sketch'),
+    ('r', 'official'): ('r', 'imagenet-r'),
+    ('r', 'authors'): ('r_1000way', 'imagenet-r_1000way'),
+    ('a', 'official'): ('a', 'imagenet-a'),
+    ('a', 'authors'): ('a_1000way', 'imagenet-a_1000way'),
 }
 CONFIG_DIR = 'configs/robustness'
+# Table columns in order; each is filled from one evaluation's metrics.
+TABLE_COLUMNS = ('linear_top1', 'knn_top1', 'c_mce', 'c_rel_mce',
+                 'c_mean_error', 'c_mce_resize256', 'c_mean_error_resize256',
+                 'sketch_top1', 'r_top1', 'r_top1_1000way', 'a_top1',
+                 'a_top1_1000way')
 
 
-def robustness_config(name: str, demo: bool, config_dir: str) -> str:
-    return osp.join(config_dir, f'{_CONFIG[name]}{"_demo" if demo else ""}.py')
+def plan(sets: Sequence[str],
+         protocols: Sequence[str]) -> List[tuple]:
+    """``(set, evaluation name, config stem)`` to run, clean first."""
+    out, seen = [], set()
+    for s in SETS:
+        if s not in sets:
+            continue
+        for p in PROTOCOLS:
+            if p in protocols or s in ('clean', 'sketch'):
+                found = EVALUATIONS.get((s, p))
+                if found and found[0] not in seen:
+                    seen.add(found[0])
+                    out.append((s, *found))
+    return out
 
 
-def run_set(name: str, checkpoint: str, model_config: str, out_dir: str,
-            demo: bool, options: Sequence[str], root: Optional[str],
-            clean_error: Optional[float], config_dir: str,
-            test_main=None, classes: Optional[str] = None
-            ) -> Dict[str, float]:
-    """Evaluate one set through ``tools/test.py``; return its metrics."""
+def robustness_config(stem: str, demo: bool, config_dir: str) -> str:
+    return osp.join(config_dir, f'{stem}{"_demo" if demo else ""}.py')
+
+
+def run_evaluation(name: str, stem: Optional[str], checkpoint: str,
+                   model_config: str, out_dir: str, demo: bool,
+                   options: Sequence[str], root: Optional[str],
+                   clean_error: Optional[float], config_dir: str,
+                   test_main=None, classes: Optional[str] = None,
+                   overwrite: bool = False) -> Dict:
+    """Evaluate one set through ``tools/test.py``; return its result
+    (metrics and fingerprint)."""
     if test_main is None:
         from mmbcssl.cli.test import main as test_main
     out = osp.join(out_dir, f'{name}.json')
     opts = list(options)
     if root:
         opts.append(f'test_dataloader.dataset.data_root={root}')
-    if name == 'clean':
+    if stem is None:
         args = [model_config, checkpoint]
     else:
         args = [
-            robustness_config(name, demo, config_dir), checkpoint,
+            robustness_config(stem, demo, config_dir), checkpoint,
             '--model-from', model_config
         ]
         if classes:
             # the clean set is the probe's own val set, already in its
             # label space; the others map wnid folders onto this list
             opts.append(f'test_dataloader.dataset.base_classes={classes}')
-        if name == 'c' and clean_error is not None:
+        if name.startswith('c') and clean_error is not None:
             opts.append(f'test_cfg.clean_error={clean_error!r}')
     args += ['--work-dir', osp.join(out_dir, name), '--out', out]
+    if overwrite:
+        args.append('--overwrite')
     if opts:
         args += ['--cfg-options', *opts]
     code = test_main(args)
@@ -72,84 +120,110 @@ def run_set(name: str, checkpoint: str, model_config: str, out_dir: str,
         return json.load(f)
 
 
-def summarise(metrics: Dict[str, Dict[str, float]]) -> Dict[str, float]:
-    """The Table 5 columns (percent) from each run's metrics."""
-    row = {}
-    for name, key in (('clean', 'linear'), ('sketch', 'sketch'),
-                      ('r', 'r'), ('a', 'a')):
-        if name in metrics:
-            row[key] = float(metrics[name]['accuracy/top1'])
-    c = metrics.get('c')
-    if c:
-        if 'imagenet-c/mCE' in c:
-            row['mCE'] = c['imagenet-c/mCE']
-            row['mean_error'] = c['imagenet-c/mean_error']
-            if 'imagenet-c/relative_mCE' in c:
-                row['relative_mCE'] = c['imagenet-c/relative_mCE']
-        else:
-            row['c_partial'] = 1.0
+def summarise(results: Dict[str, Dict]) -> Dict[str, float]:
+    """Table columns (percent) from each evaluation's metrics."""
+    row: Dict[str, float] = {}
+    top1 = {'clean': 'linear_top1', 'sketch': 'sketch_top1', 'r': 'r_top1',
+            'r_1000way': 'r_top1_1000way', 'a': 'a_top1',
+            'a_1000way': 'a_top1_1000way'}
+    for name, column in top1.items():
+        if name in results:
+            row[column] = float(results[name]['metrics']['accuracy/top1'])
+    for name, suffix in (('c', ''), ('c_resize256', '_resize256')):
+        c = results.get(name, {}).get('metrics')
+        if not c:
+            continue
+        if 'imagenet-c/mCE' not in c:
+            row[f'c_partial{suffix}'] = 1.0
+            continue
+        row[f'c_mce{suffix}'] = c['imagenet-c/mCE']
+        row[f'c_mean_error{suffix}'] = c['imagenet-c/mean_error']
+        if suffix == '' and 'imagenet-c/relative_mCE' in c:
+            row['c_rel_mce'] = c['imagenet-c/relative_mCE']
     return row
 
 
 def _cell(value: Optional[float], digits: int = 2) -> str:
-    return '-' if value is None else f'{value:.{digits}f}'
+    return '–' if value is None else f'{value:.{digits}f}'
 
 
-def format_markdown(name: str, epochs: Optional[int], row: Dict[str, float],
-                    c_metrics: Optional[Dict[str, float]],
-                    demo: bool) -> str:
-    """Table 5 layout, ours first and the paper's rows marked as such, then
-    the ImageNet-C breakdown."""
+def paper_rows(demo: bool) -> List[tuple]:
+    """``(label, {column: value})`` of the published linear-probe rows."""
+    if demo:
+        return []
+    entries = load_entries()
+    knn = {e.config: e.results.get('knn_top1') for e in entries}
+    rows = []
+    for e in entries:
+        if not e.config.startswith('configs/linear/') or not e.results:
+            continue
+        values = {c: v for c, (v, _) in e.results.items()}
+        pre = e.metadata.get('Pre-training')
+        if knn.get(pre):
+            values['knn_top1'] = knn[pre][0]
+        source = sorted({s for _, s in e.results.values()})
+        label = (f'{osp.splitext(osp.basename(pre or e.config))[0]} '
+                 f'({"; ".join(source)})')
+        rows.append((label, values))
+    return rows
+
+
+def format_markdown(name: str, row: Dict[str, float],
+                    results: Dict[str, Dict], demo: bool) -> str:
+    """The report: ours first, the published rows under their own protocols,
+    then the ImageNet-C detail."""
     lines = [f'# Robustness of {name}', '']
     if demo:
         lines += [
             '**Demo data** (built-in synthetic sets in the benchmarks\' '
             'layouts; ImageNet-C-style corruptions made with '
-            'imagecorruptions): these numbers check the pipeline and are '
-            'not comparable with the paper rows.', ''
+            'imagecorruptions): these numbers check that the pipeline runs; '
+            'they are not comparable with any published row.', ''
         ]
+    others = paper_rows(demo)
+    columns = [c for c in TABLE_COLUMNS
+               if c in row or any(c in v for _, v in others)]
     lines += [
-        'Top-1 in %, mCE (AlexNet-normalised, x100) lower is better. Paper: '
-        'arXiv 2312.05695, Table 5 (DINO pre-training, linear-probe '
-        'models).', '',
-        '| Model | Epochs | Linear | k-NN | C mCE | Sketch | R | A |',
-        '|---|---|---|---|---|---|---|---|'
+        'Top-1 in %, errors in % (lower is better). Each column header '
+        'names its protocol; a published number appears only under the '
+        'column of the protocol it was measured with, and "–" marks a '
+        'number that was not measured that way.', '',
+        '| Model | ' + ' | '.join(COLUMNS[c][0] for c in columns) + ' |',
+        '|---' * (len(columns) + 1) + '|',
+        f'| **{name} (this run)** | ' + ' | '.join(
+            _cell(row.get(c)) for c in columns) + ' |'
     ]
-    ours = ' | '.join(
-        _cell(row.get(k)) for k in ('linear', 'knn', 'mCE', 'sketch', 'r',
-                                    'a'))
-    lines.append(f'| **{name} (this run)** | {epochs or "-"} | {ours} |')
-    for (model, ep), ref in PAPER_TABLE5.items():
-        cells = ' | '.join(
-            _cell(ref[k]) for k in ('linear', 'knn', 'mCE', 'sketch', 'r',
-                                    'a'))
-        lines.append(f'| {model} (paper) | {ep} | {cells} |')
-    if c_metrics:
-        lines += ['', '## ImageNet-C', '']
-        if 'imagenet-c/mCE' not in c_metrics:
-            lines.append('**Partial** tree: no mCE. Per-corruption mean '
-                         'error (%):')
-            lines.append('')
-            lines += [
-                f'- {k.split("/")[-1]}: {v:.2f}'
-                for k, v in sorted(c_metrics.items())
-                if k.startswith('imagenet-c/partial_error/')
-            ]
-        else:
-            lines += _c_tables(c_metrics)
+    for label, values in others:
+        lines.append(f'| {label} | ' + ' | '.join(
+            _cell(values.get(c)) for c in columns) + ' |')
+    lines += ['', 'Protocols:', '']
+    lines += [f'- {COLUMNS[c][0]}: {COLUMNS[c][1]}' for c in columns]
+    for key, title in (('c', 'ImageNet-C (centre crop 224)'),
+                       ('c_resize256',
+                        'ImageNet-C (resize 256 + centre crop 224)')):
+        metrics = results.get(key, {}).get('metrics')
+        if metrics:
+            lines += ['', f'## {title}', ''] + _c_tables(metrics)
     return '\n'.join(lines) + '\n'
 
 
 def _c_tables(c: Dict[str, float]) -> List[str]:
     get = c.get
+    if 'imagenet-c/mCE' not in c:
+        return ['**Partial** tree: no mCE. Per-corruption mean error (%):',
+                ''] + [
+                    f'- {k.split("/")[-1]}: {v:.2f}'
+                    for k, v in sorted(c.items())
+                    if k.startswith('imagenet-c/partial_error/')
+                ]
     lines = [
-        f'- mCE (AlexNet-normalised, 15 corruptions): '
+        '- mCE (AlexNet-normalised, 15 corruptions): '
         f'{get("imagenet-c/mCE"):.2f}',
-        f'- relative mCE: {_cell(get("imagenet-c/relative_mCE"))}'
-        + ('' if 'imagenet-c/relative_mCE' in c else
-           ' (needs the clean error)'),
-        '- unnormalised mean error over 15 x 5 (what the BC-SSL authors\' '
-        f'script printed): {get("imagenet-c/mean_error"):.2f}', '',
+        f'- relative mCE: {_cell(get("imagenet-c/relative_mCE"))}' +
+        ('' if 'imagenet-c/relative_mCE' in c else
+         ' (needs the clean error)'),
+        '- unnormalised mean error over 15 x 5: '
+        f'{get("imagenet-c/mean_error"):.2f}', '',
         '| corruption | error % (mean of 5) | CE | relative CE |',
         '|---|---|---|---|'
     ]
@@ -179,7 +253,7 @@ def read_knn(path: str, k: int) -> float:
     key = f'knn/k{k}_top1'
     try:
         with open(path) as f:
-            return float(json.load(f)[key])
+            return float(json.load(f)['metrics'][key])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f'--knn {path!r}: expected the JSON that '
                         f'tools/knn_eval.py --out writes, with {key!r} '
@@ -195,11 +269,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='the linear-probe checkpoint')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--name', help='row label (default: config name)')
-    parser.add_argument('--epochs', type=int,
-                        help='pre-training epochs, for the table')
     parser.add_argument(
         '--sets', nargs='+', choices=SETS, default=list(SETS),
-        help='which evaluations to run (default: all)')
+        help='which sets to evaluate (default: all)')
+    parser.add_argument(
+        '--protocols', nargs='+', choices=PROTOCOLS, default=['official'],
+        help='official (default: IN-C centre crop, mCE; A/R restricted to '
+        'their 200 classes) and/or authors (the BC-SSL authors\' script: '
+        'IN-C resized to 256 + crop 224; A/R scored 1000-way)')
     parser.add_argument(
         '--root', action='append', default=[], metavar='SET=PATH',
         help='data root of one set, e.g. --root r=/data/imagenet-r '
@@ -217,6 +294,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--demo', action='store_true',
                         help='the *_demo robustness configs (demo data)')
     parser.add_argument('--config-dir', default=CONFIG_DIR)
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the results of an earlier report in '
+                        '--out-dir')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='key=value overrides for every evaluation')
     return parser.parse_args(argv)
@@ -225,7 +305,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None, test_main=None) -> int:
 
     def _run() -> None:
-        import os
         args = parse_args(argv)
         roots = {}
         for item in args.root:
@@ -239,31 +318,39 @@ def main(argv: Optional[List[str]] = None, test_main=None) -> int:
             if not osp.isfile(path):
                 raise UserError(f'{path!r} not found')
         knn = read_knn(args.knn, args.knn_k) if args.knn else None
+        todo = plan(args.sets, args.protocols)
+        refuse_existing(
+            [osp.join(args.out_dir, f'{n}.json') for _, n, _ in todo] + [
+                osp.join(args.out_dir, f)
+                for f in ('report.json', 'report.md')
+            ], args.overwrite, '--out-dir')
         os.makedirs(args.out_dir, exist_ok=True)
-        metrics: Dict[str, Dict[str, float]] = {}
+        results: Dict[str, Dict] = {}
         clean_error = None
-        for name in [s for s in SETS if s in args.sets]:
-            metrics[name] = run_set(name, args.checkpoint, args.model_config,
-                                    args.out_dir, args.demo,
-                                    args.cfg_options, roots.get(name),
-                                    clean_error, args.config_dir, test_main,
-                                    args.classes)
+        for set_name, name, stem in todo:
+            results[name] = run_evaluation(
+                name, stem, args.checkpoint, args.model_config,
+                args.out_dir, args.demo, args.cfg_options,
+                roots.get(set_name), clean_error, args.config_dir,
+                test_main, args.classes, args.overwrite)
             if name == 'clean':
-                clean_error = 1 - metrics[name]['accuracy/top1'] / 100
-        row = summarise(metrics)
+                clean_error = 1 - results[name]['metrics'][
+                    'accuracy/top1'] / 100
+        row = summarise(results)
         if knn is not None:
-            row['knn'] = knn
+            row['knn_top1'] = knn
         label = args.name or osp.splitext(osp.basename(
             args.model_config))[0]
-        report = dict(model=label, config=args.model_config,
-                      checkpoint=args.checkpoint, demo=args.demo,
-                      epochs=args.epochs, table5_row=row, metrics=metrics)
-        with open(osp.join(args.out_dir, 'report.json'), 'w') as f:
-            json.dump(report, f, indent=2)
-        text = format_markdown(label, args.epochs, row, metrics.get('c'),
-                               args.demo)
-        with open(osp.join(args.out_dir, 'report.md'), 'w') as f:
-            f.write(text)
+        report = dict(
+            model=label, config=args.model_config,
+            checkpoint=args.checkpoint, demo=args.demo,
+            protocols=args.protocols, row=row,
+            columns={c: COLUMNS[c] for c in row if c in COLUMNS},
+            results=results)
+        write_json(osp.join(args.out_dir, 'report.json'), report)
+        text = format_markdown(label, row, results, args.demo)
+        from mmbcssl.compat import atomic_write
+        atomic_write(text, osp.join(args.out_dir, 'report.md'))
         print(text)
 
     return run_cli(_run)

@@ -1,16 +1,18 @@
 """``tools/test.py``: evaluate a checkpoint with any mmpretrain, mmdet or
 mmseg config (the config's ``default_scope`` decides the registries)."""
 import argparse
-import json
 import os.path as osp
 import sys
 from typing import List, Optional
 
+from mmengine import dist
 from mmengine.config import Config
 
+from mmbcssl.evaluation.fingerprint import test_fingerprint
 from mmbcssl.utils.data_checks import check_data
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, load_config, run_cli)
+from mmbcssl.utils.outputs import refuse_existing, write_json
 from mmbcssl.utils.pretrained_checks import check_checkpoint_fits
 
 
@@ -19,7 +21,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where logs and results go')
-    parser.add_argument('--out', help='write the metrics to this JSON file')
+    parser.add_argument(
+        '--out',
+        help='write the metrics and their protocol fingerprint to this '
+        'JSON file (refused if it exists, unless --overwrite)')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace an existing --out/--dump file')
     parser.add_argument(
         '--dump', help='dump the raw predictions to this pickle file')
     parser.add_argument(
@@ -53,6 +62,8 @@ def setup_cfg(args: argparse.Namespace) -> Config:
                         'evaluate')
     if args.tta:
         enable_tta(cfg, args.config)
+    refuse_existing([args.out], args.overwrite, '--out')
+    refuse_existing([args.dump], args.overwrite, '--dump')
     if args.dump:
         if not args.dump.endswith(('.pkl', '.pickle')):
             raise UserError('--dump must be a .pkl file')
@@ -101,9 +112,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         runner = build_runner(cfg)
         check_checkpoint_fits(runner.model, cfg.load_from)
         metrics = runner.test()
-        if args.out:
-            with open(args.out, 'w') as f:
-                json.dump(metrics, f, indent=2, default=float)
+        if args.out and dist.is_main_process():
+            fingerprint = test_fingerprint(cfg, runner, args.checkpoint)
+            write_json(args.out, dict(metrics=metrics,
+                                      fingerprint=fingerprint))
 
     return run_cli(_test)
 

@@ -16,7 +16,7 @@ from mmengine.logging import print_log
 from mmbcssl.utils.data_checks import check_data
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, load_config, run_cli)
-from mmbcssl.utils.pretrained_checks import check_pretrained
+from mmbcssl.utils.pretrained_checks import check_load_from, check_pretrained
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -96,6 +96,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not cfg.get('load_from'):
             # loading a whole model (or resuming) overrides init_cfg
             check_pretrained(cfg)
+        elif not cfg.get('resume'):
+            check_load_from(cfg)
         runner = build_runner(cfg)
         runner.train()
 

@@ -10,7 +10,6 @@ set's metric on test). Writes ``results.json`` and ``summary.md`` (a table
 with the average and the first model's wins against each other model).
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -20,12 +19,36 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from mmbcssl.compat import atomic_write
+from mmbcssl.evaluation.feature_cache import FeatureCache
+from mmbcssl.evaluation.fingerprint import (checkpoint_record, flag_mixed,
+                                            make_fingerprint, model_record,
+                                            transform_record)
 from mmbcssl.evaluation.transfer import (METRICS, holdout_split, summarise,
                                          transfer_one)
 from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.utils.outputs import refuse_existing, write_json
 
 LAYOUT = ('<data_root>/<root>/<split>/<class>/<image> with the same class '
           'folders in every split')
+
+
+def select_sets(path: str, preset: Optional[str],
+                only: Optional[List[str]]) -> Tuple[Optional[List[str]], str]:
+    """The set names to run and how the mean over them is labelled: a
+    preset of the registry (``presets = dict(clip23=[...], ...)``), an
+    explicit ``--sets`` list, or every set of the registry."""
+    if preset and only:
+        raise UserError('--preset and --sets: give one of them')
+    if not only and not preset:
+        return None, f'every set of {osp.basename(path)}'
+    if only:
+        return only, f'custom: {len(only)} sets'
+    presets = dict(Config.fromfile(path).get('presets') or {})
+    if preset not in presets:
+        raise UserError(f'unknown preset {preset!r}; {path} has: '
+                        f'{", ".join(presets) or "none"}')
+    return list(presets[preset]), f'{preset} ({len(presets[preset])} sets)'
 
 
 def read_registry(path: str, only: Optional[List[str]] = None) -> Dict:
@@ -86,31 +109,46 @@ def check_layout(name: str, entry: Dict) -> List[str]:
     return ref
 
 
-class FeatureCache:
-    """Features of (root, split) for one model, extracted once."""
+class SetFeatures:
+    """Features of (root, split) for one model, extracted once per run, and
+    kept on disk across runs when given a :class:`FeatureCache` (shared
+    with k-NN and later evaluations of the same weights)."""
 
     def __init__(self, model, img_size: int, resize: int, batch_size: int,
-                 num_workers: int) -> None:
+                 num_workers: int, disk=None, key: Optional[Dict] = None
+                 ) -> None:
         self.model = model
         self.kwargs = dict(img_size=img_size, resize=resize)
         self.batch_size, self.num_workers = batch_size, num_workers
+        self.disk, self.key = disk, dict(key or {})
         self._cache: Dict[Tuple[str, str], Tuple[np.ndarray,
                                                  np.ndarray]] = {}
 
     def __call__(self, root: str, split: str):
+        from mmbcssl.evaluation.feature_cache import dataset_identity
         from mmbcssl.evaluation.features import (extract_features,
-                                                 knn_dataset)
+                                                 knn_dataset, knn_dataset_cfg)
         key = (root, split)
         if key not in self._cache:
             ds = knn_dataset(root, split, **self.kwargs)
-            feats, labels = extract_features(self.model, ds,
-                                             self.batch_size,
-                                             self.num_workers)
+            if self.disk is None:
+                feats, labels = extract_features(self.model, ds,
+                                                 self.batch_size,
+                                                 self.num_workers)
+            else:
+                fields = dict(
+                    self.key, data=dataset_identity(ds, root, split),
+                    transform=transform_record(
+                        knn_dataset_cfg(root, split,
+                                        **self.kwargs)['pipeline']))
+                feats, labels = self.disk.extract(
+                    self.model, ds, fields, self.batch_size,
+                    self.num_workers)
             self._cache[key] = (feats.double().numpy(), labels.numpy())
         return self._cache[key]
 
 
-def run_model(cache: FeatureCache, registry: Dict,
+def run_model(cache: SetFeatures, registry: Dict,
               classes: Dict[str, List[str]], log) -> Dict:
     """``{set: transfer_one result}`` for one model; ``classes`` are each
     set's class folders (:func:`check_layout`)."""
@@ -139,24 +177,32 @@ def run_model(cache: FeatureCache, registry: Dict,
 
 
 def format_summary(results: Dict, models: List[str], registry: Dict,
-                   summary: Dict) -> str:
+                   summary: Dict, preset: str = '') -> str:
     header = '| data set | metric | ' + ' | '.join(models) + ' |'
     lines = [
         '# Linear transfer (L-BFGS logistic regression on frozen '
         'features; lambda searched on the validation split)', '', header,
         '|---|---|' + '---|' * len(models)
     ]
-    flagged = False
+    flagged, mixed = False, []
     for name, entry in registry.items():
+        # one data set, several models: their protocols must agree
+        odd = flag_mixed({m: results[m][name].get('fingerprint')
+                          for m in models})
         cells = []
         for m in models:
             r = results[m][name]
             flagged |= not r['converged']
-            cells.append(f'{r["score"]:.2f}{"" if r["converged"] else "*"}')
+            mark = '' if r['converged'] else '*'
+            if m in odd:
+                mark += '†'
+                mixed.append(f'{name} / {m}: {odd[m]}')
+            cells.append(f'{r["score"]:.2f}{mark}')
         lines.append(f'| {name} | {entry["metric"]} | ' + ' | '.join(cells) +
                      ' |')
-    lines.append('| **average** | | ' + ' | '.join(
-        f'**{summary["average"][m]:.2f}**' for m in models) + ' |')
+    lines.append(f'| **average over {preset or "these sets"}** | | ' +
+                 ' | '.join(f'**{summary["average"][m]:.2f}**'
+                            for m in models) + ' |')
     lines.append('')
     for other, v in summary['versus'].items():
         lines.append(f'{models[0]} against {other}: {v["wins"]} wins, '
@@ -165,7 +211,31 @@ def format_summary(results: Dict, models: List[str], registry: Dict,
     if flagged:
         lines += ['', '\\* some L-BFGS fit stopped at the iteration limit '
                   '(1000) before converging.']
+    if mixed:
+        lines += ['', '† measured with another protocol than the rest of '
+                  'its row (not comparable): ' + '; '.join(mixed)]
     return '\n'.join(lines) + '\n'
+
+
+def transfer_fingerprint(args: argparse.Namespace, spec: List[str],
+                         name: str, entry: Dict, result: Dict,
+                         preset: str) -> Dict:
+    """The protocol fingerprint of one (model, data set) result."""
+    from mmbcssl.evaluation.features import knn_dataset_cfg
+    transform = transform_record(
+        knn_dataset_cfg('', '', args.img_size, args.resize)['pipeline'])
+    protocol = dict(
+        task='transfer-linear', dataset=name, metric=entry['metric'],
+        transform=transform, features_normalised=False,
+        classifier='L-BFGS logistic regression, at most 1000 iterations; '
+        'lambda by CLIP\'s binary search on the validation split',
+        images=dict(train=result['num_train'], val=result['num_val'],
+                    test=result['num_test']))
+    checkpoint = spec[1] if len(spec) > 1 else None
+    return make_fingerprint(
+        protocol, checkpoint_record(checkpoint),
+        model_record(Config.fromfile(spec[0]).model),
+        dict(global_batch=args.batch_size, world_size=1, preset=preset))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -181,7 +251,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--name', action='append', default=[],
                         help='label of each --model, in order')
     parser.add_argument('--sets', nargs='+', help='only these data sets')
+    parser.add_argument(
+        '--preset', help='a named list of the registry\'s `presets` '
+        '(configs/transfer/datasets.py: clip23, esvit18); the mean is '
+        'labelled with it')
     parser.add_argument('--out-dir', required=True)
+    parser.add_argument(
+        '--feature-cache', metavar='DIR',
+        help='keep the features on disk here, shared with tools/knn_eval.py '
+        'and later runs of the same weights and data')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the results of an earlier run in '
+                        '--out-dir')
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--resize', type=int, default=256)
     parser.add_argument('--batch-size', type=int, default=64)
@@ -210,29 +291,42 @@ def main(argv: Optional[List[str]] = None) -> int:
         if len(args.name) > len(args.model) or len(set(names)) < len(names):
             raise UserError(f'--name: one distinct label per --model, got '
                             f'{names}')
-        registry = read_registry(args.registry, args.sets)
+        only, preset = select_sets(args.registry, args.preset, args.sets)
+        registry = read_registry(args.registry, only)
+        refuse_existing([osp.join(args.out_dir, f)
+                         for f in ('results.json', 'summary.md')],
+                        args.overwrite, '--out-dir')
         # every set's layout before any extraction
         classes = {n: check_layout(n, e) for n, e in registry.items()}
         device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        disk = FeatureCache(args.feature_cache) if args.feature_cache \
+            else None
         results = {}
         for label, spec in zip(names, args.model):
             print_log(f'{label}:', logger='current')
             model = init_backbone(spec[0], spec[1] if len(spec) > 1
                                   else None, device=device)
-            cache = FeatureCache(model, args.img_size, args.resize,
-                                 args.batch_size, args.num_workers)
+            weights = spec[1] if len(spec) > 1 else None
+            cache = SetFeatures(
+                model, args.img_size, args.resize, args.batch_size,
+                args.num_workers, disk, key=dict(
+                    weights=checkpoint_record(weights)['sha256']
+                    or 'random init, seed 0',
+                    model=model_record(Config.fromfile(spec[0]).model)))
             results[label] = run_model(
                 cache, registry, classes,
                 lambda msg: print_log(msg, logger='current'))
+            for name, res in results[label].items():
+                res['fingerprint'] = transfer_fingerprint(
+                    args, spec, name, registry[name], res, preset)
         summary = summarise(results, names)
+        summary['preset'] = preset
         os.makedirs(args.out_dir, exist_ok=True)
-        with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
-            json.dump(dict(models=dict(zip(names, args.model)),
-                           results=results, summary=summary), f, indent=2,
-                      default=str)
-        text = format_summary(results, names, registry, summary)
-        with open(osp.join(args.out_dir, 'summary.md'), 'w') as f:
-            f.write(text)
+        write_json(osp.join(args.out_dir, 'results.json'),
+                   dict(models=dict(zip(names, args.model)),
+                        preset=preset, results=results, summary=summary))
+        text = format_summary(results, names, registry, summary, preset)
+        atomic_write(text, osp.join(args.out_dir, 'summary.md'))
         print(text)
 
     return run_cli(_run)

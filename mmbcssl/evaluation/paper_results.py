@@ -1,29 +1,177 @@
-"""Published numbers the project's tables are compared with.
+"""Published numbers, read from the configs' metafiles.
 
-Source: "The Counterattack of CNNs in Self-Supervised Learning: Larger
-Kernel Size might be All You Need" (arXiv 2312.05695), Table 5 (DINO
-pre-training; ImageNet linear and k-NN top-1, ImageNet-C mCE, Sketch, R and
-A top-1 of the linear-probe models), as gathered in
-``shared/REFERENCE.md`` section 6. Values are percent; mCE is lower-better.
+Each ``configs/<folder>/metafile.yml`` lists its configs in OpenMMLab's
+model-index format; a config's ``Results`` hold the numbers a paper reports
+for it, each with its ``Source`` (paper and table) and its ``Protocol``: the
+id of the column it belongs to (:data:`COLUMNS`). A number goes beside ours
+only under a column of the same protocol.
 """
-from typing import Dict, List, Tuple
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
 
-# (model, epochs) -> metrics
-TABLE5_COLUMNS = ('linear', 'knn', 'mCE', 'sketch', 'r', 'a')
-_ROWS: List[Tuple[str, int, Tuple[float, ...]]] = [
-    ('ResNet-50', 100, (67.1, 58.9, 71.85, 14.77, 15.02, 0.76)),
-    ('ViT-S/16', 100, (73.5, 68.8, 59.57, 20.08, 21.89, 3.04)),
-    ('Swin-T', 100, (75.0, 69.7, 61.86, 20.16, 20.18, 3.49)),
-    ('BC-SSL-T 3x3', 100, (74.0, 68.4, 61.82, 23.18, 21.60, 3.80)),
-    ('BC-SSL-T 5x5', 100, (74.4, 68.8, 61.48, 23.45, 22.92, 4.75)),
-    ('BC-SSL-T 7x7', 100, (74.5, 69.4, 60.40, 24.55, 22.92, 4.74)),
-    ('BC-SSL-T 9x9', 100, (75.0, 70.3, 59.39, 24.55, 22.79, 4.66)),
-    ('BC-SSL-T 15x15', 100, (74.5, 69.7, 58.80, 25.33, 23.25, 5.31)),
-    ('ResNet-50', 300, (75.3, 67.5, 70.28, 14.24, 14.4, 0.88)),
-    ('Swin-T', 300, (77.0, 74.2, 59.39, 21.96, 21.18, 5.34)),
-    ('BC-SSL-T 9x9', 300, (77.8, 75.7, 57.44, 25.32, 23.82, 5.72)),
-]
-PAPER_TABLE5: Dict[Tuple[str, int], Dict[str, float]] = {
-    (name, epochs): dict(zip(TABLE5_COLUMNS, values))
-    for name, epochs, values in _ROWS
+from mmbcssl.evaluation.fingerprint import REPO_ROOT
+
+# Column id -> (short header, protocol). The header names the protocol, so
+# that a column never mixes ways of measuring.
+COLUMNS: Dict[str, tuple] = {
+    'knn_top1': ('k-NN top-1', 'weighted k-NN, k=20, T=0.07, L2-normalised '
+                 'teacher features; resize 256 + centre crop 224'),
+    'knn_random_init': ('k-NN top-1, random init', 'the same k-NN on the '
+                        'randomly initialised backbone (seed 0): the '
+                        'baseline pre-training must beat'),
+    'linear_top1': ('Linear top-1', 'linear probe on frozen features; val: '
+                    'resize 256 + centre crop 224'),
+    'c_mce': ('IN-C mCE (AlexNet-norm., crop 224)',
+              'mean over 15 corruptions of the error summed over severities '
+              "divided by AlexNet's; centre crop 224 of the 224-px images"),
+    'c_rel_mce': ('IN-C rel. mCE (crop 224)',
+                  'relative mCE: errors minus the clean error, AlexNet-'
+                  'normalised; centre crop 224'),
+    'c_mean_error': ('IN-C mean error (unnorm., crop 224)',
+                     'plain mean of the 75 top-1 errors; centre crop 224'),
+    'c_mce_resize256': ('IN-C mCE (AlexNet-norm., resize 256 + crop 224)',
+                        'mCE with the clean val transform (resize 256, '
+                        'centre crop 224)'),
+    'c_mean_error_resize256': (
+        'IN-C mean error (unnorm., resize 256 + crop 224)',
+        'plain mean of the 75 top-1 errors with the clean val transform: '
+        "the BC-SSL authors' robustness script"),
+    'sketch_top1': ('Sketch top-1', '1000 classes; resize 256 + centre crop '
+                    '224'),
+    'r_top1': ('IN-R top-1 (200-class)', 'logits restricted to the 200 '
+               'classes (official)'),
+    'r_top1_1000way': ('IN-R top-1 (1000-way)', "argmax over 1000 classes "
+                       "(the BC-SSL authors' script)"),
+    'a_top1': ('IN-A top-1 (200-class)', 'logits restricted to the 200 '
+               'classes (official)'),
+    'a_top1_1000way': ('IN-A top-1 (1000-way)', "argmax over 1000 classes "
+                       "(the BC-SSL authors' script)"),
+    'coco_box_ap': ('COCO box AP', 'pycocotools bbox mAP@[.5:.95], val2017'),
+    'coco_mask_ap': ('COCO mask AP', 'pycocotools segm mAP@[.5:.95], '
+                     'val2017'),
+    'ade20k_miou': ('ADE20K mIoU', 'single-scale mIoU, 150 classes'),
+    'transfer_mean': ('Transfer mean', 'mean over the preset\'s sets of the '
+                      'L-BFGS logistic-regression score (CLIP protocol)'),
+    'params_m': ('Params (M)', 'with the 1000-class linear head'),
+    'flops_g': ('FLOPs (G)', 'multiply-adds at 224 x 224, with the head'),
+    'throughput': ('img/s', 'inference images per second'),
 }
+
+
+@dataclass
+class PaperEntry:
+    """One config of a metafile and the published numbers for it."""
+    name: str
+    config: str
+    collection: str
+    metadata: Dict = field(default_factory=dict)
+    # column id -> (value, source)
+    results: Dict[str, tuple] = field(default_factory=dict)
+
+
+def metafiles(root: str = REPO_ROOT) -> List[str]:
+    """The metafiles that ``model-index.yml`` imports, in its order."""
+    import yaml
+    with open(osp.join(root, 'model-index.yml')) as f:
+        index = yaml.safe_load(f)
+    return [osp.join(root, p) for p in index['Import']]
+
+
+def load_entries(root: str = REPO_ROOT) -> List[PaperEntry]:
+    """Every config entry of every metafile.
+
+    Raises:
+        ValueError: a result names an unknown column or lacks its source.
+    """
+    import yaml
+    entries = []
+    for path in metafiles(root):
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        for model in doc.get('Models', []):
+            entry = PaperEntry(model['Name'], model['Config'],
+                               model.get('In Collection', ''),
+                               dict(model.get('Metadata') or {}))
+            for result in model.get('Results') or []:
+                column = result.get('Protocol')
+                if column not in COLUMNS or not result.get('Source'):
+                    raise ValueError(
+                        f'{path}: {model["Name"]}: a result needs a Source '
+                        f'and a Protocol among {sorted(COLUMNS)}, got '
+                        f'{column!r}')
+                (value, ) = result['Metrics'].values()
+                entry.results[column] = (float(value), result['Source'])
+            entries.append(entry)
+    return entries
+
+
+def paper_rows(root: str = REPO_ROOT) -> Dict[str, Dict[str, tuple]]:
+    """Config path -> {column id: (value, source)} for the configs that
+    have published numbers."""
+    return {e.config: e.results for e in load_entries(root) if e.results}
+
+
+def paper_value(config: str, column: str,
+                root: str = REPO_ROOT) -> Optional[float]:
+    """The published number of ``config`` under ``column``, if any."""
+    found = paper_rows(root).get(config, {}).get(column)
+    return None if found is None else found[0]
+
+
+# The README tables rendered from the metafiles: per config folder, the
+# published columns it shows.
+README_TABLES = {
+    'dino': ('knn_top1', ),
+    'esvit': ('knn_top1', ),
+    'linear': ('linear_top1', 'c_mean_error_resize256', 'sketch_top1',
+               'r_top1_1000way', 'a_top1_1000way'),
+    'mask_rcnn': ('coco_box_ap', 'coco_mask_ap'),
+    'upernet': ('ade20k_miou', ),
+}
+TABLE_START = '<!-- paper-table: rendered from metafile.yml -->'
+TABLE_END = '<!-- /paper-table -->'
+
+
+def render_table(folder: str, root: str = REPO_ROOT) -> str:
+    """The Markdown table of one config folder: every config of its
+    metafile with its metadata and the published numbers, each column
+    header naming the protocol and marking the numbers as published."""
+    columns = README_TABLES[folder]
+    entries = [e for e in load_entries(root)
+               if e.config.startswith(f'configs/{folder}/')]
+    meta_keys = ('Epochs', 'Iterations', 'Batch Size', 'Parameters',
+                 'FLOPs', 'Pre-training Epochs')
+    shown = [k for k in meta_keys if any(k in e.metadata for e in entries)]
+    header = (['Config'] + shown +
+              [f'{COLUMNS[c][0]} (published)' for c in columns] +
+              ['Source'])
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|---' * len(header) + '|']
+    for e in entries:
+        name = f'`{osp.basename(e.config)}`'
+        if e.metadata.get('Demo'):
+            name += ' (demo)'
+        cells = [name] + [str(e.metadata.get(k, '–')) for k in shown]
+        cells += [str(e.results[c][0]) if c in e.results else '–'
+                  for c in columns]
+        sources = sorted({e.results[c][1] for c in columns
+                          if c in e.results})
+        cells.append('; '.join(sources) or '–')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def render_readme(text: str, folder: str, root: str = REPO_ROOT) -> str:
+    """``text`` with its block between :data:`TABLE_START` and
+    :data:`TABLE_END` replaced by :func:`render_table`.
+
+    Raises:
+        ValueError: the README has no such block.
+    """
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f'configs/{folder}/README.md has no '
+                         f'{TABLE_START} ... {TABLE_END} block')
+    return (text[:start + len(TABLE_START)] + '\n' +
+            render_table(folder, root) + '\n' + text[end:])

@@ -4,7 +4,8 @@ Sources:
     * Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to
       Common Corruptions and Perturbations", ICLR 2019: CE, mCE and relative
       mCE, normalised by AlexNet; the AlexNet errors below are the ones of
-      the authors' ImageNet-C repository (``shared/REFERENCE.md`` section 6).
+      the authors' ImageNet-C repository (hendrycks/robustness,
+      ``ImageNet-C/test.py``).
     * Hendrycks et al., "Natural Adversarial Examples" (ImageNet-A) and
       "The Many Faces of Robustness" (ImageNet-R): evaluate a 1000-way model
       on the 200-class subsets by keeping only those 200 logits.
@@ -97,8 +98,9 @@ def corruption_errors(errors: Mapping[str, Mapping[int, float]],
             ``clean_error`` is given),
             ``mean_error`` (plain mean over 15 x 5 errors, x100: the number
             the BC-SSL authors' script printed),
-            ``error/<corruption>`` (mean over severities, x100) for all
-            corruptions present, extras included, and
+            ``error/<corruption>`` (mean over severities, x100) and
+            ``error/<corruption>/<severity>`` (x100) for all corruptions
+            present, extras included, and
             ``error/severity<s>`` (mean over the 15, x100).
     """
     _check_complete(errors, BENCHMARK_CORRUPTIONS)
@@ -127,6 +129,8 @@ def corruption_errors(errors: Mapping[str, Mapping[int, float]],
         if by_severity:
             out[f'error/{c}'] = 100 * sum(by_severity.values()) / len(
                 by_severity)
+            for s, err in by_severity.items():
+                out[f'error/{c}/{s}'] = 100 * err
     for s in SEVERITIES:
         out[f'error/severity{s}'] = 100 * sum(
             errors[c][s] for c in BENCHMARK_CORRUPTIONS) / len(

@@ -59,6 +59,14 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     return cfg
 
 
+def default_work_dir(config_path: str) -> str:
+    """``./work_dirs/<config name>``, OpenMMLab's default; config names
+    are unique across ``configs/`` (a test holds that), so two configs
+    never share a work dir."""
+    name = osp.splitext(osp.basename(config_path))[0]
+    return osp.join('./work_dirs', name)
+
+
 def apply_common(cfg: Config, args: argparse.Namespace) -> None:
     """Work dir, launcher, distributed backend and checkpoint trust."""
     if args.local_rank is not None:
@@ -69,8 +77,7 @@ def apply_common(cfg: Config, args: argparse.Namespace) -> None:
     if getattr(args, 'work_dir', None):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
-        name = osp.splitext(osp.basename(cfg.filename))[0]
-        cfg.work_dir = osp.join('./work_dirs', name)
+        cfg.work_dir = default_work_dir(cfg.filename)
     cfg.launcher = args.launcher
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)

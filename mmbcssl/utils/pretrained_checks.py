@@ -149,6 +149,44 @@ def check_pretrained(cfg: Config, build_backbone=None) -> None:
             logger='current')
 
 
+def check_load_from(cfg: Config) -> None:
+    """Refuse ``load_from=<whole DINO/EsViT checkpoint>`` for a model that
+    is not itself a DINO/EsViT model.
+
+    mmengine loads ``load_from`` with ``strict=False`` and only warns about
+    the keys that do not fit, so a probe or detector given a whole
+    pre-training checkpoint would silently start from the *student*
+    backbone (its ``backbone.*`` keys) and drop the teacher. Continuing a
+    pre-training run from such a file (same model type) is fine.
+
+    Raises:
+        PretrainedMismatchError: with the extraction command.
+    """
+    path = cfg.get('load_from')
+    if not path or '://' in str(path) or not osp.isfile(path):
+        return  # a missing file is reported by the runner, naming it
+    from mmengine.registry import DefaultScope, init_default_scope
+    from mmbcssl.models.selfsup import DINO
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+    kind = cfg.get('model', {}).get('type', '')
+    scope = cfg.get('default_scope', 'mmengine')
+    if DefaultScope.get_current_instance() is None:
+        init_default_scope(scope)
+    model_cls = PRETRAIN_MODELS.get(kind) if isinstance(kind, str) else kind
+    if isinstance(model_cls, type) and issubclass(model_cls, DINO):
+        return
+    ckpt = safe_torch_load(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    if any(k.startswith(('teacher.', 'module.teacher.')) for k in state):
+        roots = sorted({k.split('.')[0] for k in state})
+        raise PretrainedMismatchError(
+            f'load_from {path!r} is a whole pre-training checkpoint (top-'
+            f'level keys {roots}): it would load the student, not the '
+            f'teacher, into this {kind}; {EXTRACT_HINT}, then pass it as '
+            'model.backbone.init_cfg.checkpoint (or MMBCSSL_PRETRAINED) '
+            'instead of load_from')
+
+
 def _default_builder(cfg: Config):
     from mmengine.registry import MODELS, init_default_scope
     init_default_scope(cfg.get('default_scope', 'mmengine'))

@@ -223,6 +223,13 @@ def test_robustness_trees(demo_data):
         for s in range(1, 6):
             assert set(os.listdir(osp.join(c_root, c, str(s)))) == wnids
     assert 'not the' in open(osp.join(c_root, 'README.txt')).read()
+    # at the demo crop size, as ImageNet-C's images are at 224
+    from PIL import Image
+    from mmbcssl.datasets.demo.make import DEMO_CROP
+    wnid = sorted(wnids)[0]
+    folder = osp.join(c_root, 'fog', '3', wnid)
+    with Image.open(osp.join(folder, os.listdir(folder)[0])) as img:
+        assert img.size == (DEMO_CROP, DEMO_CROP)
 
 
 def test_robustness_sets_load_with_the_project_datasets(demo_data):

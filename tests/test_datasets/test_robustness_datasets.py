@@ -80,6 +80,34 @@ def test_subset_accuracy_restricts_before_argmax():
     assert out['error'] == pytest.approx(50.0)
 
 
+def test_subset_accuracy_full_argmax_variant():
+    """restrict_to_subset=False (the BC-SSL authors' variant): the argmax
+    runs over every class, a label is its full column, so a prediction
+    outside the subset is wrong."""
+    metric = SubsetAccuracy(topk=(1, 2), class_indices=[1, 3],
+                            restrict_to_subset=False)
+    samples = [
+        # full argmax 0 (outside the subset): wrong; top-2 {0, 3}: right
+        dict(pred_score=torch.tensor([9., 1., 0., 2., 0.]),
+             gt_label=torch.tensor([1])),
+        # full argmax 1 = column of subset class 0: right
+        dict(pred_score=torch.tensor([0., 8., 0., 4., 7.]),
+             gt_label=torch.tensor([0])),
+        # full argmax 4 (outside): wrong; top-2 {4, 1}: right
+        dict(pred_score=torch.tensor([0., 5., 0., 4., 7.]),
+             gt_label=torch.tensor([0])),
+    ]
+    metric.process(None, samples)
+    out = metric.compute_metrics(metric.results)
+    assert out['top1'] == pytest.approx(100 / 3)
+    assert out['top2'] == pytest.approx(100)  # sample 3: top-2 {4, 1}
+    # restricted to the subset, all three are right
+    restricted = SubsetAccuracy(topk=(1, ), class_indices=[1, 3])
+    restricted.process(None, samples)
+    assert restricted.compute_metrics(
+        restricted.results)['top1'] == pytest.approx(100)
+
+
 def _c_tree(root, layout='flat', corruptions=BENCHMARK_CORRUPTIONS,
             severities=range(1, 6)):
     for c in corruptions:

@@ -74,7 +74,7 @@ def test_curve_matches_knn_eval_and_modes_are_restored(demo_data, tmp_path):
         '--batch-size', '40', '--num-workers', '0'
     ]) == 0
     with open(out) as f:
-        expected = json.load(f)
+        expected = json.load(f)["metrics"]
     got = {k: v for k, v in curve[0].items() if k != 'epoch'}
     assert got == pytest.approx(expected)
     # the last epoch is always evaluated

@@ -26,7 +26,9 @@ class Detector(nn.Module):
 
 
 def convnext_layer_id(name: str, num_layers: int) -> int:
-    """REFERENCE.md section 5, written out independently of the code."""
+    """ConvNeXt's layer ids (facebookresearch/ConvNeXt, object_detection/
+    mmcv_custom/layer_decay_optimizer_constructor.py), written out
+    independently of the code."""
     m = re.match(r'backbone\.(downsample_layers|stages)\.(\d+)\.(\d+)?', name)
     if not m:
         return num_layers + 1  # final norms, neck, heads
@@ -167,3 +169,34 @@ def test_bad_settings_are_named():
         groups_by_name(Detector(ResNet(depth=18)))
     with pytest.raises(TypeError, match='has no `backbone`'):
         groups_by_name(nn.Linear(2, 2))
+
+
+def _groups(model, paramwise):
+    ctor = LayerDecayOptimWrapperConstructor(
+        dict(optimizer=dict(type='AdamW', lr=BASE_LR, weight_decay=WD)),
+        paramwise)
+    return {n: g for g in ctor.param_groups(model) for n in g['param_names']}
+
+
+def test_upstream_key_names_give_the_same_decay():
+    """ConvNeXt's and mmdet's constructors call the rate ``decay_rate``: a
+    config written with their names decays exactly like ours."""
+    model = Detector(BCSSL(arch='tiny', kernel_size=3))
+    ours = _groups(model, dict(layer_decay_rate=RATE, num_layers=6,
+                               decay_type='layer_wise'))
+    upstream = _groups(model, dict(decay_rate=RATE, num_layers=6,
+                                   decay_type='layer_wise'))
+    assert {n: g['lr'] for n, g in ours.items()} == \
+        {n: g['lr'] for n, g in upstream.items()}
+    stem = upstream['backbone.downsample_layers.0.0.weight']
+    assert stem['lr_scale'] == pytest.approx(RATE**7)  # not 1.0: it decays
+
+
+def test_unknown_keys_are_refused_with_the_accepted_ones():
+    model = Detector(BCSSL(arch='tiny', kernel_size=3))
+    with pytest.raises(ValueError, match=r'paramwise_cfg\.layer_decay '
+                       r'.*accepted: layer_decay_rate, decay_type, '
+                       r'num_layers, no_decay_keys'):
+        _groups(model, dict(layer_decay=RATE))
+    with pytest.raises(ValueError, match='sets layer_decay_rate twice'):
+        _groups(model, dict(layer_decay_rate=RATE, decay_rate=RATE))

@@ -3,7 +3,10 @@ checkpoint and resumed with ``tools/train.py --resume`` computes the same
 losses, bit for bit on CPU, as the run that was never interrupted. The same
 resumption through mmengine's own loop does not (it restarts the epoch)."""
 import json
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 from mmengine.hooks import Hook
@@ -102,3 +105,68 @@ def test_resumed_mid_epoch_equals_uninterrupted(demo_data, tmp_path,
     replayed = _losses(plain)[3:]
     assert len(replayed) == ITERS_PER_EPOCH + 2 + 2  # 10 iterations in all
     assert replayed[:len(resumed)] != resumed
+
+
+def _subprocess_config(tmp_path, demo_data, kill_after=-1):
+    """2 epochs of 4 iterations, 2 persistent data workers, a checkpoint
+    every 2 iterations: iter_6.pth is in the middle of epoch 1."""
+    path = tmp_path / f'cfg_kill{kill_after}.py'
+    path.write_text(
+        f'_base_ = {DEMO!r}\n'
+        "custom_imports = dict(imports=['mmbcssl', "
+        "'tests.data.recording_hooks'], allow_failed_imports=False)\n"
+        'train_dataloader = dict(batch_size=2, num_workers=2, '
+        'persistent_workers=True, dataset=dict('
+        f'data_root={demo_data + "/imagenet"!r}, indices=8))\n'
+        'train_cfg = dict(max_epochs=2)\n'
+        'default_hooks = dict(checkpoint=dict(by_epoch=False, interval=2, '
+        'max_keep_ckpts=-1))\n'
+        'custom_hooks = [dict(type="DINOTeacherHook"), '
+        'dict(type="RNGStateHook"), '
+        f'dict(type="RecordLossAndKillHook", kill_after={kill_after})]\n')
+    return str(path)
+
+
+def _train_subprocess(config, work, *extra):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1')
+    return subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), config,
+         '--work-dir', work, *extra], cwd=REPO_ROOT, env=env,
+        capture_output=True, text=True, timeout=900)
+
+
+def test_sigkill_and_resume_with_persistent_workers(demo_data, tmp_path):
+    """A real SIGKILL in epoch 1 of a run whose 2 data workers persist
+    across epochs, then --resume from the mid-epoch checkpoint: the same
+    losses and, at the end, every tensor of the model, optimizer state
+    included, equal to the uninterrupted run's."""
+    import torch
+    from mmengine.runner.checkpoint import _load_checkpoint
+    ref = str(tmp_path / 'ref')
+    proc = _train_subprocess(_subprocess_config(tmp_path, demo_data), ref)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = _losses(ref)
+    assert [i for i, _ in expected] == list(range(2 * ITERS_PER_EPOCH))
+
+    work = str(tmp_path / 'killed')
+    proc = _train_subprocess(
+        _subprocess_config(tmp_path, demo_data, kill_after=6), work)
+    assert proc.returncode == -9  # SIGKILL, not an exception
+    assert osp.exists(osp.join(work, 'iter_6.pth'))
+    assert not osp.exists(osp.join(work, 'iter_8.pth'))
+    assert _losses(work) == expected[:7]
+    proc = _train_subprocess(_subprocess_config(tmp_path, demo_data), work,
+                             '--resume')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _losses(work)[7:] == expected[6:]  # iterations 6 and 7 again
+
+    a = _load_checkpoint(osp.join(ref, 'iter_8.pth'), map_location='cpu')
+    b = _load_checkpoint(osp.join(work, 'iter_8.pth'), map_location='cpu')
+    differ = [k for k in a['state_dict']
+              if not torch.equal(a['state_dict'][k], b['state_dict'][k])]
+    assert not differ, f'{len(differ)} tensors differ, e.g. {differ[:3]}'
+    for sa, sb in zip(a['optimizer']['state'].values(),
+                      b['optimizer']['state'].values()):
+        for k in sa:
+            assert torch.equal(torch.as_tensor(sa[k]),
+                               torch.as_tensor(sb[k])), k

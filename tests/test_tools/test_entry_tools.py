@@ -1,5 +1,6 @@
 """tools/train.py, tools/test.py and tools/dist_train.sh, run for real on a
 tiny config and the generated demo data."""
+import hashlib
 import json
 import os
 import os.path as osp
@@ -51,7 +52,7 @@ def test_train_writes_a_loadable_checkpoint(trained):
     assert 'message_hub' in ckpt and 'optimizer' in ckpt
 
 
-def test_test_tool_reports_metrics(trained, tmp_path):
+def test_test_tool_reports_metrics(trained, tmp_path, capsys):
     work_dir, root = trained
     out = str(tmp_path / 'metrics.json')
     dump = str(tmp_path / 'preds.pkl')
@@ -62,9 +63,32 @@ def test_test_tool_reports_metrics(trained, tmp_path):
     ])
     assert code == 0
     with open(out) as f:
-        metrics = json.load(f)
-    assert 0 <= metrics['accuracy/top1'] <= 100
+        result = json.load(f)
+    assert 0 <= result['metrics']['accuracy/top1'] <= 100
     assert osp.getsize(dump) > 0
+    # the protocol fingerprint: what was evaluated, how, with what
+    fp = result['fingerprint']
+    ckpt = osp.join(work_dir, 'iter_2.pth')
+    assert fp['checkpoint']['sha256'] == hashlib.sha256(
+        open(ckpt, 'rb').read()).hexdigest()
+    proto = fp['protocol']
+    assert proto['task'] == 'classification'
+    assert proto['class_restriction'] == 'none'
+    assert proto['transform'] == [
+        'ResizeEdge({"edge": "short", "scale": 36})', 'CenterCrop(32)']
+    assert proto['images'] == 40  # the test data's val set
+    assert fp['run'] == dict(global_batch=8, world_size=1, seed=0,
+                             data_root=f'{root}')
+    assert fp['code'] and fp['protocol_id']
+
+    # an existing result is never replaced without --overwrite
+    before = open(out).read()
+    args = [CONFIG, ckpt, '--work-dir', str(tmp_path), '--out', out,
+            '--cfg-options', *_data_options(root)]
+    assert test_api.main(args) == 2
+    assert 'exists already (--out)' in capsys.readouterr().err
+    assert open(out).read() == before
+    assert test_api.main(args + ['--overwrite']) == 0
 
 
 def test_resume_continues_from_the_checkpoint(trained, tmp_path):

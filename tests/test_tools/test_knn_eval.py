@@ -1,5 +1,6 @@
 """tools/knn_eval.py: random-init baseline, extracted weights, the same
 result from two processes through tools/dist_knn_eval.sh, bad input."""
+import hashlib
 import json
 import os
 import os.path as osp
@@ -42,10 +43,25 @@ def test_random_init_then_same_weights_from_a_checkpoint(demo_data,
                               *SMALL, *extra]) == 0
         with open(out) as f:
             outs.append(json.load(f))
-    assert set(outs[0]) == {'knn/k1_top1', 'knn/k1_top5', 'knn/k5_top1',
-                            'knn/k5_top5'}
-    assert outs[0] == outs[1]
-    assert 0 <= outs[0]['knn/k5_top1'] <= 100
+    metrics = [o['metrics'] for o in outs]
+    assert set(metrics[0]) == {'knn/k1_top1', 'knn/k1_top5', 'knn/k5_top1',
+                               'knn/k5_top5'}
+    assert metrics[0] == metrics[1]
+    assert 0 <= metrics[0]['knn/k5_top1'] <= 100
+    # the fingerprint says how the numbers were made
+    random_fp, ckpt_fp = (o['fingerprint'] for o in outs)
+    assert random_fp['checkpoint']['weights'] == 'random init'
+    assert ckpt_fp['checkpoint']['sha256'] == hashlib.sha256(
+        open(ckpt, 'rb').read()).hexdigest()
+    proto = ckpt_fp['protocol']
+    assert proto['ks'] == [1, 5] and proto['temperature'] == 0.07
+    assert proto['transform'] == [
+        'ResizeEdge({"backend": "pillow", "edge": "short", '
+        '"interpolation": "bicubic", "scale": 36})', 'CenterCrop(32)']
+    assert proto['images'] == dict(train=80, val=40)
+    # same protocol, other weights: one column of a table
+    assert random_fp['protocol_id'] == ckpt_fp['protocol_id']
+    assert ckpt_fp['run']['seed'] == 0 and ckpt_fp['run']['world_size'] == 1
 
 
 def test_random_init_is_seeded():
@@ -84,7 +100,7 @@ def test_two_processes_give_the_single_process_result(demo_data, tmp_path):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert '2 process(es)' in proc.stdout
     with open(one) as f, open(two) as g:
-        single, dist = json.load(f), json.load(g)
+        single, dist = json.load(f)['metrics'], json.load(g)['metrics']
     assert set(single) == set(dist)
     n_val = sum(len(files) for _, _, files in os.walk(osp.join(root, 'val')))
     for key in single:
@@ -108,3 +124,86 @@ def test_mismatched_checkpoint_is_refused(demo_data, tmp_path, capsys):
 def test_missing_data_root(tmp_path, capsys):
     assert knn_eval.main([CONFIG, '--data-root', str(tmp_path)]) == 2
     assert 'train' in capsys.readouterr().err
+
+
+def test_folder_without_class_folders_is_one_line(tmp_path, capsys):
+    for split in ('train', 'val'):
+        (tmp_path / split).mkdir()
+        (tmp_path / split / 'loose.JPEG').write_bytes(b'x')
+    assert knn_eval.main([CONFIG, '--data-root', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'Traceback' not in err
+    assert 'class' in err
+
+
+def test_existing_output_is_kept(demo_data, tmp_path, capsys):
+    out = tmp_path / 'knn.json'
+    out.write_text('{"earlier": 1}')
+    code = knn_eval.main([CONFIG, '--data-root',
+                          osp.join(demo_data, 'imagenet'), '--out',
+                          str(out), *SMALL])
+    assert code == 2
+    assert '--overwrite' in capsys.readouterr().err
+    assert out.read_text() == '{"earlier": 1}'
+
+
+def test_bad_images_are_skipped_and_counted(demo_data, tmp_path, capsys):
+    """--skip-bad-images: one zero-byte and one non-image file among the
+    val images are left out, reported, and the result says so; without
+    the option the first one stops the run, naming the file."""
+    import shutil
+    root = tmp_path / 'imagenet'
+    shutil.copytree(osp.join(demo_data, 'imagenet'), root)
+    val = root / 'val'
+    first = sorted(os.listdir(val))[0]
+    files = sorted(os.listdir(val / first))
+    (val / first / files[0]).write_bytes(b'')
+    (val / first / files[1]).write_text('not an image')
+    args = [CONFIG, '--data-root', str(root), *SMALL]
+    assert knn_eval.main(args) == 2
+    err = capsys.readouterr().err
+    assert 'cannot read image' in err and files[0] in err
+    out = tmp_path / 'knn.json'
+    assert knn_eval.main(args + ['--skip-bad-images', '--out',
+                                 str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert len(result['skipped']) == 2
+    assert result['fingerprint']['protocol']['images'] == dict(train=80,
+                                                               val=38)
+    assert result['fingerprint']['protocol']['skipped_images'] == 2
+    assert '2 unreadable images left out' in capsys.readouterr().out
+
+
+def test_feature_cache_is_shared_resumable_and_repairs(demo_data, tmp_path,
+                                                       capsys):
+    """--feature-cache: a second run reuses every shard and gives the same
+    numbers; a shard deleted (an interrupted extraction) is extracted
+    again; a corrupt shard is recomputed with a warning."""
+    from mmbcssl.evaluation.feature_cache import FeatureCache
+    root = osp.join(demo_data, 'imagenet')
+    ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
+    cache = tmp_path / 'cache'
+    base = [CONFIG, '--data-root', root, '--checkpoint', ckpt, *SMALL,
+            '--feature-cache', str(cache), '--shard-size', '32']
+
+    def run(name):
+        out = tmp_path / f'{name}.json'
+        assert knn_eval.main(base + ['--out', str(out)]) == 0
+        return json.loads(out.read_text())['metrics']
+
+    plain = tmp_path / 'plain.json'
+    assert knn_eval.main([CONFIG, '--data-root', root, '--checkpoint', ckpt,
+                          *SMALL, '--out', str(plain)]) == 0
+    first = run('first')
+    assert first == json.loads(plain.read_text())['metrics']
+    shards = sorted(cache.rglob('shard_*.pt'))
+    assert len(shards) == 3 + 2  # 80 train / 32, 40 val / 32
+    assert 'reused, 5 extracted' in capsys.readouterr().out
+    assert run('second') == first
+    assert '5 shards reused, 0 extracted' in capsys.readouterr().out
+    shards[1].unlink()  # as if the run had stopped before it
+    shards[3].write_bytes(b'not a tensor file')
+    assert run('third') == first
+    out = capsys.readouterr().out
+    assert '3 shards reused, 2 extracted' in out
+    assert FeatureCache(str(cache)).size_bytes() > 0

@@ -95,8 +95,9 @@ def test_train_tool_stops_before_training(demo_data, tmp_path, capsys):
     state.update({f'teacher.{k}': v for k, v in state.items()})
     path = tmp_path / 'epoch_100.pth'
     torch.save(dict(state_dict=state), path)
-    config = osp.join(REPO_ROOT, 'configs', 'mask_rcnn',
-                      'bcssl-t_9x9_100e_fpn_demo.py')
+    config = osp.join(
+        REPO_ROOT, 'configs', 'mask_rcnn',
+        'mask-rcnn_bcssl-t-9x9_dino-demo-pre_fpn_1xb4-20e_coco-demo.py')
     code = train_api.main([
         config, '--work-dir',
         str(tmp_path / 'work'), '--cfg-options',
@@ -108,4 +109,31 @@ def test_train_tool_stops_before_training(demo_data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith('error: ') and 'extract_backbone.py' in err
+    assert not osp.exists(tmp_path / 'work' / 'epoch_1.pth')
+
+
+def test_load_from_a_whole_pretraining_checkpoint_is_refused(
+        demo_data, tmp_path, capsys):
+    """load_from=<whole DINO checkpoint> for a probe: refused with the same
+    advice as the init_cfg path, before training (mmengine would only warn
+    and train from the student)."""
+    state = {f'backbone.{k}': v for k, v in _pretraining_backbone().items()}
+    state.update({f'teacher.{k}': v for k, v in state.items()})
+    path = tmp_path / 'epoch_100.pth'
+    torch.save(dict(state_dict=state), path)
+    config = osp.join(
+        REPO_ROOT, 'configs', 'linear',
+        'linear_bcssl-t-9x9_dino-demo-pre_1xb32-coslr-20e_in1k-demo.py')
+    root = f'{demo_data}/imagenet'
+    code = train_api.main([
+        config, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', f'load_from={path}',
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}'
+    ])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith('error: load_from ') and 'whole pre-training' in err
+    assert 'extract_backbone.py' in err
     assert not osp.exists(tmp_path / 'work' / 'epoch_1.pth')

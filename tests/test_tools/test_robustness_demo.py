@@ -14,8 +14,9 @@ from mmbcssl.cli import train as train_api
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS
 from tests.conftest import REPO_ROOT
 
-LINEAR_DEMO = osp.join(REPO_ROOT, 'configs', 'linear',
-                       'bcssl-t_9x9_100e_demo.py')
+LINEAR_DEMO = osp.join(
+    REPO_ROOT, 'configs', 'linear',
+    'linear_bcssl-t-9x9_dino-demo-pre_1xb32-coslr-20e_in1k-demo.py')
 ROBUST_DIR = osp.join(REPO_ROOT, 'configs', 'robustness')
 # 10 demo classes: chance is 10% top-1.
 CHANCE = 10.0
@@ -55,7 +56,7 @@ def test_linear_probe_fits_frozen_features(probe, demo_data, tmp_path):
     """The probe learns a linear map of the frozen features: on its own
     training images it is far above chance. (Random-init features do not
     generalise on the demo set, whose classes differ in shape, not colour;
-    held-out accuracy needs pre-trained features, see the closing note.)"""
+    held-out accuracy needs pre-trained features.)"""
     _, ckpt = probe
     out = tmp_path / 'train.json'
     root = f'{demo_data}/imagenet'
@@ -68,13 +69,14 @@ def test_linear_probe_fits_frozen_features(probe, demo_data, tmp_path):
         'test_dataloader.num_workers=0'
     ])
     assert code == 0
-    top1 = json.loads(out.read_text())['accuracy/top1']
+    top1 = json.loads(out.read_text())['metrics']['accuracy/top1']
     # measured 41% (4x chance) on the test data; 2.5x leaves room for
     # numerical noise across machines
     assert top1 > 2.5 * CHANCE, top1
 
 
-def test_robustness_report_on_demo_sets(probe, demo_data, tmp_path):
+def test_robustness_report_on_demo_sets(probe, demo_data, tmp_path,
+                                        capsys):
     _, ckpt = probe
     out = tmp_path / 'report'
     roots = []
@@ -82,33 +84,74 @@ def test_robustness_report_on_demo_sets(probe, demo_data, tmp_path):
                          ('sketch', 'imagenet-sketch'), ('r', 'imagenet-r'),
                          ('a', 'imagenet-a')):
         roots += ['--root', f'{name}={demo_data}/{folder}']
-    code = robustness_report.main([
+    args = [
         LINEAR_DEMO, ckpt, '--out-dir',
-        str(out), '--demo', '--epochs', '3', '--config-dir', ROBUST_DIR,
-        '--classes', _classes(demo_data), *roots, '--cfg-options',
-        'test_dataloader.num_workers=0'
-    ])
+        str(out), '--demo', '--protocols', 'official', 'authors',
+        '--config-dir', ROBUST_DIR, '--classes', _classes(demo_data), *roots,
+        '--cfg-options', 'test_dataloader.num_workers=0'
+    ]
+    code = robustness_report.main(args)
     assert code == 0
     report = json.loads((out / 'report.json').read_text())
-    row, metrics = report['table5_row'], report['metrics']
-    for key in ('linear', 'sketch', 'r', 'a'):
+    row, results = report['row'], report['results']
+    for key in ('linear_top1', 'sketch_top1', 'r_top1', 'a_top1',
+                'r_top1_1000way', 'a_top1_1000way'):
         assert 0. <= row[key] <= 100.
-    c = metrics['c']
+    c = results['c']['metrics']
     # mCE is the mean of the 15 AlexNet-normalised CEs; relative mCE is
     # there because the clean run came first.
     ces = [c[f'imagenet-c/CE/{n}'] for n in BENCHMARK_CORRUPTIONS]
-    assert row['mCE'] == pytest.approx(sum(ces) / 15)
-    clean_error = 1 - row['linear'] / 100
-    assert metrics['c']['imagenet-c/relative_mCE'] == pytest.approx(
-        row['relative_mCE'])
-    assert 'relative_mCE' in row and clean_error >= 0
+    assert row['c_mce'] == pytest.approx(sum(ces) / 15)
+    assert row['c_rel_mce'] == pytest.approx(c['imagenet-c/relative_mCE'])
+    # the two protocol families were really evaluated differently
+    fp = {k: v['fingerprint']['protocol'] for k, v in results.items()}
+    assert fp['c']['transform'] == ['CenterCrop(64)']
+    assert fp['c_resize256']['transform'][0].startswith('ResizeEdge(')
+    assert fp['r']['class_restriction'].startswith('logits restricted')
+    assert fp['r_1000way']['class_restriction'].startswith('argmax over all')
+    # 1000-way (here: over all 10 classes) can only lose: a prediction
+    # outside the subset counts as wrong
+    assert row['r_top1_1000way'] <= row['r_top1'] + 1e-9
+    assert row['a_top1_1000way'] <= row['a_top1'] + 1e-9
     text = (out / 'report.md').read_text()
     assert '**Demo data**' in text
-    assert '| BC-SSL-T 9x9 (paper) | 100 | 75.00 | 70.30 | 59.39 |' in text
-    assert 'unnormalised mean error' in text
+    # every header names its protocol
+    assert '| IN-C mCE (AlexNet-norm., crop 224) |' in text
+    assert 'IN-C mean error (unnorm., resize 256 + crop 224)' in text
+    assert 'IN-R top-1 (1000-way)' in text
     # The R/A-style sets hold a subset of the 10 classes: their metrics
     # came from logits restricted to those columns.
     assert 0 < len(os.listdir(f'{demo_data}/imagenet-r')) < 10
+    # a second run into the same folder keeps the first one's results
+    before = (out / 'report.json').read_text()
+    assert robustness_report.main(args) == 2
+    assert '--overwrite' in capsys.readouterr().err
+    assert (out / 'report.json').read_text() == before
+
+
+def test_paper_rows_sit_under_their_own_protocol():
+    """The published Table 5 numbers are the authors' protocol: ImageNet-C
+    unnormalised mean error after resize 256 + crop 224, A/R 1000-way.
+    They must never appear under the official columns."""
+    text = robustness_report.format_markdown(
+        'ours', {'c_mce': 60.0, 'r_top1': 20.0}, {}, demo=False)
+    header = next(line for line in text.splitlines()
+                  if line.startswith('| Model |'))
+    columns = [c.strip() for c in header.strip('|').split('|')]
+    paper = next(line for line in text.splitlines()
+                 if line.startswith('| bcssl-t_9x9_100e ('))
+    cells = dict(zip(columns, (c.strip() for c in
+                               paper.strip('|').split('|'))))
+    assert cells['IN-C mean error (unnorm., resize 256 + crop 224)'] == \
+        '59.39'
+    assert cells['IN-C mCE (AlexNet-norm., crop 224)'] == '–'
+    assert cells['IN-R top-1 (1000-way)'] == '22.79'
+    assert cells['IN-R top-1 (200-class)'] == '–'
+    assert cells['IN-A top-1 (1000-way)'] == '4.66'
+    assert cells['Linear top-1'] == '75.00'
+    assert cells['k-NN top-1'] == '70.30'
+    ours = next(line for line in text.splitlines() if 'this run' in line)
+    assert '60.00' in ours
 
 
 def test_model_from_and_mismatched_checkpoint(probe, demo_data, tmp_path,
@@ -128,7 +171,10 @@ def test_model_from_and_mismatched_checkpoint(probe, demo_data, tmp_path,
         str(tmp_path / 'r.json'), '--cfg-options', *opts
     ])
     assert code == 0
-    assert 'accuracy/top1' in json.loads((tmp_path / 'r.json').read_text())
+    result = json.loads((tmp_path / 'r.json').read_text())
+    assert 'accuracy/top1' in result['metrics']
+    assert result['fingerprint']['protocol']['class_restriction'].startswith(
+        'logits restricted to the')
     capsys.readouterr()
     code = test_api.main([
         config, ckpt, '--work-dir',

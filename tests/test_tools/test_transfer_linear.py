@@ -86,6 +86,36 @@ def test_two_models_on_three_sets(colour_root, demo_data, tmp_path):
     text = (out / 'summary.md').read_text()
     assert '| data set | metric | seed0 | seed1 |' in text
     assert 'seed0 against seed1:' in text
+    assert '**average over every set of reg.py**' in text
+    # each result carries its fingerprint; both models were measured the
+    # same way, so nothing is flagged
+    fps = [results[m]['colours']['fingerprint'] for m in ('seed0', 'seed1')]
+    assert fps[0]['protocol_id'] == fps[1]['protocol_id']
+    assert fps[0]['protocol']['images'] == dict(train=28, val=8, test=18)
+    assert fps[1]['checkpoint']['weights'] is None  # a plain weight file
+    assert fps[0]['checkpoint']['weights'] == 'random init'
+    assert '†' not in text
+    # the results of this run are kept: a second run is refused
+    before = (out / 'results.json').read_text()
+    assert transfer_linear.main([
+        registry, '--model', TINY, '--out-dir', str(out), *SMALL]) == 2
+    assert (out / 'results.json').read_text() == before
+
+
+def test_summary_flags_a_cell_of_another_protocol():
+    def result(images):
+        from mmbcssl.evaluation.fingerprint import make_fingerprint
+        return dict(score=50.0, converged=True, fingerprint=make_fingerprint(
+            dict(task='transfer-linear', images=images)))
+
+    results = {'a': {'s': result(10)}, 'b': {'s': result(10)},
+               'c': {'s': result(9)}}
+    summary = dict(average=dict(a=50., b=50., c=50.), versus={})
+    text = transfer_linear.format_summary(
+        results, ['a', 'b', 'c'], {'s': dict(metric='accuracy')}, summary,
+        'p')
+    assert '| s | accuracy | 50.00 | 50.00 | 50.00† |' in text
+    assert 's / c: images' in text
 
 
 def test_bad_registries_and_layouts(colour_root, tmp_path, capsys):
@@ -122,3 +152,20 @@ def test_shipped_registries_read():
         osp.join(REPO_ROOT, 'configs', 'transfer', 'demo.py'))
     assert {e['metric'] for e in demo.values()} == set(
         transfer_linear.METRICS)
+
+
+def test_presets_name_the_sets_a_mean_is_over():
+    registry = osp.join(REPO_ROOT, 'configs', 'transfer', 'datasets.py')
+    full = transfer_linear.read_registry(registry)
+    for preset, n in (('clip23', 23), ('esvit18', 18)):
+        sets, label = transfer_linear.select_sets(registry, preset, None)
+        assert len(sets) == len(set(sets)) == n
+        assert set(sets) <= set(full)
+        assert label == f'{preset} ({n} sets)'
+    esvit, _ = transfer_linear.select_sets(registry, 'esvit18', None)
+    clip, _ = transfer_linear.select_sets(registry, 'clip23', None)
+    assert 'ucf101' in esvit and 'ucf101' not in clip
+    assert set(esvit) - {'ucf101'} <= set(clip)
+    assert full['ucf101']['metric'] == 'accuracy'
+    with pytest.raises(transfer_linear.UserError, match='has: clip23'):
+        transfer_linear.select_sets(registry, 'nope', None)

@@ -1,6 +1,6 @@
-# ImageNet-1k for the linear probe (DINO's eval_linear.py protocol,
-# REFERENCE.md section 3): train RandomResizedCrop 224 + flip; val resize
-# the short side to 256 (bicubic) + centre crop 224.
+# ImageNet-1k for the linear probe (the protocol of facebookresearch/dino,
+# eval_linear.py): train RandomResizedCrop 224 + flip; val resize the short
+# side to 256 (bicubic) + centre crop 224.
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet'
 data_preprocessor = dict(

@@ -1,4 +1,4 @@
-# DINO optimisation (Caron et al. 2021; REFERENCE.md section 3).
+# DINO optimisation (Caron et al. 2021; facebookresearch/dino, main_dino.py).
 # 8 GPUs x 64 = 512 images per step; lr = 0.0005 * 512 / 256 = 0.001.
 base_lr = 0.0005 * 512 / 256
 max_epochs = 100

@@ -1,4 +1,4 @@
-# Linear probe optimisation (DINO's eval_linear.py, REFERENCE.md section 3):
+# Linear probe optimisation (facebookresearch/dino, eval_linear.py):
 # SGD momentum 0.9, no weight decay, lr 0.001 * batch / 256, cosine to 0
 # over 100 epochs. 8 GPUs x 128 = 1024 images; lr = 0.001 * 1024 / 256.
 base_lr = 0.001 * 1024 / 256

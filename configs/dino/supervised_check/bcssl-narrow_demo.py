@@ -12,7 +12,9 @@
 # 1-1-3-1, channels 48-96-192-384: the tiny arch costs ~5 s per DINO step
 # on 2 CPU cores). resnet18_demo.py here is the same run with
 # a ResNet-18.
-_base_ = ['../../linear/bcssl-t_9x9_100e_demo.py']
+_base_ = [
+    '../../linear/linear_bcssl-t-9x9_dino-demo-pre_1xb32-coslr-20e_in1k-demo.py'  # noqa: E501
+]
 data_root = 'data/demo_plain/imagenet'
 iters = 150
 

@@ -10,7 +10,8 @@ Layout under ``out_dir`` (see the README, "Demo data"):
   label 0 = background, 1..K = categories);
 * ``imagenet-a/<wnid>/``, ``imagenet-r/<wnid>/`` (class subsets),
   ``imagenet-sketch/sketch/<wnid>/`` (all classes),
-  ``imagenet-c/<corruption>/<severity>/<wnid>/`` (ImageNet-C-style);
+  ``imagenet-c/<corruption>/<severity>/<wnid>/`` (ImageNet-C-style, at the
+  demo crop size as ImageNet-C's images are at 224);
 * ``demo_data.json``, the manifest, written last: a complete output has
   one, and re-running with the same arguments does nothing.
 
@@ -34,9 +35,14 @@ from mmbcssl.datasets.corruptions import BENCHMARK, EXTRA
 from mmbcssl.datasets.imagenet_c_maker import NOTE, corruption_jobs, run_jobs
 from .world import MAX_CLASSES, SHAPES, TEXTURES, class_image, scene
 
-VERSION = 1
+VERSION = 2  # 2: ImageNet-C-style images cropped to the demo crop size
 MANIFEST = 'demo_data.json'
 JPEG_QUALITY = 90
+# The crop size of the demo configs (configs/_base_/datasets/
+# demo_classification.py): the demo's 224. ImageNet-C's images are the val
+# images resized to 256 and centre-cropped to 224 before corruption; the
+# demo's are resized to 64 * 256 / 224 and centre-cropped to 64 the same way.
+DEMO_CROP = 64
 # Stable ids that seed each image's generator.
 _SPLIT_IDS = {'train': 1, 'val': 2, 'a': 3, 'r': 4, 'sketch': 5,
               'coco_train': 6, 'coco_val': 7}
@@ -177,7 +183,7 @@ def _write_imagenet_c(out: str, wnids, sizes: DemoSizes, seed: int,
     items = [(osp.join(out, 'imagenet', 'val', wnid, f'{wnid}_{n}.JPEG'),
               wnid, label, n) for label, wnid in enumerate(wnids)
              for n in range(sizes.c_per_class)]
-    jobs = corruption_jobs(items, root, names, seed=seed,
+    jobs = corruption_jobs(items, root, names, seed=seed, size=DEMO_CROP,
                            quality=JPEG_QUALITY)
     run_jobs(jobs, workers)
     with open(osp.join(root, 'README.txt'), 'w') as f:

@@ -39,6 +39,12 @@ NO_DECAY_KEYS = ('absolute_pos_embed', 'relative_position_bias_table',
 # First names of stem modules in the backbones we support (BC-SSL and
 # ConvNeXt: downsample_layers.0; Swin and ViT: patch_embed).
 STEM_NAMES = ('downsample_layers', 'patch_embed', 'stem', 'conv1', 'bn1')
+# paramwise_cfg keys this constructor reads, and the names ConvNeXt's and
+# mmdet's layer-decay constructors give them (they spell the rate
+# ``decay_rate``); any other key is refused rather than ignored.
+ACCEPTED_KEYS = ('layer_decay_rate', 'decay_type', 'num_layers',
+                 'no_decay_keys')
+ALIASES = {'decay_rate': 'layer_decay_rate'}
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -47,7 +53,9 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     ``paramwise_cfg`` keys:
 
-    - ``layer_decay_rate`` (float): the decay rate. Defaults to 1.0.
+    - ``layer_decay_rate`` (float): the decay rate; ``decay_rate``, the
+      name in ConvNeXt's and mmdet's constructors, is accepted too.
+      Defaults to 1.0.
     - ``decay_type`` (str): ``'layer_wise'`` or ``'stage_wise'``. Defaults
       to ``'layer_wise'``.
     - ``num_layers`` (int): the number of backbone layers in mmdet's
@@ -58,6 +66,10 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     - ``no_decay_keys`` (Sequence[str]): name fragments whose parameters get
       no weight decay on top of biases and 1-D parameters. Defaults to
       :data:`NO_DECAY_KEYS`.
+
+    Any other key is an error that lists the accepted ones: a misspelt or
+    foreign key would otherwise leave the run without the decay it asks
+    for.
 
     The groups are logged once when the optimizer is built: one line per
     (layer, decay) group, then ``name: lr_scale, weight_decay`` for every
@@ -89,7 +101,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         Each group carries ``lr``, ``weight_decay`` and, for logging and
         tests, ``layer_id``, ``lr_scale`` and ``param_names``.
         """
-        cfg = self.paramwise_cfg
+        cfg = normalised_paramwise_cfg(self.paramwise_cfg)
         rate = float(cfg.get('layer_decay_rate', 1.0))
         decay_type = cfg.get('decay_type', 'layer_wise')
         if decay_type not in DECAY_TYPES:
@@ -175,6 +187,29 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         lines.extend(f'  {n}: {g["lr_scale"]:.4f}, {g["weight_decay"]:.3g}'
                      for g in groups for n in g['param_names'])
         logger.info('\n'.join(lines))
+
+
+def normalised_paramwise_cfg(cfg: Dict) -> Dict:
+    """``cfg`` with aliases renamed; unknown keys refused.
+
+    Raises:
+        ValueError: a key that is neither accepted nor an alias, or a key
+            given under both of its names.
+    """
+    out = {}
+    for key, value in dict(cfg or {}).items():
+        name = ALIASES.get(key, key)
+        if name not in ACCEPTED_KEYS:
+            raise ValueError(
+                f'paramwise_cfg.{key} is not a LayerDecayOptimWrapper'
+                f'Constructor setting; accepted: {", ".join(ACCEPTED_KEYS)} '
+                f'(aliases: ' + ', '.join(
+                    f'{a} = {b}' for a, b in ALIASES.items()) + ')')
+        if name in out:
+            raise ValueError(f'paramwise_cfg sets {name} twice (as {key} '
+                             'and under its other name); keep one')
+        out[name] = value
+    return out
 
 
 def _stage_depth(name: str, num_layers: int) -> Tuple[int, int]:

@@ -7,12 +7,16 @@ the per-pass top-1 errors go into :func:`corruption_errors` (mCE, relative
 mCE, mean error; the extra corruptions are reported separately).
 """
 import copy
+import json
+import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
+from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.runner import TestLoop
 from mmpretrain.registry import LOOPS
 
+from mmbcssl.compat import atomic_write
 from mmbcssl.datasets.imagenet_c import scan_tree
 from mmbcssl.engine.runner.pass_prefetch import PassPrefetcher
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
@@ -52,6 +56,10 @@ class ImageNetCTestLoop(TestLoop):
             corruptions/severities are missing, and label the result
             ``partial``; otherwise a missing one is an error listing all.
             Defaults to False.
+        pass_results_dir (str, optional): Keep each finished pass's error
+            here, under a key of the checkpoint, model, data and metric, so
+            that an interrupted run continues at the first unfinished
+            (corruption, severity) pass. Defaults to None (no keeping).
         fp16 (bool): Defaults to False.
     """
 
@@ -64,6 +72,7 @@ class ImageNetCTestLoop(TestLoop):
                  severities: Sequence[int] = SEVERITIES,
                  clean_error: Optional[float] = None,
                  allow_partial: bool = False,
+                 pass_results_dir: Optional[str] = None,
                  fp16: bool = False) -> None:
         template = copy.deepcopy(dict(dataloader))
         root = template['dataset']['data_root']
@@ -82,8 +91,12 @@ class ImageNetCTestLoop(TestLoop):
                                   'the corruption folders')
         self.missing = missing
         self.corruptions = tuple(corruptions)
+        self.images_evaluated = 0  # over all passes, for the fingerprint
         self.clean_error = clean_error
         self.template = template
+        self.pass_results_dir = pass_results_dir
+        self._evaluator_cfg = evaluator
+        self._first = self.plan[0]  # the pass of self.dataloader
         super().__init__(runner, self._loader_cfg(*self.plan[0]), evaluator,
                          fp16)
 
@@ -91,7 +104,7 @@ class ImageNetCTestLoop(TestLoop):
         return pass_loader_cfg(self.template, corruption, severity)
 
     def _build_pass_loader(self, k: int):
-        if k == 0:
+        if k == 0 and self.plan[0] == self._first:
             return self.dataloader
         return self.runner.build_dataloader(
             self._loader_cfg(*self.plan[k]), seed=self.runner.seed)
@@ -102,24 +115,72 @@ class ImageNetCTestLoop(TestLoop):
         for idx, data_batch in enumerate(batches):
             self.run_iter(idx, data_batch)
         metrics = self.evaluator.evaluate(len(dataloader.dataset))
+        self.images_evaluated += len(dataloader.dataset)
         top1 = next(v for k, v in metrics.items() if k.endswith('top1'))
         return 1.0 - float(top1) / 100.0
+
+    def _pass_store(self) -> Optional[str]:
+        """The folder of this evaluation's kept pass results: one per
+        (checkpoint, model, data, metric), so other runs never mix in."""
+        if not self.pass_results_dir:
+            return None
+        from mmbcssl.evaluation.fingerprint import file_sha256, protocol_id
+        cfg = self.runner.cfg
+        ckpt = cfg.get('load_from')
+        key = protocol_id(dict(
+            checkpoint=file_sha256(ckpt) if ckpt and osp.isfile(ckpt)
+            else None,
+            model=cfg.get('model'), data=self.template,
+            metric=self._evaluator_cfg))
+        return osp.join(self.pass_results_dir, key)
+
+    def _kept(self, store: Optional[str]) -> Dict[tuple, dict]:
+        """Passes finished by an earlier run of the same evaluation."""
+        kept = {}
+        if store and osp.isdir(store):
+            for c, s in self.plan:
+                path = osp.join(store, f'{c}_{s}.json')
+                try:
+                    with open(path) as f:
+                        kept[(c, s)] = json.load(f)
+                except (OSError, ValueError):
+                    continue
+        return kept
 
     def run(self) -> dict:
         self.runner.call_hook('before_test')
         self.runner.call_hook('before_test_epoch')
         self.runner.model.eval()
         errors: Dict[str, Dict[int, float]] = {}
+        store = self._pass_store()
+        kept = self._kept(store)
+        for (c, s), done in kept.items():
+            errors.setdefault(c, {})[s] = done['error']
+            self.images_evaluated += done['images']
+        if kept:
+            print_log(f'ImageNet-C: {len(kept)} of {len(self.plan)} passes '
+                      f'finished by an earlier run ({store}); continuing '
+                      'with the rest', logger='current')
+        todo = [p for p in self.plan if p not in kept]
+        self.plan = [p for p in self.plan if p in kept] + todo
+        first = len(kept)
         # the next pass's loader is built, and its workers started, while
         # this pass runs
-        passes = PassPrefetcher(self._build_pass_loader, len(self.plan))
+        passes = PassPrefetcher(lambda k: self._build_pass_loader(first + k),
+                                len(todo)) if todo else []
         for i, loader, batches in passes:
-            corruption, severity = self.plan[i]
+            corruption, severity = todo[i]
+            before = self.images_evaluated
             err = self._evaluate_pass(loader, batches)
             errors.setdefault(corruption, {})[severity] = err
+            if store and is_main_process():
+                atomic_write(
+                    json.dumps(dict(error=err,
+                                    images=self.images_evaluated - before)),
+                    osp.join(store, f'{corruption}_{severity}.json'))
             print_log(
                 f'ImageNet-C {corruption}/{severity}: top-1 error '
-                f'{100 * err:.2f}% ({i + 1}/{len(self.plan)})',
+                f'{100 * err:.2f}% ({first + i + 1}/{len(self.plan)})',
                 logger='current')
         metrics = self._summarise(errors)
         self.runner.call_hook('after_test_epoch', metrics=metrics)

@@ -243,7 +243,8 @@ def _mmdet_layer_id(name, max_layer_id):
 
 
 def _formula(name, num_layers):
-    """REFERENCE.md section 5, spelled out."""
+    """ConvNeXt's layer ids (facebookresearch/ConvNeXt, object_detection/
+    mmcv_custom/layer_decay_optimizer_constructor.py), spelled out."""
     parts = name.split('.')
     if parts[0] == 'downsample_layers':
         return {0: 0, 1: 2, 2: 3, 3: num_layers}[int(parts[1])]

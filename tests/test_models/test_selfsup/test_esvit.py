@@ -133,7 +133,7 @@ def test_pooled_backbone_or_neck_is_refused():
 def test_config_builds_with_two_heads_of_one_shape():
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(
-        osp.join(REPO_ROOT, 'configs', 'esvit', 'swin-t_300e.py'))
+        osp.join(REPO_ROOT, 'configs', 'esvit', 'esvit_swin-t_300e.py'))
     assert cfg.model.region_head == cfg.model.head
     assert cfg.model.backbone.out_indices == (3, )
     # the DINO Swin-T 300-epoch recipe underneath

@@ -1,0 +1,35 @@
+# Mask R-CNN + FPN, 3x schedule on COCO, with Swin's own recipe (Liu et al.,
+# ICCV 2021; SwinTransformer/Swin-Transformer-Object-Detection,
+# mask_rcnn_swin_tiny_patch4_window7_mstrain_480-800_adamw_3x_coco.py):
+# AdamW lr 1e-4, betas (0.9, 0.999), wd 0.05 with none on the absolute and
+# relative position tables and on every norm, drop path 0.2, no layer
+# decay, 36 epochs with steps at 27 and 33, 1000-iteration warm-up,
+# multi-scale 480-800 + DETR's crop policy, mixed precision. mmdet's port of
+# that recipe (swin/mask-rcnn_swin-t-p4-w7_fpn_amp-ms-crop-3x_coco.py) is
+# inherited; this file swaps in mmpretrain's Swin-T (the layout our DINO and
+# EsViT checkpoints are extracted in) started from self-supervised weights.
+_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'
+custom_imports = dict(imports=['mmbcssl'], allow_failed_imports=False)
+
+# model settings
+# The backbone weights come from a pre-training run through
+# tools/model_converters/extract_backbone.py (backbone.* keys, teacher by
+# default). Each config names its own default path; MMBCSSL_PRETRAINED or
+# --cfg-options model.backbone.init_cfg.checkpoint=... overrides it.
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmpretrain.SwinTransformer',
+        arch='tiny',
+        drop_path_rate=0.2,
+        out_indices=(0, 1, 2, 3),
+        init_cfg=dict(type='Pretrained', checkpoint=None,
+                      prefix='backbone.')))
+
+# optimizer: inherited. 8 GPUs x 2 images = 16; AdamW lr 1e-4, wd 0.05,
+# decay_mult 0 for 'absolute_pos_embed', 'relative_position_bias_table' and
+# 'norm' (mmpretrain's Swin names its norms norm*, so the key matches them).
+auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# runtime
+default_hooks = dict(checkpoint=dict(interval=6, max_keep_ckpts=2))

@@ -1,0 +1,22 @@
+# UperNet on ADE20K, 160k iterations at 512 x 512, with Swin's own recipe
+# (Liu et al., ICCV 2021; SwinTransformer/Swin-Transformer-Semantic-
+# Segmentation, upernet_swin_tiny_patch4_window7_512x512_160k_ade20k.py):
+# AdamW lr 6e-5, betas (0.9, 0.999), wd 0.01 with none on the position
+# tables and norms, 1500-iteration linear warm-up, poly decay (power 1.0),
+# drop path 0.3, no layer decay. mmseg's port of that recipe
+# (swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py)
+# is inherited; this file swaps in mmpretrain's Swin-T started from
+# self-supervised weights.
+_base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'  # noqa: E501
+custom_imports = dict(imports=['mmbcssl'], allow_failed_imports=False)
+
+# model settings
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmpretrain.SwinTransformer',
+        arch='tiny',
+        drop_path_rate=0.3,
+        out_indices=(0, 1, 2, 3),
+        init_cfg=dict(type='Pretrained', checkpoint=None,
+                      prefix='backbone.')))

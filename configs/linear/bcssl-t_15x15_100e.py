@@ -1,8 +1,0 @@
-# Linear probe of BC-SSL-T 15x15 after DINO 100 epochs
-# (configs/dino/bcssl-t_15x15_100e.py; the kernel sweep of Table 5).
-_base_ = './bcssl-t_9x9_100e.py'
-pretrained = '{{$MMBCSSL_PRETRAINED:checkpoints/bcssl-t_15x15_100e_backbone.pth}}'  # noqa: E501
-
-# model settings
-model = dict(
-    backbone=dict(kernel_size=15, init_cfg=dict(checkpoint=pretrained)))

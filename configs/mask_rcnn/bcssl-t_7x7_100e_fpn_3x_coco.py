@@ -1,8 +1,0 @@
-# Mask R-CNN 3x on COCO from BC-SSL-T 7x7, DINO 100 epochs
-# (configs/dino/bcssl-t_7x7_100e.py). Paper Table 4 row: see README.
-_base_ = '../_base_/detection/mask-rcnn_bcssl-t_fpn_3x_coco.py'
-pretrained = '{{$MMBCSSL_PRETRAINED:checkpoints/bcssl-t_7x7_100e_backbone.pth}}'  # noqa: E501
-
-# model settings
-model = dict(
-    backbone=dict(kernel_size=7, init_cfg=dict(checkpoint=pretrained)))

@@ -1,9 +1,0 @@
-# Mask R-CNN 3x on COCO from vanilla ConvNeXt-T 7x7 (no BatchNorm after the
-# depthwise convs), DINO 100 epochs (configs/dino/convnext-t_7x7_100e.py).
-_base_ = '../_base_/detection/mask-rcnn_bcssl-t_fpn_3x_coco.py'
-pretrained = '{{$MMBCSSL_PRETRAINED:checkpoints/convnext-t_7x7_100e_backbone.pth}}'  # noqa: E501
-
-# model settings
-model = dict(
-    backbone=dict(kernel_size=7, dw_norm_cfg=None,
-                  init_cfg=dict(checkpoint=pretrained)))

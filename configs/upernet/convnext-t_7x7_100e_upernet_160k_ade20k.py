@@ -1,9 +1,0 @@
-# UperNet on ADE20K from vanilla ConvNeXt-T 7x7, DINO 100 epochs
-# (configs/dino/convnext-t_7x7_100e.py).
-_base_ = '../_base_/segmentation/upernet_bcssl-t_160k_ade20k.py'
-pretrained = '{{$MMBCSSL_PRETRAINED:checkpoints/convnext-t_7x7_100e_backbone.pth}}'  # noqa: E501
-
-# model settings
-model = dict(
-    backbone=dict(kernel_size=7, dw_norm_cfg=None,
-                  init_cfg=dict(checkpoint=pretrained)))

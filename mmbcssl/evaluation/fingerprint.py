@@ -1,0 +1,286 @@
+"""The protocol fingerprint that every result file carries.
+
+A number is only comparable with another one made the same way. Each result
+JSON therefore records, beside its metrics, a ``fingerprint``:
+
+* ``checkpoint``: the file, its SHA-256, and whose weights they are
+  (``teacher``/``student`` of a pre-training run, or the whole model);
+* ``code``: ``git describe`` of the checkout, ``unknown`` outside one;
+* ``model``: backbone, features and pooling;
+* ``protocol``: what makes numbers of one kind comparable: the task and
+  data set, the test transform (resize, crop, interpolation), k and T of a
+  k-NN, the class restriction, the corruption list and its normalisation,
+  the number of images evaluated, and for trained evaluations their
+  schedule;
+* ``run``: global batch, world size and seed.
+
+``protocol_id`` hashes ``protocol`` alone: cells of one column of a table
+(one metric over several models) must share it. Model, checkpoint and code
+are expected to differ from row to row and are not part of it.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+import subprocess
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+_SHA_CACHE: Dict[tuple, str] = {}
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime) in-process."""
+    st = os.stat(path)
+    key = (osp.abspath(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(chunk), b''):
+                h.update(block)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def code_version(root: str = REPO_ROOT) -> str:
+    """``git describe --always --dirty`` of the checkout holding the
+    package, or ``'unknown'`` outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ['git', 'describe', '--always', '--dirty', '--tags'],
+            cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown'
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() \
+        else 'unknown'
+
+
+def checkpoint_record(path: Optional[str],
+                      weights: Optional[str] = None) -> Dict[str, Any]:
+    """What weights a result was made with.
+
+    Args:
+        path (str, optional): The checkpoint file; None for a randomly
+            initialised network.
+        weights (str, optional): ``'teacher'``, ``'student'`` or
+            ``'model'``; read from an extracted file's ``meta.part`` when
+            not given.
+    """
+    if path is None:
+        return dict(file=None, sha256=None, weights='random init')
+    if weights is None:
+        weights = _weights_of(path)
+    return dict(file=path, sha256=file_sha256(path), weights=weights)
+
+
+def _weights_of(path: str) -> Optional[str]:
+    """``meta.part`` of a file written by extract_backbone.py or the
+    converters (teacher/student), else None."""
+    from mmbcssl.compat import safe_torch_load
+    try:
+        ckpt = safe_torch_load(path, map_location='cpu')
+    except Exception:  # an unreadable file is reported where it is used
+        return None
+    if isinstance(ckpt, dict):
+        meta = ckpt.get('meta') or {}
+        if isinstance(meta, dict) and meta.get('part'):
+            return str(meta['part'])
+        state = ckpt.get('state_dict', ckpt)
+        if isinstance(state, dict) and any(
+                k.startswith('teacher.') for k in state):
+            return 'teacher'
+    return None
+
+
+def _short(cfg: Mapping, keys: Sequence[str]) -> str:
+    parts = [f'{k}={cfg[k]}' for k in keys if k in cfg]
+    return f'{cfg.get("type")}({", ".join(parts)})'
+
+
+# Backbone arguments that change the features (not the training recipe).
+_BACKBONE_KEYS = ('arch', 'depth', 'kernel_size', 'dw_norm_cfg',
+                  'num_last_blocks', 'out_type', 'patch_size', 'img_size',
+                  'window_size', 'gap_before_final_norm', 'out_indices')
+
+
+def model_record(model_cfg: Mapping) -> Dict[str, Any]:
+    """Backbone, features and pooling of a model config (a classifier, a
+    DINO/EsViT model or a backbone + neck)."""
+    backbone = dict(model_cfg.get('backbone') or {})
+    neck = model_cfg.get('neck')
+    kind = str(backbone.get('type', ''))
+    if 'LastBlocks' in kind:
+        n = backbone.get('num_last_blocks', 4)
+        what = ('class tokens' if 'VisionTransformer' in kind else
+                'token averages')
+        features = f'{what} of the last {n} blocks, concatenated'
+    elif neck and dict(neck).get('type') == 'GlobalAveragePooling':
+        features = 'last stage, global average pooling'
+    elif 'VisionTransformer' in kind:
+        features = f'last block, {backbone.get("out_type", "cls_token")}'
+    elif backbone.get('gap_before_final_norm', True) and 'BCSSL' in kind:
+        features = 'last stage, global average pooling, then the final norm'
+    else:
+        features = 'backbone output, averaged over space if a map'
+    return dict(backbone=_short(backbone, _BACKBONE_KEYS), features=features)
+
+
+def transform_record(pipeline: Iterable[Mapping]) -> List[str]:
+    """The deterministic test transform, one entry per geometric step
+    (loading and packing are left out)."""
+    out = []
+    for t in pipeline:
+        t = dict(t)
+        kind = t.get('type', '')
+        if kind in ('ResizeEdge', 'Resize', 'RandomResize'):
+            extra = {k: t[k] for k in ('scale', 'edge', 'interpolation',
+                                       'backend', 'keep_ratio',
+                                       'scale_factor') if k in t}
+            out.append(f'{kind}({json.dumps(extra, sort_keys=True)})')
+        elif kind in ('CenterCrop', 'RandomCrop', 'RandomResizedCrop'):
+            out.append(f'{kind}({t.get("crop_size", t.get("scale"))})')
+        elif kind not in ('LoadImageFromFile', 'LoadImageFromFileSafe',
+                          'PackInputs', 'PackDetInputs', 'PackSegInputs',
+                          'LoadAnnotations'):
+            out.append(kind)
+    return out
+
+
+def protocol_id(protocol: Mapping) -> str:
+    """A short hash of a protocol record (sorted JSON)."""
+    text = json.dumps(protocol, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def make_fingerprint(protocol: Mapping,
+                     checkpoint: Optional[Mapping] = None,
+                     model: Optional[Mapping] = None,
+                     run: Optional[Mapping] = None) -> Dict[str, Any]:
+    """The fingerprint of one result (see the module docstring).
+
+    Args:
+        protocol (Mapping): Task, data set, transform, metric settings and
+            number of images; must contain ``task``.
+        checkpoint (Mapping, optional): :func:`checkpoint_record`.
+        model (Mapping, optional): :func:`model_record`.
+        run (Mapping, optional): ``global_batch``, ``world_size``,
+            ``seed``.
+    """
+    if 'task' not in protocol:
+        raise ValueError('a protocol record needs its task')
+    protocol = dict(protocol)
+    return dict(protocol=protocol, protocol_id=protocol_id(protocol),
+                checkpoint=dict(checkpoint or {}), model=dict(model or {}),
+                run=dict(run or {}), code=code_version())
+
+
+def protocol_differences(fingerprints: Sequence[Mapping]) -> List[str]:
+    """The protocol fields on which ``fingerprints`` disagree (empty when
+    they may share a column)."""
+    protocols = [dict(fp.get('protocol', {})) for fp in fingerprints if fp]
+    keys = sorted({k for p in protocols for k in p})
+    return [
+        k for k in keys
+        if len({json.dumps(p.get(k), sort_keys=True, default=str)
+                for p in protocols}) > 1
+    ]
+
+
+def flag_mixed(cells: Mapping[str, Optional[Mapping]]) -> Dict[str, str]:
+    """For one table column (row name -> fingerprint), the rows whose
+    protocol differs from the column's most common one, each with the
+    differing fields. A column whose cells all agree gives ``{}``."""
+    present = {k: fp for k, fp in cells.items() if fp}
+    if len(present) < 2:
+        return {}
+    ids = [fp['protocol_id'] for fp in present.values()]
+    common = max(set(ids), key=ids.count)
+    reference = next(fp for fp in present.values()
+                     if fp['protocol_id'] == common)
+    return {
+        row: ', '.join(protocol_differences([reference, fp]))
+        for row, fp in present.items() if fp['protocol_id'] != common
+    }
+
+
+def _evaluators(cfg) -> List[Mapping]:
+    ev = cfg.get('test_evaluator') or []
+    return [ev] if isinstance(ev, Mapping) else list(ev)
+
+
+def _dataset_name(dataset: Mapping) -> str:
+    parts = [str(dataset.get('type', ''))]
+    for key in ('split', 'data_prefix', 'ann_file'):
+        value = dataset.get(key)
+        if isinstance(value, Mapping):
+            value = value.get('img_path') or value.get('img')
+        if value:
+            parts.append(f'{key}={osp.basename(str(value).rstrip("/"))}')
+    return ' '.join(parts)
+
+
+def test_protocol(cfg, runner) -> Dict[str, Any]:
+    """The protocol record of a ``tools/test.py`` run, from its config and
+    its runner (after ``runner.test()``)."""
+    dataset = dict(cfg.test_dataloader.dataset)
+    loop = runner.test_loop
+    scope = cfg.get('default_scope', 'mmpretrain')
+    protocol: Dict[str, Any] = dict(
+        dataset=_dataset_name(dataset),
+        transform=transform_record(dataset.get('pipeline', [])))
+    evaluators = _evaluators(cfg)
+    kinds = [str(e.get('type')) for e in evaluators]
+    if hasattr(loop, 'plan'):  # ImageNetCTestLoop
+        protocol.update(
+            task='imagenet-c',
+            corruptions=list(loop.corruptions),
+            evaluated=[f'{c}/{s}' for c, s in loop.plan],
+            normalisation='CE: divided by AlexNet\'s error (Hendrycks & '
+            'Dietterich 2019); mean error: unnormalised',
+            images=int(loop.images_evaluated))
+    else:
+        protocol['images'] = len(runner.test_dataloader.dataset)
+        if scope == 'mmdet':
+            protocol['task'] = 'coco-detection'
+            protocol['metrics'] = sorted(
+                str(m) for e in evaluators
+                for m in ([e.get('metric')] if isinstance(
+                    e.get('metric'), str) else e.get('metric') or []))
+        elif scope == 'mmseg':
+            protocol['task'] = 'semantic-segmentation'
+            protocol['inference'] = dict(cfg.model.get('test_cfg') or {})
+        else:
+            protocol['task'] = 'classification'
+    if 'SubsetAccuracy' in kinds:
+        sub = next(e for e in evaluators if e.get('type') == 'SubsetAccuracy')
+        meta = runner.test_dataloader.dataset.metainfo
+        n = len(meta.get('class_indices') or [])
+        protocol['class_restriction'] = (
+            f'logits restricted to the {n} classes of the set'
+            if sub.get('restrict_to_subset', True) else
+            'argmax over all the model\'s classes')
+    elif protocol['task'] == 'classification':
+        protocol['class_restriction'] = 'none'
+    if cfg.get('tta_model') and cfg.model.get('type') == cfg.tta_model.get(
+            'type'):
+        protocol['tta'] = True
+    return protocol
+
+
+def test_fingerprint(cfg, runner, checkpoint: str) -> Dict[str, Any]:
+    """The fingerprint of a ``tools/test.py`` result."""
+    from mmengine import dist
+    model_cfg = cfg.model.get('module', cfg.model)  # unwrap a TTA model
+    world = dist.get_world_size()
+    run = dict(global_batch=cfg.test_dataloader.get('batch_size', 1) * world,
+               world_size=world, seed=runner.seed,
+               data_root=cfg.test_dataloader.dataset.get('data_root'))
+    ckpt = checkpoint_record(checkpoint, 'model')
+    # the pre-trained backbone the evaluated model was trained from (a
+    # probe's or a detector's init_cfg), with whose weights it holds
+    init = (model_cfg.get('backbone') or {}).get('init_cfg') or {}
+    source = init.get('checkpoint') if isinstance(init, Mapping) else None
+    if isinstance(source, str) and osp.isfile(source):
+        ckpt['backbone_source'] = checkpoint_record(source)
+    return make_fingerprint(test_protocol(cfg, runner), ckpt,
+                            model_record(model_cfg), run)

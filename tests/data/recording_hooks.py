@@ -1,0 +1,31 @@
+"""Hooks that subprocess tests import through ``custom_imports``: record
+every iteration's loss, and kill the process for real (SIGKILL) after a
+given iteration."""
+import json
+import os
+import os.path as osp
+import signal
+
+from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS
+
+
+@HOOKS.register_module(force=True)
+class RecordLossAndKillHook(Hook):
+    """Appends ``[iteration, loss]`` to ``<work_dir>/losses.json`` after
+    each iteration; with ``kill_after`` >= 0, SIGKILLs its own process
+    after that iteration (0-based), before any later hook runs."""
+    priority = 'NORMAL'
+
+    def __init__(self, kill_after: int = -1) -> None:
+        self.kill_after = kill_after
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        path = osp.join(runner.work_dir, 'losses.json')
+        losses = json.load(open(path)) if osp.exists(path) else []
+        losses.append([runner.iter, float(outputs['loss'])])
+        with open(path, 'w') as f:
+            json.dump(losses, f)
+        if runner.iter == self.kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,129 @@
+"""The docs and metafiles: every config is listed in a metafile and every
+metafile entry names a config that exists; the README tables are the
+metafiles' numbers; the repository speaks only of the project."""
+import glob
+import os.path as osp
+import re
+
+import pytest
+import yaml
+from mmengine.config import Config
+
+from mmbcssl.cli import render_paper_tables
+from mmbcssl.evaluation.paper_results import (COLUMNS, README_TABLES,
+                                              load_entries, metafiles,
+                                              render_readme)
+from tests.conftest import REPO_ROOT
+
+CONFIGS = sorted(
+    osp.relpath(p, REPO_ROOT)
+    for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'),
+                       recursive=True)
+    # not model configs: transfer registries and suite lists
+    if '/_base_/' not in p and '/transfer/' not in p and '/suites/' not in p)
+
+
+def test_every_config_is_in_a_metafile_and_back():
+    entries = load_entries()
+    listed = [e.config for e in entries]
+    assert len(listed) == len(set(listed)), 'a config listed twice'
+    assert sorted(listed) == CONFIGS
+    for e in entries:
+        cfg = Config.fromfile(osp.join(REPO_ROOT, e.config))
+        assert 'model' in cfg, e.config
+        pre = e.metadata.get('Pre-training')
+        if pre:
+            assert osp.isfile(osp.join(REPO_ROOT, pre)), (e.config, pre)
+
+
+def test_metafiles_are_openmmlab_model_index():
+    with open(osp.join(REPO_ROOT, 'model-index.yml')) as f:
+        index = yaml.safe_load(f)
+    assert sorted(osp.relpath(p, REPO_ROOT) for p in metafiles()) == sorted(
+        index['Import'])
+    for path in metafiles():
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        (collection, ) = doc['Collections']
+        assert collection['Paper']['URL'].startswith('https://arxiv.org/')
+        for model in doc['Models']:
+            assert model['In Collection'] == collection['Name']
+            assert model['Name'] == osp.splitext(osp.basename(
+                model['Config']))[0] or model['Name'].startswith(
+                    'supervised-check_')
+            for result in model.get('Results', []):
+                assert result['Protocol'] in COLUMNS
+                assert result['Source']
+                (value, ) = result['Metrics'].values()
+                assert 0 < value < 100
+
+
+def test_published_numbers_of_the_headline_row():
+    rows = {e.config: e.results for e in load_entries()}
+    knn = rows['configs/dino/bcssl-t_9x9_100e.py']['knn_top1']
+    assert knn == (70.3, 'arXiv 2312.05695, Table 5')
+    probe = rows['configs/linear/linear_bcssl-t-9x9_dino-100e-pre_8xb128-'
+                 'coslr-100e_in1k.py']
+    # the paper's C column is the authors' unnormalised mean error, and
+    # its A/R columns are 1000-way: never filed under the official ones
+    assert probe['c_mean_error_resize256'][0] == 59.39
+    assert 'c_mce' not in probe and 'a_top1' not in probe
+    assert probe['a_top1_1000way'][0] == 4.66
+
+
+@pytest.mark.parametrize('folder', sorted(README_TABLES))
+def test_readme_tables_are_rendered_from_the_metafiles(folder):
+    path = osp.join(REPO_ROOT, 'configs', folder, 'README.md')
+    text = open(path).read()
+    assert render_readme(text, folder) == text, (
+        f'{path} is out of date: python tools/misc/render_paper_tables.py')
+
+
+def test_render_check_fails_on_a_stale_table(tmp_path, capsys):
+    import shutil
+    shutil.copytree(osp.join(REPO_ROOT, 'configs'), tmp_path / 'configs')
+    shutil.copy(osp.join(REPO_ROOT, 'model-index.yml'), tmp_path)
+    readme = tmp_path / 'configs' / 'dino' / 'README.md'
+    readme.write_text(readme.read_text().replace('| 70.3 |', '| 71.3 |'))
+    args = ['--root', str(tmp_path)]
+    assert render_paper_tables.main(args + ['--check']) == 2
+    assert 'configs/dino/README.md' in capsys.readouterr().err
+    assert render_paper_tables.main(args) == 0
+    assert '| 70.3 |' in readme.read_text()
+    assert render_paper_tables.main(args + ['--check']) == 0
+
+
+# Words about how the project is developed, and references to files outside
+# the repository: neither belongs in it.
+FORBIDDEN = re.compile(
+    r'REFERENCE\.md|shared/|\b(this|a|our|the) session|\bsessions\b|'
+    r'\blent\b|\bthe issue\b|\bthis task\b|closing note|(?-i:\bTODO\b)',
+    re.IGNORECASE)
+SCANNED = [
+    p for pattern in ('**/*.md', 'configs/**/*.py', 'mmbcssl/**/*.py',
+                      'tools/**/*.py', 'tools/**/*.sh', 'tests/**/*.py',
+                      '*.yml', 'configs/**/*.yml')
+    for p in glob.glob(osp.join(REPO_ROOT, pattern), recursive=True)
+    if not re.match(r'(\.venv|data|work_dirs|build)/',
+                    osp.relpath(p, REPO_ROOT))
+    and not p.endswith('tests/test_docs.py')
+]
+
+
+def test_the_repository_speaks_only_of_the_project():
+    found = []
+    for path in SCANNED:
+        with open(path, encoding='utf-8') as f:
+            for n, line in enumerate(f, 1):
+                if FORBIDDEN.search(line):
+                    found.append(f'{osp.relpath(path, REPO_ROOT)}:{n}: '
+                                 f'{line.strip()}')
+    assert not found, '\n'.join(found)
+
+
+def test_the_scan_catches_a_process_word():
+    assert FORBIDDEN.search('needs a session with a GPU')
+    assert FORBIDDEN.search('see shared/REFERENCE.md section 3')
+    assert not FORBIDDEN.search("@pytest.fixture(scope='session')")
+    assert FORBIDDEN.search('# TODO: later')
+    assert not FORBIDDEN.search('todo = [p for p in plan]')
