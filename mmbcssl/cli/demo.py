@@ -1,12 +1,24 @@
 """The demo pipeline behind ``bash tools/demo.sh``.
 
-It makes the built-in demo data and runs, on it and through the same entry
-points a user runs (``tools/train.py``, ``tools/test.py``, ...), every stage
-of the study that the project has so far: each stage names the files it
-needs and is skipped, with the reason, when they are not there. The summary
-at the end says what ran, how long it took and where its outputs are.
+On the built-in demo data and through the entry points a user runs:
+
+1. make the demo data (``tools/misc/make_demo_data.py``);
+2. DINO pre-training of BC-SSL-T 9x9 at demo size
+   (``configs/dino/bcssl-t_9x9_100e_demo.py``);
+3. the ``demo`` suite on its teacher (``tools/run_suite.py``, suite
+   ``configs/suites/demo.py``): k-NN against the random initialisation, the
+   linear probe, the robustness sets (ImageNet-C included, both protocol
+   families), a transfer preset, params and FLOPs, a short Mask R-CNN;
+4. the report (``tools/report.py``) with its figures.
+
+Each stage's full output goes to ``<work dir>/logs/<stage>.log``; the
+screen shows one line per stage and, at the end, the numbers themselves. A
+second run reuses what the first made (data, pre-training, every finished
+evaluation) and takes seconds.
 """
 import argparse
+import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -15,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DINO_CONFIG = 'configs/dino/bcssl-t_9x9_100e_demo.py'
+SUITE = 'configs/suites/demo.py'
 
 
 @dataclass
@@ -22,14 +36,12 @@ class Stage:
     """One step of the demo.
 
     Args:
-        name (str): Short name shown in the summary.
-        needs (list[str]): Repo-relative files the stage needs.
+        name (str): Short name shown on screen and in the summary.
         command (callable): Builds the command line (called when the stage
             runs, so it can use what earlier stages produced).
         output (str): What the stage leaves behind, for the summary.
     """
     name: str
-    needs: List[str]
     command: Callable[[], List[str]]
     output: str = ''
     status: str = field(default='not run', init=False)
@@ -40,87 +52,6 @@ def _tool(name: str) -> str:
     return osp.join(REPO, 'tools', name)
 
 
-def build_stages(args: argparse.Namespace) -> List[Stage]:
-    work = args.work_dir
-    data = args.data_root
-    dino_cfg = 'configs/dino/bcssl-t_9x9_100e_demo.py'
-    dino_dir = osp.join(work, 'dino_bcssl-t_9x9')
-    backbone = osp.join(work, 'bcssl-t_9x9.pth')
-    knn_cfg = 'configs/_base_/models/bcssl-t_9x9.py'
-    det_cfg = 'configs/mask_rcnn/bcssl-t_9x9_100e_fpn_demo.py'
-    # Demo images are 96 px: centre crops of 64 after a 73 px resize (the
-    # 224 / 256 ratio of the real protocol).
-    knn_args = ['--data-root', f'{data}/imagenet', '--img-size', '64',
-                '--resize', '73', '--ks', '10', '20']
-    py = sys.executable
-    return [
-        Stage('make demo data', ['tools/misc/make_demo_data.py'],
-              lambda: [py, _tool('misc/make_demo_data.py'), '--out', data],
-              output=data),
-        Stage('train and validate a tiny classifier (entry-tool smoke run)',
-              ['tests/data/configs/tiny_classifier.py'],
-              lambda: [
-                  py, _tool('train.py'),
-                  'tests/data/configs/tiny_classifier.py', '--work-dir',
-                  osp.join(work, 'smoke'), '--cfg-options',
-                  *_roots(data + '/imagenet')
-              ],
-              output=osp.join(work, 'smoke')),
-        Stage('DINO pre-training of BC-SSL-T 9x9 (demo size)', [dino_cfg],
-              lambda: [
-                  py, _tool('train.py'), dino_cfg, '--work-dir', dino_dir,
-                  '--cfg-options',
-                  f'train_dataloader.dataset.data_root={data}/imagenet'
-              ],
-              output=dino_dir),
-        Stage('extract the teacher backbone',
-              ['tools/model_converters/extract_backbone.py', dino_cfg],
-              lambda: [
-                  py, _tool('model_converters/extract_backbone.py'),
-                  _latest(dino_dir), backbone
-              ],
-              output=backbone),
-        Stage('k-NN of BC-SSL-T 9x9 at random initialisation (baseline)',
-              ['tools/knn_eval.py', knn_cfg],
-              lambda: [
-                  py, _tool('knn_eval.py'), knn_cfg, *knn_args, '--out',
-                  osp.join(work, 'knn_random.json')
-              ],
-              output=osp.join(work, 'knn_random.json')),
-        Stage('k-NN of the pre-trained teacher',
-              ['tools/knn_eval.py', knn_cfg, dino_cfg],
-              lambda: [
-                  py, _tool('knn_eval.py'), knn_cfg, '--checkpoint',
-                  backbone, *knn_args, '--out',
-                  osp.join(work, 'knn_dino.json')
-              ],
-              output=osp.join(work, 'knn_dino.json')),
-        Stage('Mask R-CNN from the pre-trained teacher (COCO-style demo)',
-              ['tools/train.py', det_cfg, dino_cfg],
-              lambda: [
-                  py, _tool('train.py'), det_cfg, '--work-dir',
-                  osp.join(work, 'mask_rcnn'), '--cfg-options',
-                  f'model.backbone.init_cfg.checkpoint={backbone}',
-                  *_coco_roots(f'{data}/coco')
-              ],
-              output=osp.join(work, 'mask_rcnn')),
-    ]
-
-
-def _roots(root: str) -> List[str]:
-    return [f'{k}_dataloader.dataset.data_root={root}'
-            for k in ('train', 'val', 'test')]
-
-
-def _coco_roots(root: str) -> List[str]:
-    ann = f'{root}/annotations/instances_val2017.json'
-    return [f'{k}_dataloader.dataset.data_root={root}/'
-            for k in ('train', 'val', 'test')] + [
-                f'val_evaluator.ann_file={ann}',
-                f'test_evaluator.ann_file={ann}'
-            ]
-
-
 def _latest(work_dir: str) -> str:
     path = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(path):
@@ -129,36 +60,129 @@ def _latest(work_dir: str) -> str:
         return f.read().strip()
 
 
-def run_stages(stages: List[Stage], dry_run: bool = False) -> int:
+def build_stages(args: argparse.Namespace) -> List[Stage]:
+    work, data = args.work_dir, args.data_root
+    dino_dir = osp.join(work, 'dino')
+    suite_dir = osp.join(work, 'suite')
+    py = sys.executable
+
+    def pretrain() -> List[str]:
+        cmd = [py, _tool('train.py'), DINO_CONFIG, '--work-dir', dino_dir,
+               '--cfg-options',
+               f'train_dataloader.dataset.data_root={data}/imagenet']
+        # a finished or interrupted pre-training is continued, not redone
+        return cmd + (['--resume'] if osp.isfile(
+            osp.join(dino_dir, 'last_checkpoint')) else [])
+
+    return [
+        Stage('make demo data',
+              lambda: [py, _tool('misc/make_demo_data.py'), '--out', data],
+              output=data),
+        Stage('DINO pre-training of BC-SSL-T 9x9 (demo size)', pretrain,
+              output=dino_dir),
+        Stage('demo suite on the teacher',
+              lambda: [py, _tool('run_suite.py'), DINO_CONFIG,
+                       _latest(dino_dir), '--suite', SUITE, '--work-dir',
+                       suite_dir],
+              output=suite_dir),
+        Stage('report',
+              lambda: [py, _tool('report.py'), suite_dir, '--out',
+                       osp.join(work, 'report'), '--overwrite'],
+              output=osp.join(work, 'report', 'report.md')),
+    ]
+
+
+def run_stages(stages: List[Stage], log_dir: str,
+               dry_run: bool = False) -> int:
     failed = 0
-    for stage in stages:
-        missing = [p for p in stage.needs if not osp.exists(osp.join(REPO, p))]
-        if missing:
-            stage.status = f'skipped: not in the project yet ({missing[0]})'
-            continue
+    os.makedirs(log_dir, exist_ok=True)
+    for k, stage in enumerate(stages, 1):
         if failed:
             stage.status = 'skipped: an earlier stage failed'
             continue
         cmd = stage.command()
-        print(f'\n==> {stage.name}\n    $ {" ".join(cmd)}', flush=True)
+        log = osp.join(log_dir, f'{k}_{stage.name.split(" (")[0]}.log'
+                       .replace(' ', '_'))
+        print(f'[{k}/{len(stages)}] {stage.name}\n      $ {" ".join(cmd)}'
+              f'\n      log: {log}', flush=True)
         if dry_run:
             stage.status = 'dry run'
             continue
         start = time.time()
-        code = subprocess.call(cmd, cwd=REPO)
+        with open(log, 'a') as f:
+            code = subprocess.call(cmd, cwd=REPO, stdout=f,
+                                   stderr=subprocess.STDOUT)
         stage.seconds = time.time() - start
-        stage.status = 'ok' if code == 0 else f'FAILED (exit {code})'
-        failed += code != 0
+        # the suite exits 1 when an evaluation could not run: the report
+        # still follows and says which
+        ok = code == 0 or (stage.name.startswith('demo suite') and code == 1)
+        stage.status = 'ok' if code == 0 else (
+            'ok, with missing results' if ok else f'FAILED (exit {code})')
+        print(f'      {stage.status} in {stage.seconds:.0f} s', flush=True)
+        if not ok:
+            with open(log, errors='replace') as f:
+                tail = f.readlines()[-15:]
+            print('      last lines of the log:\n' + ''.join(
+                f'        {line}' for line in tail), flush=True)
+            failed += 1
     return failed
 
 
-def print_summary(stages: List[Stage]) -> None:
-    print('\nDemo summary')
+def _metric(results: str, name: str, key: str,
+            scale: float = 1.) -> Optional[float]:
+    try:
+        with open(osp.join(results, f'{name}.json')) as f:
+            value = json.load(f)['metrics'][key]
+    except (OSError, ValueError, KeyError):
+        return None
+    return float(value) * scale
+
+
+def results_table(work_dir: str) -> List[str]:
+    """The demo's own numbers, as the README quotes them."""
+    res = osp.join(work_dir, 'suite', 'results')
+    rows = [
+        ('k-NN top-1, pre-trained teacher (k=10 / k=20)',
+         [_metric(res, 'knn', 'knn/k10_top1'),
+          _metric(res, 'knn', 'knn/k20_top1')]),
+        ('k-NN top-1, random init, seed 0 (k=10 / k=20)',
+         [_metric(res, 'knn_random_init', 'knn/k10_top1'),
+          _metric(res, 'knn_random_init', 'knn/k20_top1')]),
+        ('linear probe top-1 (demo val)',
+         [_metric(res, 'linear', 'accuracy/top1')]),
+        ('IN-C-style mCE / mean error (crop)',
+         [_metric(res, 'robustness.c', 'imagenet-c/mCE'),
+          _metric(res, 'robustness.c', 'imagenet-c/mean_error')]),
+        ('Sketch / R / A top-1 (subset logits)',
+         [_metric(res, 'robustness.sketch', 'accuracy/top1'),
+          _metric(res, 'robustness.r', 'accuracy/top1'),
+          _metric(res, 'robustness.a', 'accuracy/top1')]),
+        ('transfer mean (demo4 preset)',
+         [_metric(res, 'transfer', 'average')]),
+        ('Mask R-CNN box AP / mask AP (%)',
+         [_metric(res, 'mask_rcnn', 'coco/bbox_mAP', 100.),
+          _metric(res, 'mask_rcnn', 'coco/segm_mAP', 100.)]),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = ['', 'Demo results (demo data: a check that the pipeline runs, '
+             'not evidence that anything was learned; chance is 10 %)']
+    for label, values in rows:
+        cells = ' / '.join('–' if v is None else f'{v:.1f}' for v in values)
+        lines.append(f'  {label:<{width}}  {cells}')
+    return lines
+
+
+def print_summary(stages: List[Stage], work_dir: str) -> None:
+    total = sum(s.seconds for s in stages)
+    print(f'\nDemo summary ({total / 60:.1f} min)')
     width = max(len(s.name) for s in stages)
     for s in stages:
         took = f'{s.seconds:6.0f}s' if s.seconds else ' ' * 7
-        where = f'  -> {s.output}' if s.status == 'ok' and s.output else ''
-        print(f'  {s.name:<{width}}  {took}  {s.status}{where}')
+        print(f'  {s.name:<{width}}  {took}  {s.status}')
+    print('\n'.join(results_table(work_dir)))
+    report = osp.join(work_dir, 'report', 'report.md')
+    if osp.isfile(report):
+        print(f'\nReport: {report} (figures beside it)')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -169,8 +193,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         '--dry-run', action='store_true', help='print the commands only')
     args = parser.parse_args(argv)
     stages = build_stages(args)
-    failed = run_stages(stages, args.dry_run)
-    print_summary(stages)
+    failed = run_stages(stages, osp.join(args.work_dir, 'logs'),
+                        args.dry_run)
+    if not args.dry_run:
+        print_summary(stages, args.work_dir)
     return 1 if failed else 0
 
 

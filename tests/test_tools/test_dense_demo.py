@@ -11,10 +11,10 @@ from mmbcssl.cli import test as test_api
 from mmbcssl.cli import train as train_api
 from tests.conftest import REPO_ROOT
 
-DET = osp.join(REPO_ROOT, 'configs', 'mask_rcnn',
-               'bcssl-t_9x9_100e_fpn_demo.py')
-SEG = osp.join(REPO_ROOT, 'configs', 'upernet',
-               'bcssl-t_9x9_100e_upernet_demo.py')
+DET_NAME = 'mask-rcnn_bcssl-t-9x9_dino-demo-pre_fpn_1xb4-20e_coco-demo.py'
+DET = osp.join(REPO_ROOT, 'configs', 'mask_rcnn', DET_NAME)
+SEG_NAME = 'upernet_bcssl-t-9x9_dino-demo-pre_1xb4-300iter_ade20k-demo.py'
+SEG = osp.join(REPO_ROOT, 'configs', 'upernet', SEG_NAME)
 
 
 def _free_port():
@@ -67,9 +67,12 @@ def test_mask_rcnn_dist_train_two_processes_then_test(demo_data, tmp_path,
     ])
     assert code == 0
     import json
-    metrics = json.loads(out.read_text())
+    result = json.loads(out.read_text())
     for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
-        assert 0. <= metrics[key] <= 1.
+        assert 0. <= result['metrics'][key] <= 1.
+    proto = result['fingerprint']['protocol']
+    assert proto['task'] == 'coco-detection'
+    assert proto['metrics'] == ['bbox', 'segm']
 
 
 def test_upernet_demo_trains_and_tests_with_tta(demo_data, tmp_path):
@@ -95,17 +98,22 @@ def test_upernet_demo_trains_and_tests_with_tta(demo_data, tmp_path):
                               *opts])
         assert code == 0
         import json
-        assert 0. <= json.loads(out.read_text())['mIoU'] <= 100.
+        result = json.loads(out.read_text())
+        assert 0. <= result['metrics']['mIoU'] <= 100.
+        proto = result['fingerprint']['protocol']
+        assert proto['task'] == 'semantic-segmentation'
+        assert proto.get('tta', False) == bool(extra)
 
 
 def test_missing_coco_and_ade_roots_name_the_tree(tmp_path, capsys):
     cases = [
-        ('mask_rcnn/bcssl-t_9x9_100e_fpn_3x_coco.py',
+        ('mask_rcnn/mask-rcnn_bcssl-t-9x9_dino-100e-pre_fpn_'
+         '8xb2-amp-lrd-ms-crop-3x_coco.py',
          'annotations/instances_{train2017,val2017}.json'),
-        ('upernet/bcssl-t_9x9_100e_upernet_160k_ade20k.py',
+        ('upernet/upernet_bcssl-t-9x9_dino-100e-pre_'
+         '8xb2-amp-lrd-160k_ade20k-512x512.py',
          'annotations/{training,validation}/*.png'),
-        ('upernet/bcssl-t_9x9_100e_upernet_demo.py',
-         '<data_prefix.seg_map_path>'),
+        (f'upernet/{SEG_NAME}', '<data_prefix.seg_map_path>'),
     ]
     for config, tree in cases:
         code = train_api.main([
@@ -119,15 +127,16 @@ def test_missing_coco_and_ade_roots_name_the_tree(tmp_path, capsys):
         assert tree in err
 
 
-def test_demo_detects_from_the_extracted_teacher(capsys):
-    """bash tools/demo.sh: the Mask R-CNN stage starts from the backbone the
-    extraction stage wrote, on the demo COCO set."""
+def test_demo_runs_the_suite_on_the_pretrained_teacher(capsys):
+    """bash tools/demo.sh: data, DINO pre-training, the demo suite on its
+    last checkpoint (whose teacher the suite extracts), then the report."""
     from mmbcssl.cli import demo
     assert demo.main(['--dry-run', '--work-dir', 'w', '--data-root',
                       'd']) == 0
     out = capsys.readouterr().out
-    extract = out.index('extract_backbone.py')
-    det = out.index('configs/mask_rcnn/bcssl-t_9x9_100e_fpn_demo.py')
-    assert extract < det
-    assert 'model.backbone.init_cfg.checkpoint=w/bcssl-t_9x9.pth' in out
-    assert 'val_evaluator.ann_file=d/coco/annotations/' in out
+    steps = [out.index(s) for s in ('make_demo_data.py', 'train.py',
+                                    'run_suite.py', 'report.py')]
+    assert steps == sorted(steps)
+    assert 'configs/dino/bcssl-t_9x9_100e_demo.py w/dino/' in out
+    assert '--suite configs/suites/demo.py --work-dir w/suite' in out
+    assert 'train_dataloader.dataset.data_root=d/imagenet' in out

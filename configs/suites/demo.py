@@ -1,0 +1,34 @@
+# The suite on the built-in demo data (python tools/misc/make_demo_data.py),
+# on CPU in minutes: what `bash tools/demo.sh` runs on the teacher of the
+# demo DINO pre-training (configs/dino/bcssl-t_9x9_100e_demo.py). It shows
+# that every evaluation runs end to end; its numbers are not results.
+data_root = 'data/demo'
+# demo images are 96 px: centre crops of 64 after a 73-px resize (the
+# 224 / 256 ratio of the real protocol)
+knn = dict(data_root=f'{data_root}/imagenet', ks=(10, 20), img_size=64,
+           resize=73, batch_size=64, num_workers=0)
+evaluations = [
+    dict(type='KNN', name='knn', **knn),
+    dict(type='KNN', name='knn_random_init', random_init=True, **knn),
+    dict(type='LinearProbe', name='linear',
+         data_root=f'{data_root}/imagenet',
+         cfg_options=['train_dataloader.num_workers=0',
+                      'val_dataloader.num_workers=0',
+                      'test_dataloader.num_workers=0']),
+    dict(type='Robustness', name='robustness', demo=True,
+         sets=('c', 'sketch', 'r', 'a'), protocols=('official', 'authors'),
+         roots=dict(c=f'{data_root}/imagenet-c',
+                    sketch=f'{data_root}/imagenet-sketch',
+                    r=f'{data_root}/imagenet-r', a=f'{data_root}/imagenet-a'),
+         classes=f'{data_root}/imagenet/meta/classes.txt',
+         cfg_options=['test_dataloader.num_workers=0']),
+    dict(type='Transfer', name='transfer', registry='configs/transfer/demo.py',
+         preset='demo4', img_size=64, resize=73, num_workers=0),
+    dict(type='Complexity', name='complexity'),
+    # a short Mask R-CNN: 8 epochs of the 48 demo training images
+    dict(type='Finetune', name='mask_rcnn', task='mask_rcnn',
+         data_root=f'{data_root}/coco',
+         cfg_options=['train_cfg.max_epochs=8', 'train_cfg.val_interval=8',
+                      'default_hooks.checkpoint.interval=8',
+                      'param_scheduler.1.milestones=[6,7]']),
+]

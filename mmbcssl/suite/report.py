@@ -1,0 +1,429 @@
+"""Merge the results of one or many suite runs into the paper's tables
+(Markdown, CSV, LaTeX) and figures.
+
+Each table column is one protocol (:data:`mmbcssl.evaluation.paper_results.
+COLUMNS`); a cell whose fingerprint differs from the rest of its column is
+flagged with a dagger and the differing fields; a result that is not there
+is "–", never 0; published numbers appear as reference rows, marked with
+their source, and only under the column of their own protocol.
+"""
+import csv
+import io
+import json
+import os
+import os.path as osp
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+from mmbcssl.compat import atomic_write
+from mmbcssl.evaluation.fingerprint import REPO_ROOT, flag_mixed
+from mmbcssl.evaluation.paper_results import COLUMNS, load_entries
+from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
+from .context import read_json
+
+
+def _scaled(key: str, factor: float = 1.0) -> Callable:
+    """``metrics[key] * factor``, or None when the key is absent."""
+
+    def get(metrics: Dict) -> Optional[float]:
+        value = metrics.get(key)
+        return None if value is None else float(value) * factor
+
+    return get
+
+
+# column id -> (result name, value from its metrics)
+SOURCES: Dict[str, Tuple[str, Callable]] = {
+    'knn_top1': ('knn', _scaled('knn/k20_top1')),
+    'knn_random_init': ('knn_random_init', _scaled('knn/k20_top1')),
+    'linear_top1': ('linear', _scaled('accuracy/top1')),
+    'c_mce': ('robustness.c', _scaled('imagenet-c/mCE')),
+    'c_rel_mce': ('robustness.c', _scaled('imagenet-c/relative_mCE')),
+    'c_mean_error': ('robustness.c', _scaled('imagenet-c/mean_error')),
+    'c_mce_resize256': ('robustness.c_resize256', _scaled('imagenet-c/mCE')),
+    'c_mean_error_resize256': ('robustness.c_resize256',
+                               _scaled('imagenet-c/mean_error')),
+    'sketch_top1': ('robustness.sketch', _scaled('accuracy/top1')),
+    'r_top1': ('robustness.r', _scaled('accuracy/top1')),
+    'r_top1_1000way': ('robustness.r_1000way', _scaled('accuracy/top1')),
+    'a_top1': ('robustness.a', _scaled('accuracy/top1')),
+    'a_top1_1000way': ('robustness.a_1000way', _scaled('accuracy/top1')),
+    'coco_box_ap': ('mask_rcnn', _scaled('coco/bbox_mAP', 100.)),
+    'coco_mask_ap': ('mask_rcnn', _scaled('coco/segm_mAP', 100.)),
+    'ade20k_miou': ('upernet', _scaled('mIoU')),
+    'transfer_mean': ('transfer', _scaled('average')),
+    'params_m': ('complexity', _scaled('params_m')),
+    'flops_g': ('complexity', _scaled('flops_g')),
+    'throughput': ('throughput', _scaled('throughput')),
+}
+# The paper's tables, by what they show (arXiv 2312.05695: Table 5 has the
+# kernel sweep's k-NN, linear, robustness, params and FLOPs; Table 4 COCO).
+TABLES = (
+    ('k-NN and linear probe', ('knn_top1', 'knn_random_init',
+                               'linear_top1', 'transfer_mean')),
+    ('COCO and ADE20K', ('coco_box_ap', 'coco_mask_ap', 'ade20k_miou')),
+    ('Robustness', ('c_mce', 'c_rel_mce', 'c_mean_error', 'c_mce_resize256',
+                    'c_mean_error_resize256', 'sketch_top1', 'r_top1',
+                    'r_top1_1000way', 'a_top1', 'a_top1_1000way')),
+    ('Params, FLOPs, throughput, k-NN and linear',
+     ('params_m', 'flops_g', 'throughput', 'knn_top1', 'linear_top1')),
+)
+
+
+@dataclass
+class Row:
+    """One line of the tables: a suite run, or published numbers."""
+    label: str
+    values: Dict[str, float] = field(default_factory=dict)
+    fingerprints: Dict[str, Dict] = field(default_factory=dict)
+    published: bool = False
+    source: str = ''
+    kernel: Optional[int] = None
+    problems: List[Tuple[str, str, str, str]] = field(default_factory=list)
+    c_errors: Dict[Tuple[str, int], float] = field(default_factory=dict)
+    knn_curve: List[Dict] = field(default_factory=list)
+    figures: List[str] = field(default_factory=list)
+
+
+def load_run(work_dir: str) -> Row:
+    """The row of one suite work dir (``suite.json`` + ``results/``)."""
+    info = read_json(osp.join(work_dir, 'suite.json'))
+    if info is None:
+        raise ValueError(f'{work_dir} is not a suite work dir (no '
+                         'suite.json); run tools/run_suite.py first')
+    sha = (info.get('checkpoint_sha256') or 'random init')[:8]
+    label = f'{osp.splitext(osp.basename(info["config"]))[0]} @ {sha}'
+    row = Row(label)
+    results = {}
+    folder = osp.join(work_dir, 'results')
+    for name in sorted(os.listdir(folder)) if osp.isdir(folder) else []:
+        if name.endswith('.json'):
+            result = read_json(osp.join(folder, name))
+            if result:
+                results[name[:-len('.json')]] = result
+    for name, result in results.items():
+        if result.get('status') in ('missing', 'failed'):
+            row.problems.append((name, result['status'], result['reason'],
+                                 result.get('command', '')))
+    for column, (name, get) in SOURCES.items():
+        result = results.get(name)
+        if not result or result.get('status') != 'ok':
+            continue
+        value = get(result.get('metrics', {}))
+        if value is not None:
+            row.values[column] = value
+            row.fingerprints[column] = result.get('fingerprint') or {}
+    c = results.get('robustness.c', {}).get('metrics', {})
+    for key, value in c.items():
+        m = re.fullmatch(r'imagenet-c/error/(\w+)/(\d)', key)
+        if m:
+            row.c_errors[(m.group(1), int(m.group(2)))] = float(value)
+    backbone = next((fp.get('model', {}).get('backbone', '')
+                     for fp in row.fingerprints.values()), '')
+    m = re.search(r'kernel_size=(\d+)', backbone)
+    row.kernel = int(m.group(1)) if m else None
+    curve = info.get('knn_curve')
+    if curve and osp.isfile(curve):
+        with open(curve) as f:
+            row.knn_curve = json.load(f)
+    figures = osp.join(work_dir, 'figures')
+    if osp.isdir(figures):
+        row.figures = sorted(
+            osp.join(figures, f) for f in os.listdir(figures)
+            if f.endswith('.png'))
+    return row
+
+
+def published_rows(configs: List[str]) -> List[Row]:
+    """The published numbers of these pre-training configs and of the
+    downstream configs that start from them."""
+    entries = load_entries()
+    rows = []
+    for config in configs:
+        rel = osp.relpath(osp.abspath(config), REPO_ROOT) \
+            if osp.isabs(config) else config
+        linked = [e for e in entries
+                  if e.config == rel or e.metadata.get('Pre-training') == rel]
+        values, sources = {}, set()
+        for e in linked:
+            for column, (value, source) in e.results.items():
+                values.setdefault(column, value)
+                sources.add(source)
+        pre = next((e for e in entries if e.config == rel), None)
+        if pre:
+            for column, key, unit in (('params_m', 'Parameters', 'M'),
+                                      ('flops_g', 'FLOPs', 'G')):
+                text = str(pre.metadata.get(key, ''))
+                if text.endswith(unit):
+                    values[column] = float(text[:-1])
+        if values:
+            m = re.search(r'_(\d+)x\d+_', osp.basename(rel))
+            rows.append(Row(f'{osp.splitext(osp.basename(rel))[0]} '
+                            '(published)', values, published=True,
+                            source='; '.join(sorted(sources)),
+                            kernel=int(m.group(1)) if m else None))
+    return rows
+
+
+def _cell(value: Optional[float]) -> str:
+    return '–' if value is None else f'{value:.2f}'
+
+
+def table(rows: List[Row], columns: Tuple[str, ...]):
+    """(header, body rows of cell strings, footnotes) of one table; columns
+    that no row fills are left out."""
+    columns = [c for c in columns if any(c in r.values for r in rows)]
+    notes = []
+    flags: Dict[str, Dict[str, str]] = {}
+    for c in columns:
+        flags[c] = flag_mixed({r.label: r.fingerprints.get(c)
+                               for r in rows if not r.published})
+        for label, fields in flags[c].items():
+            notes.append(f'† {label}, {COLUMNS[c][0]}: measured with '
+                         f'another protocol than the rest of the column '
+                         f'({fields})')
+    header = ['Model'] + [COLUMNS[c][0] for c in columns]
+    body = []
+    for r in rows:
+        cells = [r.label + (f' [{r.source}]' if r.published else '')]
+        for c in columns:
+            cell = _cell(r.values.get(c))
+            if r.label in flags[c]:
+                cell += '†'
+            cells.append(cell)
+        body.append(cells)
+    return header, body, notes, columns
+
+
+def markdown(rows: List[Row], demo: bool = False) -> str:
+    lines = ['# Benchmark report', '']
+    if demo:
+        lines += ['**Demo data.** These numbers come from the built-in '
+                  'synthetic data sets and a few CPU minutes of training: '
+                  'they show that the pipeline runs end to end, not that '
+                  'anything was learned, and are not comparable with any '
+                  'published row.', '']
+    lines += ['Each column header names its protocol (below). "–": not '
+              'measured that way. Published rows carry their source in '
+              'brackets and appear only under the columns of their own '
+              'protocol.', '']
+    used = set()
+    for title, columns in TABLES:
+        header, body, notes, shown = table(rows, columns)
+        if not shown:
+            continue
+        used.update(shown)
+        lines += [f'## {title}', '', '| ' + ' | '.join(header) + ' |',
+                  '|---' * len(header) + '|']
+        lines += ['| ' + ' | '.join(cells) + ' |' for cells in body]
+        lines += [''] + notes + ([''] if notes else [])
+    for r in rows:
+        if r.c_errors:
+            lines += [f'## ImageNet-C error (%) of {r.label}', '',
+                      '| corruption | ' + ' | '.join(
+                          f'severity {s}' for s in SEVERITIES) + ' |',
+                      '|---' * (len(SEVERITIES) + 1) + '|']
+            for c in BENCHMARK_CORRUPTIONS:
+                lines.append(f'| {c} | ' + ' | '.join(
+                    _cell(r.c_errors.get((c, s))) for s in SEVERITIES) +
+                             ' |')
+            lines.append('')
+    problems = [(r.label, *p) for r in rows for p in r.problems]
+    if problems:
+        lines += ['## Missing results', '']
+        for label, name, status, reason, command in problems:
+            lines.append(f'- missing: {label} / {name} ({status}): '
+                         f'{reason}' + (f'. To produce it: `{command}`'
+                                        if command else ''))
+        lines.append('')
+    lines += ['## Protocols', '']
+    lines += [f'- {COLUMNS[c][0]}: {COLUMNS[c][1]}' for c in COLUMNS
+              if c in used]
+    return '\n'.join(lines) + '\n'
+
+
+def csv_tables(rows: List[Row]) -> Dict[str, str]:
+    """One CSV per table (file stem -> text)."""
+    out = {}
+    for title, columns in TABLES:
+        header, body, _, shown = table(rows, columns)
+        if not shown:
+            continue
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(header + ['published'])
+        for r, cells in zip(rows, body):
+            writer.writerow(cells + [int(r.published)])
+        stem = re.sub(r'[^a-z0-9]+', '_', title.lower()).strip('_')
+        out[stem] = buf.getvalue()
+    return out
+
+
+def latex(rows: List[Row]) -> str:
+    """The tables as LaTeX ``tabular`` environments (booktabs)."""
+
+    def esc(text: str) -> str:
+        return re.sub(r'([&%$#_{}])', r'\\\1', text).replace('–', '--')
+
+    parts = []
+    for title, columns in TABLES:
+        header, body, notes, shown = table(rows, columns)
+        if not shown:
+            continue
+        parts += [f'% {title}', '\\begin{tabular}{l' + 'r' * len(shown) +
+                  '}', '\\toprule', ' & '.join(map(esc, header)) +
+                  ' \\\\', '\\midrule']
+        parts += [' & '.join(esc(c).replace('†', '$^\\dagger$')
+                             for c in cells) + ' \\\\' for cells in body]
+        parts += ['\\bottomrule', '\\end{tabular}', '']
+        parts += [f'% {n}' for n in notes]
+    return '\n'.join(parts) + '\n'
+
+
+def figures(rows: List[Row], out_dir: str) -> List[str]:
+    """The report's PNGs; returns their paths (only those with data)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    made = []
+
+    def save(fig, name):
+        path = osp.join(out_dir, name)
+        buf = io.BytesIO()
+        fig.savefig(buf, format='png', dpi=110, bbox_inches='tight')
+        plt.close(fig)
+        atomic_write(buf.getvalue(), path)
+        made.append(path)
+
+    kernel_cols = ('knn_top1', 'linear_top1', 'c_mce',
+                   'c_mean_error_resize256', 'sketch_top1', 'r_top1',
+                   'a_top1', 'r_top1_1000way', 'a_top1_1000way')
+    with_kernel = [r for r in rows if r.kernel]
+    present = [c for c in kernel_cols if any(c in r.values
+                                             for r in with_kernel)]
+    if present:
+        fig, axes = plt.subplots(1, len(present),
+                                 figsize=(3.2 * len(present), 3),
+                                 squeeze=False)
+        for ax, c in zip(axes[0], present):
+            for published in (False, True):
+                pts = sorted((r.kernel, r.values[c]) for r in with_kernel
+                             if c in r.values and r.published == published)
+                if pts:
+                    ax.plot(*zip(*pts), 'o--' if published else 'o-',
+                            label='published' if published else 'this run')
+            ax.set_title(COLUMNS[c][0], fontsize=8)
+            ax.set_xlabel('kernel size')
+            ax.legend(fontsize=7)
+        save(fig, 'accuracy_vs_kernel.png')
+    for r in rows:
+        if r.c_errors:
+            import numpy as np
+            grid = np.array([[r.c_errors.get((c, s), np.nan)
+                              for s in SEVERITIES]
+                             for c in BENCHMARK_CORRUPTIONS])
+            fig, ax = plt.subplots(figsize=(4.5, 5))
+            im = ax.imshow(grid, cmap='magma_r', aspect='auto')
+            ax.set_xticks(range(len(SEVERITIES)), SEVERITIES)
+            ax.set_yticks(range(len(BENCHMARK_CORRUPTIONS)),
+                          BENCHMARK_CORRUPTIONS, fontsize=7)
+            ax.set_xlabel('severity')
+            ax.set_title(f'ImageNet-C top-1 error (%)\n{r.label}',
+                         fontsize=8)
+            fig.colorbar(im, ax=ax)
+            save(fig, f'imagenet_c_{_slug(r.label)}.png')
+    curves = [r for r in rows if r.knn_curve]
+    if curves:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for r in curves:
+            epochs = [p['epoch'] for p in r.knn_curve]
+            for key in sorted({k for p in r.knn_curve for k in p
+                               if k.endswith('_top1')}):
+                ax.plot(epochs, [p.get(key) for p in r.knn_curve], 'o-',
+                        label=f'{r.label} {key.split("/")[-1]}')
+        ax.set_xlabel('pre-training epoch')
+        ax.set_ylabel('k-NN top-1 (%)')
+        ax.legend(fontsize=6)
+        save(fig, 'knn_during_pretraining.png')
+    speed = [r for r in rows if 'throughput' in r.values and (
+        'linear_top1' in r.values or 'knn_top1' in r.values)]
+    if speed:
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        for r in speed:
+            y = r.values.get('linear_top1', r.values.get('knn_top1'))
+            ax.scatter(r.values['throughput'], y)
+            ax.annotate(r.label, (r.values['throughput'], y), fontsize=6)
+        ax.set_xlabel('images / s')
+        ax.set_ylabel('linear (else k-NN) top-1 (%)')
+        save(fig, 'accuracy_vs_throughput.png')
+    return made
+
+
+def _slug(text: str) -> str:
+    return re.sub(r'[^A-Za-z0-9]+', '_', text).strip('_')
+
+
+def write_report(work_dirs: List[str], out_dir: str,
+                 formats=('md', 'csv', 'tex'), with_published: bool = True,
+                 demo: Optional[bool] = None) -> Dict[str, List[str]]:
+    """Load the runs, write the report; returns ``{kind: [paths]}``."""
+    runs = [load_run(d) for d in work_dirs]
+    configs = []
+    for d in work_dirs:
+        config = read_json(osp.join(d, 'suite.json'))['config']
+        if config not in configs:
+            configs.append(config)
+    if demo is None:
+        demo = all('demo' in c for c in configs)
+    rows = runs + (published_rows(configs) if with_published else [])
+    os.makedirs(out_dir, exist_ok=True)
+    written: Dict[str, List[str]] = {}
+    pngs = figures(rows, out_dir)
+    written['figures'] = pngs
+    if 'md' in formats:
+        text = markdown(rows, demo)
+        extra = pngs + [f for r in runs for f in r.figures]
+        if extra:
+            text += '\n## Figures\n\n' + ''.join(
+                f'![{osp.basename(p)}]({osp.relpath(p, out_dir)})\n\n'
+                for p in extra)
+        path = osp.join(out_dir, 'report.md')
+        atomic_write(text, path)
+        written['md'] = [path]
+    if 'csv' in formats:
+        written['csv'] = []
+        for stem, text in csv_tables(rows).items():
+            path = osp.join(out_dir, f'{stem}.csv')
+            atomic_write(text, path)
+            written['csv'].append(path)
+    if 'tex' in formats:
+        path = osp.join(out_dir, 'tables.tex')
+        atomic_write(latex(rows), path)
+        written['tex'] = [path]
+    return written
+
+
+def summary_lines(results: Dict[str, Dict]) -> List[str]:
+    """A short account of a suite run: each evaluation's status, its main
+    numbers, and for one that did not run, why and the command."""
+    lines = ['', 'Suite results']
+    for name, r in results.items():
+        status = r.get('status', 'not run')
+        if status == 'ok':
+            shown = {
+                k: v
+                for k, v in r.get('metrics', {}).items()
+                if isinstance(v, (int, float)) and re.search(
+                    r'k20_top1|k10_top1|top1$|mAP$|mIoU|mCE$|mean_error$|'
+                    r'average|params_m$|flops_g$|throughput', k)
+            }
+            text = ', '.join(f'{k} {v:.2f}' for k, v in list(
+                shown.items())[:6])
+            lines.append(f'  {name:<26} ok      {text}')
+        else:
+            lines.append(f'  {name:<26} {status:<7} {r.get("reason", "")}')
+            if r.get('command'):
+                lines.append(f'  {"":<26}         to produce it: '
+                             f'{r["command"]}')
+    return lines

@@ -1,0 +1,178 @@
+"""Run a suite: every evaluation of a suite config for one backbone and
+checkpoint, one result file each, resumable and never overwriting.
+
+Layout of a suite work dir::
+
+    suite.json              what was evaluated (config, checkpoint, SHA)
+    results/<name>.json     one per evaluation: status, metrics, protocol
+                            fingerprint, the command that made it
+    results/superseded/     results replaced by --force, kept
+    raw/, logs/             each tool's own output and log
+    features/               the feature cache (--no-cache: none)
+    <name>/                 work dirs of trained evaluations
+    weights/                the teacher backbone extracted from a whole
+                            pre-training checkpoint
+"""
+import os
+import os.path as osp
+import shutil
+import time
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from mmbcssl.evaluation.fingerprint import (REPO_ROOT, code_version,
+                                            protocol_id)
+from mmbcssl.utils.launch import UserError
+from mmbcssl.utils.outputs import write_json
+from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
+                      read_json)
+from .evaluations import EVALUATIONS, Evaluation
+
+
+def build_evaluations(suite_config: str) -> List[Evaluation]:
+    """The evaluations of a suite config, expanded, in order.
+
+    Raises:
+        UserError: an unknown evaluation type (the message lists the known
+            ones) or a name used twice.
+    """
+    if not osp.isfile(suite_config):
+        raise UserError(f'suite config {suite_config!r} not found (the '
+                        'suites are in configs/suites/)')
+    cfg = Config.fromfile(suite_config)
+    entries = cfg.get('evaluations')
+    if not entries:
+        raise UserError(f'{suite_config}: no `evaluations` list')
+    known = sorted(EVALUATIONS.module_dict)
+    out: List[Evaluation] = []
+    for entry in entries:
+        entry = dict(entry)
+        kind = entry.pop('type', None)
+        if kind not in EVALUATIONS.module_dict:
+            raise UserError(f'{suite_config}: unknown evaluation type '
+                            f'{kind!r}; known: {", ".join(known)}')
+        try:
+            evaluation = EVALUATIONS.get(kind)(**entry)
+        except (TypeError, ValueError) as e:
+            raise UserError(f'{suite_config}: {kind}: {e}') from None
+        out += evaluation.expand()
+    names = [e.name for e in out]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f'{suite_config}: evaluation names used twice: '
+                        f'{", ".join(twice)}; give each a distinct name=')
+    return out
+
+
+class SuiteRunner:
+    """Run the evaluations of a suite for one backbone.
+
+    Args:
+        ctx (SuiteContext): Config, checkpoint, work dir, processes.
+        evaluations (list[Evaluation]): From :func:`build_evaluations`.
+        force (Sequence[str]): Names to re-run although a result with the
+            same request exists (the old result moves to
+            ``results/superseded/``).
+        only (Sequence[str], optional): Run only these (their needs must
+            have results already).
+    """
+
+    def __init__(self,
+                 ctx: SuiteContext,
+                 evaluations: List[Evaluation],
+                 force: Sequence[str] = (),
+                 only: Optional[Sequence[str]] = None) -> None:
+        names = {e.name for e in evaluations}
+        unknown = sorted(set(force) - names) + sorted(set(only or ()) -
+                                                      names)
+        if unknown:
+            raise UserError(f'unknown evaluation name(s) '
+                            f'{", ".join(unknown)}; this suite has: '
+                            f'{", ".join(sorted(names))}')
+        self.ctx = ctx
+        self.evaluations = evaluations
+        self.force = set(force)
+        self.only = set(only) if only else None
+
+    def result_path(self, name: str) -> str:
+        return self.ctx.path('results', f'{name}.json')
+
+    def check_work_dir(self) -> None:
+        """A work dir holds the results of one backbone and checkpoint;
+        another one's would be mixed in, so it is refused."""
+        info = read_json(self.ctx.path('suite.json'))
+        mine = self._identity()
+        if info and (info.get('config'), info.get('checkpoint_sha256')) != (
+                mine['config'], mine['checkpoint_sha256']):
+            raise UserError(
+                f'{self.ctx.work_dir} holds the results of '
+                f'{info.get("config")} with checkpoint SHA-256 '
+                f'{str(info.get("checkpoint_sha256"))[:12]}; use another '
+                '--work-dir for this backbone or checkpoint')
+
+    def _identity(self) -> Dict:
+        return dict(config=osp.relpath(osp.abspath(self.ctx.config),
+                                       REPO_ROOT),
+                    checkpoint=self.ctx.checkpoint,
+                    checkpoint_sha256=self.ctx.sha256)
+
+    def run(self) -> Dict[str, Dict]:
+        """Every evaluation in order; returns ``{name: result}``."""
+        self.check_work_dir()
+        os.makedirs(self.ctx.path('results'), exist_ok=True)
+        write_json(self.ctx.path('suite.json'),
+                   dict(self._identity(), code=code_version(),
+                        evaluations=[e.name for e in self.evaluations]))
+        done: Dict[str, Dict] = {}
+        for evaluation in self.evaluations:
+            done[evaluation.name] = self._one(evaluation, done)
+        if self.only is not None:  # what this invocation was asked for
+            return {k: v for k, v in done.items() if k in self.only}
+        return done
+
+    def _one(self, evaluation: Evaluation, done: Dict[str, Dict]) -> Dict:
+        name = evaluation.name
+        path = self.result_path(name)
+        old = read_json(path)
+        request = evaluation.request(self.ctx)
+        key = protocol_id(request)
+        if self.only is not None and name not in self.only:
+            return old or dict(status='not run')
+        if old and old.get('request_id') == key and old.get(
+                'status') == 'ok' and name not in self.force:
+            print_log(f'{name}: done already ({path}), skipped',
+                      logger='current')
+            return old
+        if old and (old.get('status') == 'ok' or name in self.force):
+            self._supersede(path)
+        print_log(f'{name}: running', logger='current')
+        start = time.time()
+        try:
+            result = dict(status='ok', **evaluation.run(self.ctx, done))
+        except EvaluationMissing as e:
+            result = dict(status='missing', reason=e.reason,
+                          command=e.command)
+        except EvaluationFailed as e:
+            result = dict(status='failed', reason=e.reason,
+                          command=e.command)
+        except Exception as e:  # one evaluation's bug is not the suite's
+            result = dict(status='failed',
+                          reason=f'{type(e).__name__}: {e}', command='')
+        result.update(name=name, request=request, request_id=key,
+                      seconds=round(time.time() - start, 1))
+        write_json(path, result)
+        status = result['status']
+        detail = '' if status == 'ok' else f': {result["reason"]}'
+        print_log(f'{name}: {status}{detail} ({result["seconds"]:.0f}s)',
+                  logger='current', level=20 if status == 'ok' else 30)
+        return result
+
+    def _supersede(self, path: str) -> None:
+        """Keep a result that is about to be replaced."""
+        folder = osp.join(osp.dirname(path), 'superseded')
+        os.makedirs(folder, exist_ok=True)
+        stamp = time.strftime('%Y%m%d-%H%M%S')
+        base = osp.splitext(osp.basename(path))[0]
+        shutil.move(path, osp.join(folder, f'{base}.{stamp}.json'))

@@ -1,0 +1,201 @@
+"""tools/run_suite.py and tools/report.py on the demo data with a tiny
+backbone: results with fingerprints, skipping of finished evaluations,
+--force, missing data as a row with its command, the report's tables,
+flags and figures, and bad input."""
+import json
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+from mmbcssl.cli import report as report_cli
+from mmbcssl.cli import run_suite
+from mmbcssl.suite import build_evaluations
+from mmbcssl.utils.launch import UserError
+from tests.conftest import REPO_ROOT
+
+TINY = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'tiny_classifier.py')
+SMALL_KNN = ("ks=(5, 20), img_size=32, resize=36, batch_size=40, "
+             "num_workers=0")
+
+
+def _suite(tmp_path, demo_data, extra=''):
+    path = tmp_path / 'suite.py'
+    path.write_text(
+        'evaluations = [\n'
+        f"    dict(type='KNN', name='knn', data_root='{demo_data}/imagenet',"
+        f' {SMALL_KNN}),\n'
+        f"    dict(type='KNN', name='knn_random_init', random_init=True, "
+        f"data_root='{demo_data}/imagenet', {SMALL_KNN}),\n"
+        f"    dict(type='KNN', name='knn_elsewhere', "
+        f"data_root='{tmp_path}/no_such_data', {SMALL_KNN}),\n"
+        "    dict(type='Complexity', name='complexity', img_size=32),\n"
+        # needs a linear result this suite does not have
+        "    dict(type='Robustness', name='robustness', sets=('r', ), "
+        'demo=True),\n' + extra + ']\n')
+    return str(path)
+
+
+def _save_weights(path, seed=1):
+    from mmbcssl.apis import init_backbone
+    model = init_backbone(TINY, None, seed=seed)
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in
+                               model['backbone'].state_dict().items()}},
+               str(path))
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def suite_run(demo_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('suite')
+    ckpt = _save_weights(tmp / 'weights.pth')
+    suite = _suite(tmp, demo_data)
+    work = str(tmp / 'work')
+    code = run_suite.main([TINY, ckpt, '--suite', suite, '--work-dir', work])
+    return tmp, ckpt, suite, work, code
+
+
+def _result(work, name):
+    with open(osp.join(work, 'results', f'{name}.json')) as f:
+        return json.load(f)
+
+
+def test_each_evaluation_writes_a_result_with_its_fingerprint(suite_run):
+    _, ckpt, _, work, code = suite_run
+    assert code == 1  # some evaluations could not run
+    knn = _result(work, 'knn')
+    assert knn['status'] == 'ok'
+    assert 0 <= knn['metrics']['knn/k20_top1'] <= 100
+    fp = knn['fingerprint']
+    assert fp['checkpoint']['file'] == ckpt
+    assert fp['protocol']['ks'] == [5, 20]
+    assert _result(work, 'knn_random_init')['fingerprint']['checkpoint'][
+        'weights'] == 'random init'
+    comp = _result(work, 'complexity')
+    # ResNet-18 at 8-64 channels with a 1000-class head: the head dominates
+    assert comp['metrics']['params_m'] > comp['metrics']['params_m_backbone']
+    # features were cached and shared by both k-NN runs' train banks only
+    # when the weights are the same: two entries here
+    cache = osp.join(work, 'features')
+    assert len([d for d in os.listdir(cache)]) == 4  # 2 weights x 2 splits
+
+
+def test_missing_data_and_missing_needs_become_rows(suite_run):
+    _, _, _, work, _ = suite_run
+    missing = _result(work, 'knn_elsewhere')
+    assert missing['status'] == 'missing'
+    assert 'no_such_data' in missing['reason']
+    assert 'knn_eval.py' in missing['command']
+    robust = _result(work, 'robustness.r')
+    assert robust['status'] == 'missing'
+    assert "needs the 'linear' result" in robust['reason']
+
+
+def test_a_rerun_skips_what_is_done_and_force_reruns_one(
+        suite_run, capsys):
+    tmp, ckpt, suite, work, _ = suite_run
+    before = _result(work, 'knn')
+    code = run_suite.main([TINY, ckpt, '--suite', suite, '--work-dir', work])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert 'knn: done already' in out or _result(work, 'knn') == before
+    assert _result(work, 'knn') == before  # not rewritten
+    code = run_suite.main([TINY, ckpt, '--suite', suite, '--work-dir', work,
+                           '--force', 'knn', '--only', 'knn'])
+    assert code == 0
+    again = _result(work, 'knn')
+    assert again['metrics'] == before['metrics']  # cached features
+    kept = os.listdir(osp.join(work, 'results', 'superseded'))
+    assert len(kept) == 1 and kept[0].startswith('knn.')
+
+
+def test_another_checkpoint_in_the_same_work_dir_is_refused(
+        suite_run, capsys):
+    tmp, _, suite, work, _ = suite_run
+    other = _save_weights(tmp / 'other.pth', seed=2)
+    code = run_suite.main([TINY, other, '--suite', suite, '--work-dir',
+                           work])
+    assert code == 2
+    assert 'use another --work-dir' in capsys.readouterr().err
+
+
+def test_report_tables_flags_and_figures(suite_run, tmp_path):
+    _, _, _, work, _ = suite_run
+    out = tmp_path / 'report'
+    assert report_cli.main([work, '--out', str(out)]) == 0
+    text = (out / 'report.md').read_text()
+    assert '## k-NN and linear probe' in text
+    assert 'k-NN top-1, random init' in text
+    # a result that is not there is a dash, never 0
+    assert '| Linear top-1 |' not in text.split('## Missing')[0] or '–' in text
+    assert '- missing: ' in text and 'knn_elsewhere (missing)' in text
+    assert 'knn_eval.py' in text.split('## Missing results')[1]
+    assert (out / 'tables.tex').read_text().count('\\begin{tabular}') >= 1
+    assert any(p.suffix == '.csv' for p in out.iterdir())
+    # an existing report is not replaced without --overwrite
+    assert report_cli.main([work, '--out', str(out)]) == 2
+    assert report_cli.main([work, '--out', str(out), '--overwrite']) == 0
+
+
+def test_report_flags_a_cell_of_another_protocol(suite_run, tmp_path):
+    """Two runs whose k-NN was made with another k: the odd cell is
+    flagged and the footnote names the field."""
+    import shutil
+    _, _, _, work, _ = suite_run
+    other = tmp_path / 'other'
+    shutil.copytree(work, other)
+    path = other / 'results' / 'knn.json'
+    result = json.loads(path.read_text())
+    result['fingerprint']['protocol']['temperature'] = 0.1
+    result['fingerprint']['protocol_id'] = 'changed'
+    path.write_text(json.dumps(result))
+    third = tmp_path / 'third'
+    shutil.copytree(work, third)
+    from mmbcssl.suite.report import load_run, markdown
+    rows = [load_run(work), load_run(str(other)), load_run(str(third))]
+    rows[1].label += ' (b)'
+    rows[2].label += ' (c)'
+    text = markdown(rows)
+    flagged = [line for line in text.splitlines()
+               if line.startswith('| ') and '†' in line]
+    assert flagged and all('(b)' in line for line in flagged)
+    note = next(line for line in text.splitlines() if line.startswith('† '))
+    assert '(b)' in note and 'temperature' in note
+
+
+def test_unknown_evaluation_type_lists_the_known_ones(tmp_path):
+    path = tmp_path / 's.py'
+    path.write_text("evaluations = [dict(type='KNNN')]\n")
+    with pytest.raises(UserError, match=r"unknown evaluation type 'KNNN'; "
+                       r'known: .*KNN.*LinearProbe'):
+        build_evaluations(str(path))
+
+
+def test_a_checkpoint_of_another_architecture_runs_nothing(tmp_path,
+                                                           capsys):
+    ckpt = tmp_path / 'other.pth'
+    torch.save({'state_dict': {'backbone.stem.weight': torch.zeros(1)}},
+               ckpt)
+    suite = tmp_path / 's.py'
+    suite.write_text("evaluations = [dict(type='Complexity')]\n")
+    work = tmp_path / 'w'
+    code = run_suite.main([TINY, str(ckpt), '--suite', str(suite),
+                           '--work-dir', str(work)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert 'weights missing' in err and 'convert.py' in err
+    assert not work.exists()
+
+
+@pytest.mark.parametrize('name', ['paper', 'quick', 'demo'])
+def test_shipped_suites_build(name):
+    evaluations = build_evaluations(
+        osp.join(REPO_ROOT, 'configs', 'suites', f'{name}.py'))
+    names = [e.name for e in evaluations]
+    assert 'knn' in names
+    if name != 'quick':
+        assert {'linear', 'robustness.c', 'robustness.c_resize256',
+                'robustness.a_1000way'} <= set(names)
+        # the probe runs before what needs it
+        assert names.index('linear') < names.index('robustness.c')
