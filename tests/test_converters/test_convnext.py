@@ -1,14 +1,19 @@
 """facebookresearch/ConvNeXt weights into the project's ConvNeXt-T
 (``BCSSL`` without the depthwise BN), compared with timm's ConvNeXt-T, which
 reads that layout through its own ``checkpoint_filter_fn``."""
+import glob
 import os.path as osp
 
+import pytest
 import timm
 import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, DefaultScope
 from timm.models.convnext import ConvNeXt, checkpoint_filter_fn
 
 import mmbcssl  # noqa: F401
 from mmbcssl.cli import convert
+from mmbcssl.utils.pretrained_checks import check_pretrained
 from tests.conftest import REPO_ROOT
 from tests.test_converters.sources import (convnext_timm_to_fb, dino_args,
                                            fit_to_config, load_as_pretrained,
@@ -61,3 +66,29 @@ def test_convnext_t_fits_the_project_config():
                                     'convnext-t_7x7.py'))
     assert not report.unmatched and len(report.matched) == 180
     assert report.dropped == ['head.weight', 'head.bias']
+
+
+@pytest.mark.parametrize('task', ['mask_rcnn', 'upernet'])
+def test_loads_into_the_dense_configs(tmp_path, task):
+    """A converted ConvNeXt passes the pre-flight check of the detection and
+    segmentation configs (mmdet/mmseg scope, four output stages whose extra
+    norms start fresh) and loads through their init_cfg."""
+    model = ConvNeXt(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32))
+    src, out = str(tmp_path / 'fb.pth'), str(tmp_path / 'out.pth')
+    torch.save(dict(model=convnext_timm_to_fb(model)), src)
+    assert convert.main([src, out]) == 0
+    configs = sorted(
+        glob.glob(osp.join(REPO_ROOT, 'configs', task, '*convnext*')))
+    assert configs, f'no ConvNeXt config under configs/{task}'
+    cfg = Config.fromfile(configs[0])
+    cfg.model.backbone.arch = dict(depths=[1, 1, 1, 1],
+                                   channels=[8, 16, 24, 32])
+    cfg.model.backbone.init_cfg.checkpoint = out
+    check_pretrained(cfg)  # raises on any missing or mis-shaped key
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        backbone = MODELS.build(cfg.model.backbone)  # with its init_cfg
+    backbone.init_weights()
+    given = load_output(out)['state_dict']
+    for k, v in backbone.state_dict().items():
+        if not k.startswith(('norm0.', 'norm1.', 'norm2.')):
+            assert torch.equal(v, given[f'backbone.{k}']), k
