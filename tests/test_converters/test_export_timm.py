@@ -6,12 +6,12 @@ import pytest
 import timm
 import torch
 import torchvision
+from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from timm.models import load_checkpoint
 from timm.models.convnext import ConvNeXt
 
 import mmbcssl  # noqa: F401
-from mmbcssl.apis import init_backbone
 from mmbcssl.cli import convert
 from mmbcssl.converters import ConversionError, convert_checkpoint
 from tests.conftest import REPO_ROOT
@@ -29,7 +29,7 @@ def _save_backbone(backbone, path):
 
 def test_bcssl_t_9x9_to_timm_convnext_tiny(tmp_path, capsys):
     config = osp.join(REPO_ROOT, 'configs/_base_/models/bcssl-t_9x9.py')
-    bcssl = randomize_(init_backbone(config, None)['backbone'])
+    bcssl = randomize_(MODELS.build(Config.fromfile(config).model.backbone))
     src, out = str(tmp_path / 'bb.pth'), str(tmp_path / 'timm.pth')
     _save_backbone(bcssl, src)
     assert convert.main([src, out, '--to', 'timm']) == 0
