@@ -1,0 +1,77 @@
+"""timm ``convnext_*`` and ``swin_*`` weights (state dicts, .safetensors,
+train.py checkpoints), compared with the timm model they come from. Small
+widths; the architecture is read off the weights."""
+import pytest
+import torch
+from safetensors.torch import save_file
+from timm.models.convnext import ConvNeXt
+from timm.models.swin_transformer import SwinTransformer
+
+import mmbcssl  # noqa: F401
+from mmbcssl.cli import convert
+from mmbcssl.converters import convert_checkpoint
+from tests.test_converters.sources import (dino_args, load_as_pretrained,
+                                           load_output, max_abs, randomize_)
+
+TOL = 1e-5
+
+
+@pytest.mark.parametrize('conv_mlp', [False, True])
+def test_convnext_safetensors(tmp_path, conv_mlp):
+    model = randomize_(ConvNeXt(depths=(1, 1, 2, 1), dims=(16, 24, 32, 40),
+                                kernel_sizes=(3, 5, 7, 9), conv_mlp=conv_mlp,
+                                num_classes=5))
+    src = str(tmp_path / 'model.safetensors')
+    save_file(model.state_dict(), src)
+    out = str(tmp_path / 'out.pth')
+    assert convert.main([src, out]) == 0
+    meta = load_output(out)['meta']
+    assert meta['format'] == 'timm'
+    assert meta['backbone']['kernel_size'] == [3, 5, 7, 9]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features(x),
+                                      pre_logits=True)
+        got = load_as_pretrained(out)(x)[-1]
+    assert max_abs(got, expected) <= TOL
+
+
+def test_swin_state_dict_and_train_checkpoint(tmp_path):
+    model = randomize_(SwinTransformer(
+        img_size=128, embed_dim=32, depths=(2, 2, 2, 2),
+        num_heads=(1, 2, 2, 4), window_size=4, num_classes=5))
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features(x),
+                                      pre_logits=True)
+    plain = str(tmp_path / 'pytorch_model.bin')
+    torch.save(model.state_dict(), plain)
+    # timm's train.py: the EMA is left out, as timm's validate.py does by
+    # default
+    trained = str(tmp_path / 'model_best.pth.tar')
+    torch.save(dict(epoch=3, arch='swin', state_dict=model.state_dict(),
+                    state_dict_ema={k: v * 0 for k, v in
+                                    model.state_dict().items()},
+                    optimizer={}, args=dino_args()), trained)
+    for src, extra in ((plain, []), (trained, ['--trust-checkpoint'])):
+        out = str(tmp_path / 'out.pth')
+        assert convert.main([src, out, '--overwrite', *extra]) == 0
+        cfg = load_output(out)['meta']['backbone']
+        assert cfg['arch'] == dict(embed_dims=32, depths=[2, 2, 2, 2],
+                                   num_heads=[1, 2, 2, 4])
+        assert cfg['window_size'] == 4
+        with torch.no_grad():
+            got = load_as_pretrained(out)(x)[-1].mean((2, 3))
+        assert max_abs(got, expected) <= TOL, src
+
+
+def test_train_checkpoint_reports_left_out_entries(tmp_path):
+    model = ConvNeXt(depths=(1, 1, 1, 1), dims=(8, 8, 16, 16),
+                     num_classes=3)
+    src = str(tmp_path / 'last.pth.tar')
+    torch.save(dict(epoch=1, state_dict=model.state_dict(),
+                    state_dict_ema=model.state_dict()), src)
+    result = convert_checkpoint(src)
+    assert "'state_dict_ema'" in result.report.left_out
+    assert result.report.dropped == ['head.fc.weight', 'head.fc.bias']
+    assert not result.report.missing and not result.report.unexpected
