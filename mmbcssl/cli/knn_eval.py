@@ -82,6 +82,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--channels-last', action='store_true',
                         help='run in the channels-last layout (faster for '
                         'large depthwise kernels on CPU and cuDNN)')
+    parser.add_argument(
+        '--query', metavar='ROOT',
+        help='classify the images of this robustness set instead of '
+        '<data-root>/val: <ROOT>/<wnid>/ folders (ImageNet-A/R, '
+        '<ROOT>/sketch for Sketch with --query-prefix sketch) or an '
+        'ImageNet-C tree (with --corruption and --severity); the votes are '
+        'restricted to the set\'s classes')
+    parser.add_argument('--query-prefix', default='',
+                        help='sub-folder of --query holding the classes')
+    parser.add_argument('--corruption', help='ImageNet-C corruption')
+    parser.add_argument('--severity', type=int, help='ImageNet-C severity')
+    parser.add_argument('--max-queries', type=int,
+                        help='at most this many query images, evenly '
+                        'spaced through the set')
     parser.add_argument('--out', help='write the metrics and their protocol '
                         'fingerprint as JSON (refused if it exists)')
     parser.add_argument('--overwrite', action='store_true',
@@ -100,9 +114,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def preflight(args: argparse.Namespace) -> None:
     """Everything that can be checked before a model is built."""
-    for split in ('train', 'val'):
+    for split in ('train', ) if args.query else ('train', 'val'):
         check_dataset(knn_dataset_cfg(args.data_root, split),
                       f'--data-root ({split})')
+    if args.query and not osp.isdir(osp.join(args.query, args.query_prefix)):
+        raise UserError(f'--query {args.query!r}: no such folder')
+    if (args.corruption is None) != (args.severity is None):
+        raise UserError('--corruption and --severity go together')
     if args.checkpoint and not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint {args.checkpoint!r} not found')
     if not osp.isfile(args.config):
@@ -111,6 +129,50 @@ def preflight(args: argparse.Namespace) -> None:
         raise UserError('--ks and --batch-size must be positive integers '
                         'and --temperature positive')
     refuse_existing([args.out], args.overwrite, '--out')
+
+
+def query_dataset(args: argparse.Namespace, classes: List[str]):
+    """The robustness set of ``--query`` in the label space of the train
+    bank (its class folders), with the k-NN transform; ``--max-queries``
+    keeps evenly spaced images."""
+    from mmbcssl.datasets import ImageNetC, ImageNetSubset
+    pipeline = knn_dataset_cfg('', '', args.img_size,
+                               args.resize)['pipeline']
+
+    def build(**kwargs):
+        if args.corruption:
+            return ImageNetC(args.query, args.corruption, args.severity,
+                             base_classes=classes, pipeline=pipeline,
+                             **kwargs)
+        return ImageNetSubset(data_root=args.query,
+                              data_prefix=args.query_prefix,
+                              base_classes=classes, pipeline=pipeline,
+                              **kwargs)
+
+    ds = build()
+    if args.max_queries and args.max_queries < len(ds):
+        step = len(ds) / args.max_queries
+        ds = build(indices=sorted(
+            {int(i * step) for i in range(args.max_queries)}))
+    return ds
+
+
+def knn_subset_evaluate(bank, bank_labels, queries, labels,
+                        num_classes: int, class_indices, args,
+                        dtype) -> Dict[str, float]:
+    """k-NN top-1/top-5 with the votes restricted to the query set's
+    classes (the ImageNet-A/R protocol applied to k-NN votes)."""
+    from mmbcssl.evaluation.knn import knn_classify, topk_accuracy
+    from mmbcssl.evaluation.robustness import restrict_logits
+    scores = knn_classify(bank, bank_labels, queries, num_classes,
+                          ks=args.ks, temperature=args.temperature,
+                          bank_dtype=dtype, normalized=True)
+    metrics = {}
+    for k, s in scores.items():
+        acc = topk_accuracy(restrict_logits(s, class_indices), labels,
+                            (1, 5))
+        metrics[f'knn/k{k}_top1'], metrics[f'knn/k{k}_top5'] = acc[1], acc[5]
+    return metrics
 
 
 def feature_key(args: argparse.Namespace, dataset, split: str) -> Dict:
@@ -144,6 +206,14 @@ def knn_fingerprint(args: argparse.Namespace, n_train: int, n_val: int,
         bank_dtype='float32' if args.fp32_bank else 'float16',
         class_restriction='none', images=dict(train=n_train, val=n_val),
         skipped_images=len(skipped))
+    if args.query:
+        name = osp.basename(osp.abspath(args.query))
+        if args.corruption:
+            name += f' {args.corruption}/{args.severity}'
+        protocol.update(
+            query=name, max_queries=args.max_queries,
+            class_restriction='votes restricted to the classes of the set',
+            images=dict(train=n_train, query=n_val))
     world = dist.get_world_size()
     run = dict(global_batch=args.batch_size * world, world_size=world,
                seed=args.seed, data_root=args.data_root,
@@ -182,10 +252,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         skipped: Optional[List[str]] = [] if args.skip_bad_images else None
         cache = FeatureCache(args.feature_cache, args.shard_size) \
             if args.feature_cache else None
-        banks = []
-        for split in ('train', 'val'):
+        banks, banks_classes = [], []
+        for split in ('train', 'query' if args.query else 'val'):
             ds = knn_dataset(args.data_root, split, args.img_size,
-                             args.resize)
+                             args.resize) if split != 'query' else \
+                query_dataset(args, banks_classes)
+            if split == 'train':
+                banks_classes = list(ds.metainfo['classes'])
             if dist.is_main_process():
                 print(f'extracting {split} features ({len(ds)} images)',
                       flush=True)
@@ -209,11 +282,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             return
         tr_f, tr_y, va_f, va_y = banks
         skipped = skipped or []
-        num_classes = int(max(tr_y.max(), va_y.max())) + 1
-        metrics = knn_evaluate(tr_f.to(device), tr_y, va_f, va_y,
-                               num_classes, ks=args.ks,
-                               temperature=args.temperature,
-                               bank_dtype=dtype, normalized=True)
+        if args.query:
+            metrics = knn_subset_evaluate(
+                tr_f.to(device), tr_y, va_f, va_y, len(banks_classes),
+                ds.metainfo['class_indices'], args, dtype)
+        else:
+            num_classes = int(max(tr_y.max(), va_y.max())) + 1
+            metrics = knn_evaluate(tr_f.to(device), tr_y, va_f, va_y,
+                                   num_classes, ks=args.ks,
+                                   temperature=args.temperature,
+                                   bank_dtype=dtype, normalized=True)
         which = args.checkpoint or f'random init, seed {args.seed}'
         print(f'\nk-NN ({which}, {len(tr_y)} train / {len(va_y)} val, '
               f'{dist.get_world_size()} process(es)):')

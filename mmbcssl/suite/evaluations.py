@@ -131,7 +131,7 @@ class KNN(Evaluation):
         s = dict(data_root='data/imagenet', ks=(10, 20, 100, 200),
                  temperature=0.07, img_size=224, resize=256,
                  batch_size=256, num_workers=8, random_init=False, seed=0,
-                 fast=True)
+                 fast=True, query=None)
         s.update(self.settings)
         out = self._raw(ctx)
         args = [ctx.config, '--data-root', s['data_root'], '--ks',
@@ -147,12 +147,55 @@ class KNN(Evaluation):
             args += ['--feature-cache', ctx.feature_cache]
         if s['fast']:
             args += ['--deploy', '--channels-last']
+        query = list(s['query'] or [])
+        args += query
         command = ' '.join(ctx.tool_command('knn_eval.py', args))
-        self._need_dirs(osp.join(s['data_root'], 'train'),
-                        osp.join(s['data_root'], 'val'), command=command)
+        needed = [osp.join(s['data_root'], 'train')]
+        needed.append(query[1] if query else osp.join(s['data_root'], 'val'))
+        self._need_dirs(*needed, command=command)
         command = ctx.run_tool(self.name, 'knn_eval.py', args)
         result = read_json(out)
         return dict(result, command=command)
+
+
+@EVALUATIONS.register_module()
+class KNNRobustness(Evaluation):
+    """k-NN of the robustness sets against the ImageNet train bank, votes
+    restricted to each set's classes: robustness without a trained probe,
+    on a subset of each set (one result per set, ``knn_robustness.<set>``;
+    ImageNet-C one per corruption at one severity).
+
+    Settings: ``roots`` (set -> root, sets among a, r, sketch, c),
+    ``corruptions`` (for c; default one of each category), ``severity``
+    (3), ``max_queries`` (5000 per set), and the :class:`KNN` settings.
+    """
+
+    def expand(self):
+        s = dict(roots=dict(a='data/imagenet-a', r='data/imagenet-r',
+                            sketch='data/imagenet-sketch',
+                            c='data/imagenet-c'),
+                 corruptions=('gaussian_noise', 'defocus_blur', 'snow',
+                              'jpeg_compression'),
+                 severity=3, max_queries=5000)
+        s.update(self.settings)
+        knn = {k: v for k, v in s.items()
+               if k not in ('roots', 'corruptions', 'severity',
+                            'max_queries')}
+        out = []
+        for key, root in s['roots'].items():
+            query = ['--query', root, '--max-queries', str(s['max_queries'])]
+            if key == 'sketch':
+                query += ['--query-prefix', 'sketch']
+            if key != 'c':
+                out.append(KNN(name=f'{self.name}.{key}', query=query, **knn))
+                continue
+            for corruption in s['corruptions']:
+                out.append(KNN(
+                    name=f'{self.name}.c_{corruption}',
+                    query=query + ['--corruption', corruption,
+                                   '--severity', str(s['severity'])],
+                    **knn))
+        return out
 
 
 class _TrainThenTest(Evaluation):

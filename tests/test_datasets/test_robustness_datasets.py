@@ -1,5 +1,6 @@
 """ImageNet-A/R and ImageNet-C data sets, SubsetAccuracy and the C loop, on
 tiny trees written in the real layouts."""
+import os
 import os.path as osp
 from importlib import resources
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
+from mmpretrain.registry import TRANSFORMS
 from PIL import Image
 
 import mmbcssl  # noqa: F401
@@ -128,7 +130,7 @@ def test_imagenet_c_layouts(tmp_path, layout):
         ImageNetC(str(tmp_path), 'gaussian_noise', 6, base_classes=BASE)
 
 
-def _c_runner(tmp_path, root, num_workers=0, **loop_kwargs):
+def _c_runner(tmp_path, root, num_workers=0, extra=(), **loop_kwargs):
     cfg = Config.fromfile(
         osp.join(osp.dirname(__file__), '..', 'data', 'configs',
                  'tiny_classifier.py'))
@@ -140,7 +142,7 @@ def _c_runner(tmp_path, root, num_workers=0, **loop_kwargs):
         dataset=dict(type='ImageNetC', data_root=str(root),
                      corruption='gaussian_noise', severity=1,
                      base_classes=BASE,
-                     pipeline=[dict(type='LoadImageFromFile'),
+                     pipeline=[dict(type='LoadImageFromFile'), *extra,
                                dict(type='PackInputs')]))
     cfg.test_evaluator = dict(type='SubsetAccuracy', topk=(1, ))
     cfg.test_cfg = dict(type='ImageNetCTestLoop', **loop_kwargs)
@@ -165,8 +167,9 @@ def test_c_loop_runs_every_corruption_and_reports_mce(tmp_path):
 
 
 def test_c_loop_with_workers_equals_without(tmp_path):
-    """The loop starts each pass's workers while the previous pass drains
-    (PassPrefetcher); every pass must still score its own images."""
+    """One loader serves every pass (its batches never cross a pass);
+    every pass must still score its own images, with and without
+    workers."""
     root = tmp_path / 'imagenet-c'
     _c_tree(root, corruptions=['gaussian_noise', 'fog', 'snow'],
             severities=[1, 2])
@@ -189,3 +192,93 @@ def test_c_loop_lists_missing_and_partial_is_labelled(tmp_path):
     assert metrics['imagenet-c/partial'] == 1.0
     assert 'imagenet-c/mCE' not in metrics
     assert 'imagenet-c/partial_error/fog' in metrics
+
+
+@TRANSFORMS.register_module(force=True)
+class RecordPidForTest:
+    """Appends the pid of the process that loads each image to a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, results):
+        with open(self.path, 'a') as f:
+            f.write(f'{os.getpid()}\n')
+        return results
+
+
+def test_c_loop_starts_its_workers_once(tmp_path):
+    """2 workers for 6 passes: 2 worker processes load every image (a
+    loader per pass would start 12)."""
+    root = tmp_path / 'imagenet-c'
+    _c_tree(root, corruptions=['gaussian_noise', 'fog', 'snow'],
+            severities=[1, 2])
+    pids = tmp_path / 'pids.txt'
+    _c_runner(tmp_path, root, num_workers=2, allow_partial=True,
+              extra=[dict(type='RecordPidForTest', path=str(pids))]).test()
+    seen = pids.read_text().split()
+    assert len(seen) == 6 * 2  # every image once
+    assert len(set(seen)) == 2 and str(os.getpid()) not in seen
+
+
+def test_pass_batches_shard_like_mmengine_default_sampler():
+    """Each process's share of each pass is DefaultSampler's (no shuffle,
+    round up), so the evaluator gathers and truncates as it would."""
+    from mmengine.dataset import DefaultSampler
+
+    from mmbcssl.engine.runner.pass_batches import PassBatchSampler
+    lengths = [5, 3, 8]
+    for world in (1, 2, 3):
+        for rank in range(world):
+            sampler = PassBatchSampler(lengths, batch_size=2, rank=rank,
+                                       world_size=world)
+            offset = 0
+            for k, n in enumerate(lengths):
+                ref = DefaultSampler(list(range(n)), shuffle=False,
+                                     round_up=True)
+                ref.rank, ref.world_size = rank, world
+                ref.num_samples = -(-n // world)
+                ref.total_size = ref.num_samples * world
+                mine = [i - offset for b, p in zip(sampler.batches,
+                                                   sampler.pass_of_batch)
+                        if p == k for i in b]
+                assert mine == list(ref), (world, rank, k)
+                assert all(len(b) <= 2 for b in sampler.batches)
+                offset += n
+
+
+def test_c_loop_continues_after_an_interruption(tmp_path, monkeypatch):
+    """With pass_results_dir, a run stopped after some passes continues
+    with the rest, and its metrics equal an uninterrupted run's."""
+    from mmbcssl.engine.runner import imagenet_c_loop
+    root = tmp_path / 'imagenet-c'
+    _c_tree(root, corruptions=['gaussian_noise', 'fog', 'snow'],
+            severities=[1, 2])
+    full = _c_runner(tmp_path, root, allow_partial=True).test()
+    store = tmp_path / 'passes'
+    real_end = imagenet_c_loop.ImageNetCTestLoop._end_pass
+    ended = []
+
+    def stop_after_three(self, todo, k, *args):
+        real_end(self, todo, k, *args)
+        ended.append(todo[k])
+        if len(ended) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(imagenet_c_loop.ImageNetCTestLoop, '_end_pass',
+                        stop_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        _c_runner(tmp_path, root, allow_partial=True,
+                  pass_results_dir=str(store)).test()
+    assert len(list(store.rglob('*.json'))) == 3
+    monkeypatch.setattr(imagenet_c_loop.ImageNetCTestLoop, '_end_pass',
+                        real_end)
+    resumed_passes = []
+    monkeypatch.setattr(
+        imagenet_c_loop.ImageNetCTestLoop, '_end_pass',
+        lambda self, todo, k, *a: (resumed_passes.append(todo[k]),
+                                   real_end(self, todo, k, *a)))
+    again = _c_runner(tmp_path, root, allow_partial=True,
+                      pass_results_dir=str(store)).test()
+    assert len(resumed_passes) == 3 and not set(resumed_passes) & set(ended)
+    assert again == full

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import mmbcssl  # noqa: F401
@@ -207,3 +208,43 @@ def test_feature_cache_is_shared_resumable_and_repairs(demo_data, tmp_path,
     out = capsys.readouterr().out
     assert '3 shards reused, 2 extracted' in out
     assert FeatureCache(str(cache)).size_bytes() > 0
+
+
+def test_knn_on_a_robustness_subset(demo_data, tmp_path):
+    """--query: the demo's R-style set classified against the ImageNet-
+    style train bank, votes restricted to its classes; equal to the same
+    arithmetic done by hand on the extracted features."""
+    from mmbcssl.evaluation.features import extract_features, knn_dataset
+    from mmbcssl.evaluation.knn import knn_classify
+    root = osp.join(demo_data, 'imagenet')
+    ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
+    out = tmp_path / 'r.json'
+    assert knn_eval.main([CONFIG, '--data-root', root, '--checkpoint', ckpt,
+                          *SMALL, '--query', f'{demo_data}/imagenet-r',
+                          '--out', str(out)]) == 0
+    result = json.loads(out.read_text())
+    proto = result['fingerprint']['protocol']
+    assert proto['query'] == 'imagenet-r'
+    assert proto['class_restriction'].startswith('votes restricted')
+    n_r = sum(len(f) for _, _, f in os.walk(f'{demo_data}/imagenet-r'))
+    assert proto['images'] == dict(train=80, query=n_r)
+
+    model = init_backbone(CONFIG, ckpt)
+    train = knn_dataset(root, 'train', 32, 36)
+    bank, bank_y = extract_features(model, train, 40, normalize=True,
+                                    dtype=torch.float16)
+    args = knn_eval.parse_args([CONFIG, '--query',
+                                f'{demo_data}/imagenet-r', *SMALL])
+    query = knn_eval.query_dataset(args, list(train.metainfo['classes']))
+    q, q_y = extract_features(model, query, 40, normalize=True,
+                              dtype=torch.float16)
+    cols = list(query.metainfo['class_indices'])
+    scores = knn_classify(bank, bank_y, q, 10, ks=[5],
+                          bank_dtype=torch.float16, normalized=True)[5]
+    expected = 100 * (scores[:, cols].argmax(1) == q_y).double().mean()
+    assert result['metrics']['knn/k5_top1'] == pytest.approx(
+        float(expected))
+    # --max-queries keeps evenly spaced images
+    args.max_queries = 3
+    assert len(knn_eval.query_dataset(
+        args, list(train.metainfo['classes']))) == min(3, n_r)

@@ -18,7 +18,8 @@ from mmpretrain.registry import LOOPS
 
 from mmbcssl.compat import atomic_write
 from mmbcssl.datasets.imagenet_c import scan_tree
-from mmbcssl.engine.runner.pass_prefetch import PassPrefetcher
+from mmbcssl.engine.runner.pass_batches import (PassBatchSampler,
+                                                PassConcatDataset)
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            EXTRA_CORRUPTIONS, SEVERITIES,
                                            corruption_errors)
@@ -103,19 +104,48 @@ class ImageNetCTestLoop(TestLoop):
     def _loader_cfg(self, corruption: str, severity: int) -> Dict:
         return pass_loader_cfg(self.template, corruption, severity)
 
-    def _build_pass_loader(self, k: int):
-        if k == 0 and self.plan[0] == self._first:
-            return self.dataloader
-        return self.runner.build_dataloader(
-            self._loader_cfg(*self.plan[k]), seed=self.runner.seed)
+    def _pass_dataset(self, corruption: str, severity: int):
+        from mmpretrain.registry import DATASETS
+        if (corruption, severity) == self._first:
+            return self.dataloader.dataset  # built by TestLoop already
+        return DATASETS.build(
+            self._loader_cfg(corruption, severity)['dataset'])
 
-    def _evaluate_pass(self, dataloader, batches) -> float:
-        """Top-1 error in [0, 1] of one corruption/severity."""
-        self.evaluator.dataset_meta = dataloader.dataset.metainfo
-        for idx, data_batch in enumerate(batches):
-            self.run_iter(idx, data_batch)
-        metrics = self.evaluator.evaluate(len(dataloader.dataset))
-        self.images_evaluated += len(dataloader.dataset)
+    def _all_passes_loader(self, passes: List[tuple]):
+        """One loader over every pass (see :mod:`.pass_batches`): the data
+        workers start once for the whole run. Data sets are built in
+        threads (folder scans)."""
+        from concurrent.futures import ThreadPoolExecutor
+        from functools import partial
+
+        from mmengine.dataset.utils import worker_init_fn
+        from mmengine.dist import get_dist_info
+        from mmengine.registry import FUNCTIONS
+        from torch.utils.data import DataLoader
+
+        with ThreadPoolExecutor(4) as pool:
+            datasets = list(pool.map(lambda p: self._pass_dataset(*p),
+                                     passes))
+        cfg = dict(self.template)
+        rank, world = get_dist_info()
+        sampler = PassBatchSampler([len(d) for d in datasets],
+                                   cfg.get('batch_size', 1), rank, world)
+        collate = dict(cfg.get('collate_fn') or dict(type='pseudo_collate'))
+        collate_fn = FUNCTIONS.get(collate.pop('type'))
+        workers = cfg.get('num_workers', 0)
+        loader = DataLoader(
+            PassConcatDataset(datasets), batch_sampler=sampler,
+            num_workers=workers, pin_memory=cfg.get('pin_memory', False),
+            collate_fn=partial(collate_fn, **collate),
+            worker_init_fn=partial(worker_init_fn, num_workers=workers,
+                                   rank=rank, seed=self.runner.seed)
+            if workers else None)
+        return datasets, sampler, loader
+
+    def _finish_pass(self, dataset) -> float:
+        """Top-1 error in [0, 1] of the pass just run."""
+        metrics = self.evaluator.evaluate(len(dataset))
+        self.images_evaluated += len(dataset)
         top1 = next(v for k, v in metrics.items() if k.endswith('top1'))
         return 1.0 - float(top1) / 100.0
 
@@ -163,29 +193,42 @@ class ImageNetCTestLoop(TestLoop):
                       'with the rest', logger='current')
         todo = [p for p in self.plan if p not in kept]
         self.plan = [p for p in self.plan if p in kept] + todo
-        first = len(kept)
-        # the next pass's loader is built, and its workers started, while
-        # this pass runs
-        passes = PassPrefetcher(lambda k: self._build_pass_loader(first + k),
-                                len(todo)) if todo else []
-        for i, loader, batches in passes:
-            corruption, severity = todo[i]
-            before = self.images_evaluated
-            err = self._evaluate_pass(loader, batches)
-            errors.setdefault(corruption, {})[severity] = err
-            if store and is_main_process():
-                atomic_write(
-                    json.dumps(dict(error=err,
-                                    images=self.images_evaluated - before)),
-                    osp.join(store, f'{corruption}_{severity}.json'))
-            print_log(
-                f'ImageNet-C {corruption}/{severity}: top-1 error '
-                f'{100 * err:.2f}% ({first + i + 1}/{len(self.plan)})',
-                logger='current')
+        if todo:
+            self._run_passes(todo, errors, store, first=len(kept))
         metrics = self._summarise(errors)
         self.runner.call_hook('after_test_epoch', metrics=metrics)
         self.runner.call_hook('after_test')
         return metrics
+
+    def _run_passes(self, todo: List[tuple], errors: Dict, store,
+                    first: int) -> None:
+        datasets, sampler, loader = self._all_passes_loader(todo)
+        current, idx = 0, 0
+        for b, data_batch in enumerate(loader):
+            k = sampler.pass_of_batch[b]  # batches never cross a pass
+            while current < k:
+                self._end_pass(todo, current, datasets, errors, store, first)
+                current, idx = current + 1, 0
+            if idx == 0:
+                self.evaluator.dataset_meta = datasets[k].metainfo
+            self.run_iter(idx, data_batch)
+            idx += 1
+        while current < len(todo):
+            self._end_pass(todo, current, datasets, errors, store, first)
+            current += 1
+
+    def _end_pass(self, todo, k, datasets, errors, store, first) -> None:
+        corruption, severity = todo[k]
+        err = self._finish_pass(datasets[k])
+        errors.setdefault(corruption, {})[severity] = err
+        if store and is_main_process():
+            atomic_write(
+                json.dumps(dict(error=err, images=len(datasets[k]))),
+                osp.join(store, f'{corruption}_{severity}.json'))
+        print_log(
+            f'ImageNet-C {corruption}/{severity}: top-1 error '
+            f'{100 * err:.2f}% ({first + k + 1}/{len(self.plan)})',
+            logger='current')
 
     def _summarise(self, errors: Dict[str, Dict[int, float]]) -> dict:
         if not self.missing:
