@@ -19,6 +19,7 @@ import torch
 from mmbcssl.apis.inference import strip_wrappers
 from mmbcssl.compat import TRUST_ENV, atomic_write, safe_torch_load
 from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.utils.outputs import refuse_existing
 
 # Where the backbone lives in each algorithm's state dict.
 SOURCES = {'teacher': 'teacher.backbone.', 'student': 'backbone.'}
@@ -49,6 +50,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('out', help='output .pth with backbone.* weights')
     parser.add_argument('--student', action='store_true',
                         help='take the student instead of the teacher')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing output file')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='allow arbitrary pickled objects (trusted '
                         'files only)')
@@ -57,6 +60,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
         if not osp.isfile(args.checkpoint):
             raise UserError(f'checkpoint {args.checkpoint!r} not found')
+        refuse_existing([args.out], args.overwrite, 'out')
         if args.trust_checkpoint:
             os.environ[TRUST_ENV] = '1'
         ckpt = safe_torch_load(args.checkpoint, map_location='cpu')

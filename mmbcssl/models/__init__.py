@@ -1,1 +1,1 @@
-from . import backbones, heads, losses, necks, selfsup  # noqa: F401
+from . import backbones, heads, losses, selfsup  # noqa: F401

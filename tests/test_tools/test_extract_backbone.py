@@ -57,3 +57,15 @@ def test_not_a_pretraining_checkpoint(tmp_path, capsys):
     assert eb.main([path, str(tmp_path / 'o.pth')]) == 2
     err = capsys.readouterr().err
     assert 'teacher.backbone.' in err and "'head'" in err
+
+
+def test_existing_output_is_kept(tmp_path, capsys):
+    ckpt, out = str(tmp_path / 'c.pth'), str(tmp_path / 'bb.pth')
+    _dino_checkpoint(ckpt)
+    assert eb.main([ckpt, out]) == 0
+    before = open(out, 'rb').read()
+    assert eb.main([ckpt, out, '--student']) == 2
+    assert '--overwrite' in capsys.readouterr().err
+    assert open(out, 'rb').read() == before
+    assert eb.main([ckpt, out, '--student', '--overwrite']) == 0
+    assert open(out, 'rb').read() != before
