@@ -33,23 +33,16 @@ from mmpretrain.models.backbones.convnext import ConvNeXtBlock
 from mmpretrain.models.utils import LayerNorm2d, build_norm_layer
 from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 ARCHS = ('tiny', 'small', 'base')
 
 
-def fuse_conv_bn(conv: nn.Conv2d, bn: nn.Module):
-    """Weight and bias of ``bn(conv(x))`` as one convolution (eval mode).
-
-    ``bn(y) = gamma * (y - mean) / sqrt(var + eps) + beta``, so the kernel
-    is scaled by ``gamma / std`` per output channel and the bias becomes
-    ``(b - mean) * gamma / std + beta``.
-    """
-    std = (bn.running_var + bn.eps).sqrt()
-    scale = bn.weight / std  # [C]
-    weight = conv.weight * scale.reshape(-1, 1, 1, 1)  # [C, 1, k, k]
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(
-        bn.running_mean)
-    return weight, (bias - bn.running_mean) * scale + bn.bias
+def _fold_bn(conv: nn.Conv2d, bn: _BatchNorm):
+    """Weight and bias of ``bn(conv(x))`` as one convolution (eval mode),
+    by PyTorch's own fold (``torch.nn.utils.fusion``)."""
+    return fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean,
+                                bn.running_var, bn.eps, bn.weight, bn.bias)
 
 
 @MODELS.register_module(name='LN2dKeepLayout')
@@ -178,9 +171,9 @@ class BCSSLBlock(ConvNeXtBlock):
         if self.deploy or isinstance(self.dw_norm, nn.Identity):
             self.deploy = True
             return
-        weight, bias = fuse_conv_bn(self.depthwise_conv, self.dw_norm)
+        weight, bias = _fold_bn(self.depthwise_conv, self.dw_norm)
         if self.small_conv is not None:
-            w_small, b_small = fuse_conv_bn(self.small_conv, self.small_norm)
+            w_small, b_small = _fold_bn(self.small_conv, self.small_norm)
             pad = (self.kernel_size - self.small_conv.kernel_size[0]) // 2
             weight = weight + F.pad(w_small, [pad] * 4)  # centred
             bias = bias + b_small
