@@ -45,10 +45,14 @@ def _fold_bn(conv: nn.Conv2d, bn: _BatchNorm):
                                 bn.running_var, bn.eps, bn.weight, bn.bias)
 
 
-@MODELS.register_module(name='LN2dKeepLayout')
+@MODELS.register_module(name=['LayerNorm2dKeepLayout', 'LN2dKeepLayout'])
 class LayerNorm2dKeepLayout(LayerNorm2d):
     """mmpretrain's ``LayerNorm2d`` that returns channels_last input as
     channels_last.
+
+    Registered under its class name and under the short name
+    ``'LN2dKeepLayout'`` (after mmpretrain's ``'LN2d'``): a ``norm_cfg``
+    naming either builds this class.
 
     mmpretrain's version ends in ``.contiguous()``, which turns a
     channels_last map into an NCHW one; the next convolution then converts
@@ -220,7 +224,7 @@ class BCSSL(ConvNeXt):
             e.g. to load a checkpoint saved after :meth:`switch_to_deploy`.
             Defaults to False.
         **kwargs: Passed to mmpretrain's ``ConvNeXt`` (``norm_cfg``, by
-            default ``dict(type='LN2dKeepLayout', eps=1e-6)``,
+            default ``dict(type='LayerNorm2dKeepLayout', eps=1e-6)``,
             ``init_cfg``, ``stem_patch_size``, ...).
 
     Note:
@@ -259,7 +263,8 @@ class BCSSL(ConvNeXt):
         self.norm_eval = norm_eval
         self.deploy = deploy
         # mmpretrain's default norm (LN2d, eps 1e-6), keeping channels_last.
-        kwargs.setdefault('norm_cfg', dict(type='LN2dKeepLayout', eps=1e-6))
+        kwargs.setdefault('norm_cfg',
+                          dict(type='LayerNorm2dKeepLayout', eps=1e-6))
         # ConvNeXt builds stem, downsampling, norms and 7x7 stages; the
         # stages are rebuilt below with BC-SSL blocks.
         super().__init__(

@@ -217,8 +217,14 @@ def test_cpu_channels_last_pointwise_path_trains_the_same():
 @pytest.mark.parametrize('channels_last', [True, False])
 def test_keep_layout_norm_matches_mmpretrain(channels_last):
     from mmpretrain.models.utils import LayerNorm2d
+    from mmpretrain.registry import MODELS
 
     from mmbcssl.models.backbones.bcssl import LayerNorm2dKeepLayout
+    # found by its class name and by the short name
+    for name in ('LayerNorm2dKeepLayout', 'LN2dKeepLayout'):
+        assert MODELS.get(name) is LayerNorm2dKeepLayout
+    assert isinstance(BCSSL(arch=TINY).downsample_layers[0][1],
+                      LayerNorm2dKeepLayout)
     ref = LayerNorm2d(16, eps=1e-6)
     ref.weight.data.normal_()
     ref.bias.data.normal_()
