@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Thin wrapper: see :mod:`mmbcssl.utils.dino_iter_benchmark`."""
-from mmbcssl.utils.dino_iter_benchmark import main
+"""Thin wrapper: see :mod:`mmbcssl.benchmarks.dino_iter`."""
+import sys
+
+from mmbcssl.benchmarks.dino_iter import main
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

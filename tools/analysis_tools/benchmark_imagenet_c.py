@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Thin wrapper: see :mod:`mmbcssl.utils.imagenet_c_benchmark`."""
+"""Thin wrapper: see :mod:`mmbcssl.benchmarks.imagenet_c_loading`."""
 import sys
 
-from mmbcssl.utils.imagenet_c_benchmark import main
+from mmbcssl.benchmarks.imagenet_c_loading import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Thin wrapper: see :mod:`mmbcssl.utils.knn_benchmark`."""
-from mmbcssl.utils.knn_benchmark import main
+"""Thin wrapper: see :mod:`mmbcssl.benchmarks.knn`."""
+import sys
+
+from mmbcssl.benchmarks.knn import main
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,22 +1,35 @@
-"""Training and inference speed of detectors and segmentors, side by side.
+"""Training or inference speed and peak memory of dense models, side by side.
 
-Synthetic batches at a fixed size (1333 x 800 by default, the COCO test
+``tools/analysis_tools/benchmark_dense.py``: detectors and segmentors on
+synthetic batches at a fixed size (1333 x 800 by default, the COCO test
 scale) so that only the model differs: random images with a few random
 boxes and masks (mmdet's own ``demo_mm_inputs``), or random label maps for
-segmentors. Timing is round-robin over the models, as in
-:func:`mmbcssl.utils.analysis.benchmark`. Peak memory: on CUDA the peak
-allocated per model in this process; on CPU the peak resident memory of a
-fresh subprocess that runs the same steps for one model (the process-wide
-peak cannot be split between models).
+segmentors. Timing is round-robin over the models
+(:func:`~.common.round_robin`). Peak memory: on CUDA the peak allocated per
+model in this process; on CPU the peak resident memory of a fresh
+subprocess that runs the same steps for one model (the process-wide peak
+cannot be split between models). SyncBN layers run as plain BN (one
+process): what each GPU computes locally, without the all-reduce.
+
+Models are configs as in ``benchmark.py`` (``CONFIG[+deploy][,key=value
+...]``), e.g. Mask R-CNN with BC-SSL-T vs Swin-T at 1333 x 800::
+
+    python tools/analysis_tools/benchmark_dense.py \\
+        configs/mask_rcnn/bcssl-t_9x9_100e_fpn_3x_coco.py \\
+        configs/mask_rcnn/swin-t_dino_300e_fpn_3x_coco.py \\
+        --mode train --batch-size 2 --out bench_det.json
 """
-import statistics
-import time
-from typing import Any, Dict, Sequence, Tuple
+import argparse
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-from .analysis import _sync, build_model
+from mmbcssl.utils.launch import run_cli
+from .common import (build_model, format_table, machine_info,
+                     parse_model_spec, peak_memory_mb, reset_peak_memory,
+                     round_robin, spread, subprocess_peak_mb, sync,
+                     write_json)
 
 
 def synthetic_batch(model: nn.Module, batch_size: int,
@@ -46,7 +59,7 @@ def synthetic_batch(model: nn.Module, batch_size: int,
     return dict(inputs=inputs, data_samples=samples)
 
 
-class _Step:
+class DenseStep:
     """One training step (forward, loss, backward, optimizer) or one
     inference pass of ``model`` on a fixed batch."""
 
@@ -87,7 +100,7 @@ class _Step:
 
 def build_step(spec: Tuple[str, bool, dict], batch_size: int,
                img_shape: Tuple[int, int], mode: str, device: str,
-               channels_last: bool = False, amp: bool = False) -> _Step:
+               channels_last: bool = False, amp: bool = False) -> DenseStep:
     config, deploy, overrides = spec
     if mode == 'train' and deploy:
         raise ValueError(f'{config}+deploy: deploy mode is for inference '
@@ -105,11 +118,11 @@ def build_step(spec: Tuple[str, bool, dict], batch_size: int,
         # do the same head work and only the backbone differs.
         roi_head.test_cfg.score_thr = 0.
     batch = synthetic_batch(model, batch_size, img_shape)
-    return _Step(model, batch, mode, torch.device(device), channels_last,
-                 amp)
+    return DenseStep(model, batch, mode, torch.device(device),
+                     channels_last, amp)
 
 
-def benchmark_dense(steps: Dict[str, _Step],
+def benchmark_dense(steps: Dict[str, DenseStep],
                     batch_size: int,
                     warmup: int = 1,
                     repeats: int = 3) -> Dict[str, Dict[str, Any]]:
@@ -120,30 +133,20 @@ def benchmark_dense(steps: Dict[str, _Step],
         'peak_mem_mb'}`` (iterations/s; peak memory on CUDA only).
     """
     cuda = any(next(s.model.parameters()).is_cuda for s in steps.values())
+    dev = torch.device('cuda' if cuda else 'cpu')
     peaks = {}
-    for name, step in steps.items():
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
+    for name, step in steps.items():  # the warm-up holds each one's peak
+        reset_peak_memory(dev)
         for _ in range(warmup):
             step()
-        _sync(torch.device('cuda' if cuda else 'cpu'))
-        if cuda:
-            peaks[name] = torch.cuda.max_memory_allocated() / 2**20
-    samples = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            dev = torch.device('cuda' if cuda else 'cpu')
-            _sync(dev)
-            start = time.perf_counter()
-            step()
-            _sync(dev)
-            samples[name].append(1. / (time.perf_counter() - start))
+        sync(dev)
+        peaks[name] = peak_memory_mb(dev)
+    seconds = round_robin(steps, repeats, device=dev)
     out = {}
-    for name, s in samples.items():
-        med = statistics.median(s)
-        out[name] = dict(median=med, min=min(s), max=max(s), samples=s,
-                         img_per_s=med * batch_size,
-                         peak_mem_mb=peaks.get(name))
+    for name, s in seconds.items():
+        out[name] = spread([1. / t for t in s])
+        out[name].update(img_per_s=out[name]['median'] * batch_size,
+                         peak_mem_mb=peaks[name])
     return out
 
 
@@ -153,29 +156,74 @@ def cpu_peak_memory(spec_text: str, batch_size: int,
     """Peak resident memory (MiB) of a fresh process building
     ``spec_text`` and running ``steps`` steps, minus its peak before the
     model was built (Linux only)."""
-    from mmbcssl.utils.memory import subprocess_peak_mb
     work = (f'step = build_step(parse_model_spec({spec_text!r}), '
             f'{batch_size}, {tuple(img_shape)!r}, {mode!r}, "cpu")\n'
             f'for _ in range({steps}): step()')
     return subprocess_peak_mb(
         'import mmbcssl\n'
-        'from mmbcssl.utils.analysis import parse_model_spec\n'
-        'from mmbcssl.utils.dense_benchmark import build_step', work,
-        spec_text)
+        'from mmbcssl.benchmarks.common import parse_model_spec\n'
+        'from mmbcssl.benchmarks.dense import build_step', work, spec_text)
 
 
 def format_dense(results: Dict[str, Dict[str, Any]], names: Sequence[str],
                  mode: str) -> str:
+    """The results of :func:`benchmark_dense` as a table, with each
+    model's speed relative to the first of ``names``."""
     first = results[names[0]]['median']
-    width = max(len(n) for n in names)
-    lines = [f'{"model":<{width}}  {mode} it/s  [min, max]        img/s  '
-             f'peak MiB  vs {names[0]}']
+    rows = []
     for n in names:
         r = results[n]
         mem = r.get('peak_mem_mb')
-        mem = f'{mem:8.0f}' if mem is not None else '       -'
-        lines.append(f'{n:<{width}}  {r["median"]:9.3f}  '
-                     f'[{r["min"]:.3f}, {r["max"]:.3f}]  '
-                     f'{r["img_per_s"]:7.2f}  {mem}  '
-                     f'{r["median"] / first:6.3f}x')
-    return '\n'.join(lines)
+        rows.append([
+            n, f'{r["median"]:.3f}', f'[{r["min"]:.3f}, {r["max"]:.3f}]',
+            f'{r["img_per_s"]:.2f}', '-' if mem is None else f'{mem:.0f}',
+            f'{r["median"] / first:.3f}x'
+        ])
+    return format_table([
+        'model', f'{mode} it/s', '[min, max]', 'img/s', 'peak MiB',
+        f'vs {names[0]}'
+    ], rows, align='lrrrrl')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('models', nargs='+', help='CONFIG[+deploy][,k=v...]')
+    parser.add_argument('--mode', choices=['train', 'infer'],
+                        default='train')
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--img-shape', type=int, nargs=2,
+                        default=[800, 1333], metavar=('H', 'W'))
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--amp', action='store_true')
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--no-memory', action='store_true',
+                        help='CPU: skip the per-model peak-memory runs')
+    parser.add_argument('--out', help='write the results as JSON')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+
+    def run() -> None:
+        shape = tuple(args.img_shape)
+        steps = {
+            text: build_step(parse_model_spec(text), args.batch_size, shape,
+                             args.mode, args.device, args.channels_last,
+                             args.amp)
+            for text in args.models
+        }
+        results = benchmark_dense(steps, args.batch_size, args.warmup,
+                                  args.repeats)
+        if args.device == 'cpu' and not args.no_memory:
+            for text in args.models:
+                results[text]['peak_mem_mb'] = cpu_peak_memory(
+                    text, args.batch_size, shape, args.mode)
+        print(format_dense(results, args.models, args.mode))
+        if args.out:
+            write_json(args.out, dict(meta=dict(vars(args), **machine_info()),
+                                      results=results))
+
+    return run_cli(run)

@@ -1,7 +1,8 @@
 """How fast the ImageNet-C evaluation can be fed: data loading alone.
 
-ImageNet-C is 75 passes over 50,000 images. This measures the loading side
-of :class:`mmbcssl.engine.runner.ImageNetCTestLoop` with the robustness
+``tools/analysis_tools/benchmark_imagenet_c.py``. ImageNet-C is 75 passes
+over 50,000 images. This measures the loading side of
+:class:`mmbcssl.engine.runner.ImageNetCTestLoop` with the robustness
 config's own dataset, pipeline and loader settings, and a stand-in for the
 model (a fixed time per batch, or nothing), in two modes measured side by
 side: one loader after the other (``sequential``) and the loop's
@@ -21,11 +22,9 @@ to decode as the benchmark's).
         [--root data/imagenet-c] [--device cuda] [--out c_loading.json]
 """
 import argparse
-import json
 import os
 import os.path as osp
 import statistics
-import sys
 import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -39,6 +38,8 @@ from mmbcssl.datasets.imagenet_c import scan_tree
 from mmbcssl.engine.runner import PassPrefetcher
 from mmbcssl.engine.runner.imagenet_c_loop import pass_loader_cfg
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
+from mmbcssl.utils.launch import UserError, run_cli
+from .common import format_table, round_robin, sync, timed, write_json
 
 CONFIG = 'configs/robustness/imagenet-c.py'
 MODES = ('sequential', 'overlapped')
@@ -52,7 +53,7 @@ def make_tree(root: str, passes: int, images: int, classes: int = 10,
     import cv2
 
     from mmbcssl.datasets.imagenet_subset import IMAGENET_1K, load_wnids
-    from mmbcssl.datasets.pipeline_benchmark import synthetic_images
+    from .pipeline import synthetic_images
     plan = [(c, s) for c in BENCHMARK_CORRUPTIONS for s in SEVERITIES]
     if not 1 <= passes <= len(plan):
         raise ValueError(f'passes must be in [1, {len(plan)}], got {passes}')
@@ -88,12 +89,11 @@ def _loader_builder(config: Config, root: str, plan, batch_size: int,
 
 
 def _consume(prefetcher: PassPrefetcher, device: torch.device,
-             model_s: float) -> Tuple[int, float, List[float]]:
-    """Images, seconds, and, per pass boundary, the time from the end of
-    the last batch of a pass to the arrival of the next pass's first batch
-    (building the next loader included)."""
+             model_s: float) -> Tuple[int, List[float]]:
+    """Images, and, per pass boundary, the time from the end of the last
+    batch of a pass to the arrival of the next pass's first batch (building
+    the next loader included)."""
     count, stalls = 0, []
-    start = time.perf_counter()
     done = None  # when the consumer finished the previous batch
     for _, _, batches in prefetcher:
         for i, batch in enumerate(batches):
@@ -104,28 +104,29 @@ def _consume(prefetcher: PassPrefetcher, device: torch.device,
             inputs = inputs.to(device, non_blocking=True)
             if model_s:
                 time.sleep(model_s)
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device)
+            sync(device)
             count += inputs.shape[0]
             done = time.perf_counter()
-    return count, time.perf_counter() - start, stalls
+    return count, stalls
 
 
 def per_worker_rate(build) -> Tuple[float, int]:
     """Images/s of the dataset + pipeline in this process (one worker's
     rate) over every image of the first pass, and that pass's size."""
     dataset = build(0).dataset
-    start = time.perf_counter()
-    for i in range(len(dataset)):
-        dataset[i]
-    return len(dataset) / (time.perf_counter() - start), len(dataset)
+
+    def load_all() -> None:
+        for i in range(len(dataset)):
+            dataset[i]
+
+    seconds, _ = timed(load_all)
+    return len(dataset) / seconds, len(dataset)
 
 
 def run(root: Optional[str], passes: int, images: int, batch_size: int,
         workers: int, model_ms: float, device: str, repeats: int,
         config_path: str = CONFIG) -> Dict:
     init_default_scope('mmpretrain')
-    import mmbcssl  # noqa: F401  (registers datasets and transforms)
     config = Config.fromfile(config_path)
     dev = torch.device(device)
     synthetic = root is None
@@ -141,15 +142,23 @@ def run(root: Optional[str], passes: int, images: int, batch_size: int,
         build = _loader_builder(config, root, plan, batch_size, workers,
                                 pin_memory=dev.type == 'cuda')
         rate, n_images = per_worker_rate(build)
-        samples: Dict[str, List[float]] = {m: [] for m in MODES}
+        counts: Dict[str, int] = {}
         stalls: Dict[str, List[float]] = {m: [] for m in MODES}
-        for _ in range(repeats):  # interleaved: noise hits both modes
-            for mode in MODES:
-                p = PassPrefetcher(build, len(plan),
-                                   overlap=mode == 'overlapped')
-                n, secs, s = _consume(p, dev, model_ms / 1000)
-                samples[mode].append(n / secs)
+
+        def all_passes(mode: str):
+
+            def consume() -> None:
+                counts[mode], s = _consume(
+                    PassPrefetcher(build, len(plan),
+                                   overlap=mode == 'overlapped'), dev,
+                    model_ms / 1000)
                 stalls[mode].extend(s)
+
+            return consume
+
+        # interleaved: noise hits both modes
+        seconds = round_robin({m: all_passes(m) for m in MODES}, repeats)
+        samples = {m: [counts[m] / t for t in seconds[m]] for m in MODES}
     results = {
         mode: dict(images_per_s=statistics.median(samples[mode]),
                    samples=samples[mode],
@@ -170,19 +179,20 @@ def run(root: Optional[str], passes: int, images: int, batch_size: int,
 
 
 def format_result(out: Dict) -> str:
-    lines = ['| mode | img/s (median) | stall at a pass boundary (s) |',
-             '|---|---|---|']
-    for mode in MODES:
-        r = out['results'][mode]
-        lines.append(f"| {mode} | {r['images_per_s']:.1f} | "
-                     f"{r['boundary_stall_s']:.3f} |")
-    lines.append(f"overlapped / sequential: "
-                 f"{out['overlapped_vs_sequential']:.3f}x; one worker "
-                 f"decodes {out['per_worker_images_per_s']:.0f} img/s")
-    return '\n'.join(lines)
+    """The result of :func:`run` as a Markdown table and a summary line."""
+    rows = [[
+        mode, f"{out['results'][mode]['images_per_s']:.1f}",
+        f"{out['results'][mode]['boundary_stall_s']:.3f}"
+    ] for mode in MODES]
+    table = format_table(
+        ['mode', 'img/s (median)', 'stall at a pass boundary (s)'], rows,
+        markdown=True)
+    return (f"{table}\noverlapped / sequential: "
+            f"{out['overlapped_vs_sequential']:.3f}x; one worker "
+            f"decodes {out['per_worker_images_per_s']:.0f} img/s")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='ImageNet-C loading throughput, sequential vs '
         'overlapped passes')
@@ -199,19 +209,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--out', help='write the result as JSON')
-    args = parser.parse_args(argv)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        print('error: --device cuda but no CUDA device', file=sys.stderr)
-        return 2
-    if args.workers < 0 or args.batch_size < 1 or args.repeats < 1:
-        print('error: --workers >= 0, --batch-size >= 1, --repeats >= 1',
-              file=sys.stderr)
-        return 2
-    out = run(args.root, args.passes, args.images, args.batch_size,
-              args.workers, args.model_ms, args.device, args.repeats,
-              args.config)
-    print(format_result(out))
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(out, f, indent=2)
-    return 0
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+
+    def measure() -> None:
+        if args.device == 'cuda' and not torch.cuda.is_available():
+            raise UserError('--device cuda but no CUDA device')
+        if args.workers < 0 or args.batch_size < 1 or args.repeats < 1:
+            raise UserError(
+                '--workers >= 0, --batch-size >= 1, --repeats >= 1')
+        out = run(args.root, args.passes, args.images, args.batch_size,
+                  args.workers, args.model_ms, args.device, args.repeats,
+                  args.config)
+        print(format_result(out))
+        if args.out:
+            write_json(args.out, out)
+
+    return run_cli(measure)

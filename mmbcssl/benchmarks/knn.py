@@ -1,6 +1,8 @@
-"""``tools/analysis_tools/benchmark_knn.py``: time and memory of the
-weighted k-NN (:func:`mmbcssl.evaluation.knn.knn_classify`) on a synthetic
-feature bank, e.g. 100k x 768 or the ImageNet-size 1.28M x 768.
+"""Time and peak memory of the weighted k-NN on a synthetic feature bank.
+
+``tools/analysis_tools/benchmark_knn.py``: the weighted k-NN
+(:func:`mmbcssl.evaluation.knn.knn_classify`) on a synthetic feature bank,
+e.g. 100k x 768 or the ImageNet-size 1.28M x 768.
 
 Time: the median over repeats of classifying ``--queries`` queries, given
 per 10k queries. Memory: on CPU the peak resident memory of a fresh
@@ -10,16 +12,15 @@ chunking promises: bank + queries + one similarity chunk + the running
 top-k + one vote matrix per k.
 """
 import argparse
-import json
-import statistics
 import sys
-import time
 from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 
 from mmbcssl.evaluation.knn import DEFAULT_KS, knn_classify
+from .common import (peak_memory_mb, reset_peak_memory, round_robin, spread,
+                     subprocess_peak_mb, sync, write_json)
 
 
 def memory_bound_mb(bank: int, dim: int, queries: int, classes: int,
@@ -56,37 +57,31 @@ def run(bank: int, dim: int, queries: int, classes: int, ks, half: bool,
     feats, labels, query = feats.to(device), labels.to(device), query.to(
         device)
     if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        sync(device)
+        reset_peak_memory(device)
         base = torch.cuda.memory_allocated(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        knn_classify(feats, labels, query, classes, ks, chunk_size=chunk,
-                     bank_chunk_size=bank_chunk, bank_dtype=dtype,
-                     normalized=True)
-        if cuda:
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    per_10k = [t * 10_000 / queries for t in times]
-    out = dict(s_per_10k_queries=statistics.median(per_10k),
-               min=min(per_10k), max=max(per_10k))
+    times = round_robin({
+        'knn':
+        lambda: knn_classify(feats, labels, query, classes, ks,
+                             chunk_size=chunk, bank_chunk_size=bank_chunk,
+                             bank_dtype=dtype, normalized=True)
+    }, repeats, device=device)['knn']
+    per_10k = spread([t * 10_000 / queries for t in times])
+    out = dict(s_per_10k_queries=per_10k['median'], min=per_10k['min'],
+               max=per_10k['max'])
     if cuda:
         # the inputs were allocated before the reset: add them back
-        peak = torch.cuda.max_memory_allocated(device)
-        out['peak_mb'] = (peak - base + feats.nbytes + labels.nbytes +
-                          query.nbytes) / 2**20
+        out['peak_mb'] = peak_memory_mb(device) + (
+            feats.nbytes + labels.nbytes + query.nbytes - base) / 2**20
     return out
 
 
-def peak_memory_mb(args: List[str]) -> float:
+def cpu_peak_mb(argv: List[str]) -> float:
     """Peak RSS above the post-import level of a fresh process running one
-    classification with ``args``."""
-    from mmbcssl.utils.memory import subprocess_peak_mb
-    return subprocess_peak_mb(
-        'import mmbcssl.utils.knn_benchmark as kb',
-        f'kb.main({args + ["--repeats", "1", "--no-memory"]!r}, quiet=True)',
-        'the k-NN')
+    classification with the options ``argv``."""
+    argv = argv + ['--repeats', '1', '--no-memory']
+    return subprocess_peak_mb('import mmbcssl.benchmarks.knn as kb',
+                              f'kb.measure({argv!r})', 'the k-NN')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -109,7 +104,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None, quiet: bool = False) -> dict:
+def measure(argv: List[str]) -> dict:
+    """The options ``argv``, the timing, the memory bound and the peak
+    memory: on CUDA from this process, on CPU (unless ``--no-memory``) from
+    a fresh process."""
     args = parse_args(argv)
     half = not args.fp32_bank
     result = dict(vars(args), threads=torch.get_num_threads())
@@ -120,18 +118,21 @@ def main(argv: Optional[List[str]] = None, quiet: bool = False) -> dict:
                                          args.classes, args.ks, half,
                                          args.chunk, args.bank_chunk)
     if not args.no_memory and 'peak_mb' not in result:
-        result['peak_mb'] = peak_memory_mb(list(argv or sys.argv[1:]))
-    if not quiet:
-        print(f'k-NN, bank {args.bank} x {args.dim} '
-              f'({"float32" if args.fp32_bank else "float16"}), '
-              f'{args.queries} queries, {args.classes} classes, k '
-              f'{args.ks}, {args.device} ({result["threads"]} threads):')
-        print(f'  {result["s_per_10k_queries"]:.2f} s per 10k queries '
-              f'[{result["min"]:.2f}, {result["max"]:.2f}]')
-        peak = result.get('peak_mb')
-        print(f'  peak memory {"-" if peak is None else f"{peak:.0f}"} MiB '
-              f'(bound by construction {result["bound_mb"]:.0f} MiB)')
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
+        result['peak_mb'] = cpu_peak_mb(list(argv))
     return result
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    r = measure(sys.argv[1:] if argv is None else list(argv))
+    print(f'k-NN, bank {r["bank"]} x {r["dim"]} '
+          f'({"float32" if r["fp32_bank"] else "float16"}), '
+          f'{r["queries"]} queries, {r["classes"]} classes, k '
+          f'{r["ks"]}, {r["device"]} ({r["threads"]} threads):')
+    print(f'  {r["s_per_10k_queries"]:.2f} s per 10k queries '
+          f'[{r["min"]:.2f}, {r["max"]:.2f}]')
+    peak = r.get('peak_mb')
+    print(f'  peak memory {"-" if peak is None else f"{peak:.0f}"} MiB '
+          f'(bound by construction {r["bound_mb"]:.0f} MiB)')
+    if r['out']:
+        write_json(r['out'], r)
+    return 0

@@ -1,8 +1,7 @@
-"""tools/analysis_tools/benchmark_pipeline.py and its library functions, on
-tiny settings (seconds, not a measurement)."""
-import importlib.util
+"""The multi-crop pipeline benchmark and its command line
+(tools/analysis_tools/benchmark_pipeline.py), on tiny settings (seconds,
+not a measurement)."""
 import json
-import os.path as osp
 
 import mmcv
 import numpy as np
@@ -10,24 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mmbcssl.datasets.pipeline_benchmark import (CropSetting,
-                                                 benchmark_pipelines,
-                                                 folder_images, format_table,
-                                                 synthetic_images,
-                                                 time_per_image,
-                                                 torchvision_dino_augmentation)
-from tests.conftest import REPO_ROOT
+from mmbcssl.benchmarks.pipeline import (CropSetting, benchmark_pipelines,
+                                         folder_images, format_pipelines,
+                                         main, synthetic_images,
+                                         time_per_image,
+                                         torchvision_dino_augmentation)
 
 TINY = CropSetting('tiny', 16, 8, 2)
-
-
-def _tool():
-    path = osp.join(REPO_ROOT, 'tools', 'analysis_tools',
-                    'benchmark_pipeline.py')
-    spec = importlib.util.spec_from_file_location('benchmark_pipeline', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_synthetic_images_are_reproducible_bgr_uint8():
@@ -67,16 +55,15 @@ def test_benchmark_rows_and_table():
         'DINOMultiCrop', 'DINOMultiCrop + PackInputs', 'torchvision PIL',
         'torchvision + ToTensor/Normalize']
     assert all(r['images_per_s'] > 0 and r['num_views'] == 4 for r in rows)
-    table = format_table(rows)
+    table = format_pipelines(rows)
     assert table.count('\n') == 1 + len(rows)
     assert torch.get_num_threads() >= 1  # restored after the single thread
 
 
 def test_tool_writes_json(tmp_path, capsys):
     out = tmp_path / 'bench.json'
-    rc = _tool().main(['--num-images', '2', '--image-size', '40x30',
-                       '--repeats', '1', '--warmup', '0', '--setting',
-                       '16,8,2', '--out', str(out)])
+    rc = main(['--num-images', '2', '--image-size', '40x30', '--repeats', '1',
+               '--warmup', '0', '--setting', '16,8,2', '--out', str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
     assert '| 16/8, 2+2 | DINOMultiCrop |' in printed
@@ -91,9 +78,9 @@ def test_tool_on_a_folder_without_torchvision(tmp_path, capsys):
         mmcv.imwrite(np.full((20, 30, 3), 40 * i, np.uint8),
                      str(tmp_path / 'd' / f'{i}.png'))
     assert len(folder_images(str(tmp_path), 2)) == 2
-    rc = _tool().main(['--folder', str(tmp_path), '--num-images', '3',
-                       '--repeats', '1', '--warmup', '0', '--setting',
-                       '16,8,1', '--no-torchvision'])
+    rc = main(['--folder', str(tmp_path), '--num-images', '3', '--repeats',
+               '1', '--warmup', '0', '--setting', '16,8,1',
+               '--no-torchvision'])
     assert rc == 0
     printed = capsys.readouterr().out
     assert 'torchvision' not in printed.split('\n', 1)[1]

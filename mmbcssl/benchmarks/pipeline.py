@@ -1,21 +1,30 @@
-"""Throughput of the DINO multi-crop pipeline, per data-loading worker.
+"""Throughput of DINO's multi-crop pipeline, images/s per data worker.
 
-The library side of ``tools/analysis_tools/benchmark_pipeline.py``: image
-sources, a torchvision version of DINO's augmentation as the reference
-point, the timing loop and the table. One process, one thread, as a
-DataLoader worker runs (torch sets one thread per worker).
+``tools/analysis_tools/benchmark_pipeline.py``. One process, one thread (as
+a DataLoader worker runs: torch sets one thread per worker), from decoded
+images: N images from a folder or made in memory, warm-up passes, then the
+median of timed passes. Times the paper's setting (224/96 px, 2+8 views)
+and the CPU demo's (64/32 px, 2+4), next to the same augmentations written
+with torchvision (DINO's own code path) when torchvision is installed,
+e.g.::
+
+    python tools/analysis_tools/benchmark_pipeline.py --num-images 32 \\
+        --out work_dirs/benchmark_pipeline.json
+    python tools/analysis_tools/benchmark_pipeline.py \\
+        --folder data/imagenet/train --setting 224,96,10
 """
+import argparse
 import os
 import os.path as osp
 import random
-import statistics
-import time
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .transforms import dino_multi_crop as dmc
+from mmbcssl.datasets.transforms import dino_multi_crop as dmc
+from .common import format_table, round_robin, spread, write_json
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -140,7 +149,8 @@ def torchvision_dino_augmentation(
     """DINO's augmentation written with torchvision, as the reference point.
 
     Follows facebookresearch/dino ``main_dino.py`` (``DataAugmentationDINO``)
-    with the probabilities of :mod:`..transforms.dino_multi_crop`; works on
+    with the probabilities of
+    :mod:`mmbcssl.datasets.transforms.dino_multi_crop`; works on
     an RGB PIL image and returns the list of views.
 
     Args:
@@ -210,18 +220,18 @@ def time_per_image(fn: Callable[[Any], Any],
     """
     if repeats < 1:
         raise ValueError(f'repeats must be >= 1, got {repeats}')
-    for _ in range(warmup):
+
+    def one_pass() -> None:
         for x in inputs:
             fn(x)
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for x in inputs:
-            fn(x)
-        rates.append(len(inputs) / (time.perf_counter() - start))
-    median = statistics.median(rates)
-    return dict(images_per_s=median, ms_per_image=1000. / median,
-                images_per_s_min=min(rates), images_per_s_max=max(rates))
+
+    rates = spread([
+        len(inputs) / t
+        for t in round_robin({'pass': one_pass}, repeats, warmup)['pass']
+    ])
+    return dict(images_per_s=rates['median'],
+                ms_per_image=1000. / rates['median'],
+                images_per_s_min=rates['min'], images_per_s_max=rates['max'])
 
 
 def _seed(seed: int) -> None:
@@ -313,17 +323,16 @@ def benchmark_pipelines(images: Sequence[np.ndarray],
         torch.set_num_threads(threads)
 
 
-def format_table(rows: Sequence[Dict[str, Any]]) -> str:
+def format_pipelines(rows: Sequence[Dict[str, Any]]) -> str:
     """The rows of :func:`benchmark_pipelines` as a Markdown table."""
-    lines = ['| setting | implementation | views | img/s (median) | '
-             'ms/img | img/s min-max |',
-             '|---|---|---|---|---|---|']
-    for r in rows:
-        lines.append(
-            f"| {r['setting']} | {r['implementation']} | {r['num_views']} | "
-            f"{r['images_per_s']:.1f} | {r['ms_per_image']:.2f} | "
-            f"{r['images_per_s_min']:.1f}-{r['images_per_s_max']:.1f} |")
-    return '\n'.join(lines)
+    return format_table([
+        'setting', 'implementation', 'views', 'img/s (median)', 'ms/img',
+        'img/s min-max'
+    ], [[
+        r['setting'], r['implementation'], r['num_views'],
+        f"{r['images_per_s']:.1f}", f"{r['ms_per_image']:.2f}",
+        f"{r['images_per_s_min']:.1f}-{r['images_per_s_max']:.1f}"
+    ] for r in rows], markdown=True)
 
 
 def environment() -> Dict[str, Optional[str]]:
@@ -343,3 +352,75 @@ def environment() -> Dict[str, Optional[str]]:
                 torch=torch.__version__, torchvision=tv_version,
                 cpu=platform.processor() or platform.machine(),
                 cpu_count=str(os.cpu_count()))
+
+
+def _setting(text: str) -> CropSetting:
+    try:
+        glob, loc, num = (int(v) for v in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected GLOBAL,LOCAL,NUM_LOCAL (e.g. 224,96,8), got {text!r}')
+    return CropSetting(f'{glob}/{loc}, 2+{num}', glob, loc, num)
+
+
+def _size(text: str) -> Tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected WIDTHxHEIGHT (e.g. 500x375), got {text!r}')
+    return w, h
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--folder', help='time on images from this folder '
+                        '(recursive); default: images made in memory')
+    parser.add_argument('--num-images', type=int, default=32)
+    parser.add_argument('--image-size', type=_size, default=(500, 375),
+                        help='WIDTHxHEIGHT of the images made in memory')
+    parser.add_argument('--setting', type=_setting, action='append',
+                        help='GLOBAL,LOCAL,NUM_LOCAL; repeatable (default: '
+                        '224,96,8 and 64,32,4)')
+    parser.add_argument('--warmup', type=int, default=1,
+                        help='untimed passes over the images')
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed passes; the median is reported')
+    parser.add_argument('--no-torchvision', action='store_true',
+                        help='skip the torchvision reference')
+    parser.add_argument('--out', help='write the results as JSON')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if args.folder:
+        images = folder_images(args.folder, args.num_images)
+    else:
+        width, height = args.image_size
+        images = synthetic_images(args.num_images, height, width)
+    with_tv = not args.no_torchvision
+    if with_tv:
+        try:
+            import torchvision  # noqa: F401
+        except ImportError:
+            print('torchvision is not installed: no reference timings',
+                  file=sys.stderr)
+            with_tv = False
+    settings = args.setting or [PAPER_SETTING, DEMO_SETTING]
+    rows = benchmark_pipelines(images, settings, args.repeats, args.warmup,
+                               with_tv)
+    source = args.folder or (f'{len(images)} images made in memory, '
+                             f'{images[0].shape[1]}x{images[0].shape[0]}')
+    print(f'images: {source}; 1 thread; median of {args.repeats} passes '
+          f'after {args.warmup} warm-up pass(es)\n')
+    print(format_pipelines(rows))
+    if args.out:
+        command = ' '.join(
+            ['python tools/analysis_tools/benchmark_pipeline.py', *argv])
+        write_json(args.out, dict(command=command, images=source,
+                                  warmup=args.warmup, repeats=args.repeats,
+                                  environment=environment(), results=rows))
+        print(f'\nwrote {args.out}')
+    return 0

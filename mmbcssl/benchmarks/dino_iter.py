@@ -1,4 +1,6 @@
-"""``tools/analysis_tools/benchmark_dino_iter.py``: one DINO training
+"""A DINO training iteration: mmengine's Runner against a bare loop.
+
+``tools/analysis_tools/benchmark_dino_iter.py``: one DINO training
 iteration through mmengine's Runner against a bare PyTorch loop with the
 same model, loss and optimiser, side by side in one process.
 
@@ -25,16 +27,17 @@ path in a fresh process).
 """
 import argparse
 import copy
-import json
 import math
 import statistics
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
 from mmbcssl.engine.optimizers.dino_optim_wrapper import clip_per_tensor
 from mmbcssl.engine.schedules import cosine_schedule
+from .common import (peak_memory_mb, reset_peak_memory, spread,
+                     subprocess_peak_mb, sync, timed, write_json)
 
 
 def synthetic_views(batch_size: int, global_size: int, local_size: int,
@@ -61,13 +64,12 @@ def build_model(cfg, device: torch.device):
 class _Timer:
     """Hook that stamps the end of every training iteration."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device) -> None:
         self.stamps: List[float] = []
-        self.device: Optional[torch.device] = None
+        self.device = device
 
     def __call__(self) -> None:
-        if self.device is not None and self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
+        sync(self.device)
         self.stamps.append(time.perf_counter())
 
 
@@ -86,8 +88,7 @@ def run_mmengine(cfg, views: List[torch.Tensor], iters: int,
     from mmengine.dataset import default_collate
     loader = torch.utils.data.DataLoader(samples, batch_size=batch,
                                          collate_fn=default_collate)
-    timer = _Timer()
-    timer.device = device
+    timer = _Timer(device)
 
     class TimerHook(Hook):
         priority = 'LOWEST'  # after every other hook of the iteration
@@ -118,13 +119,17 @@ def run_mmengine(cfg, views: List[torch.Tensor], iters: int,
         randomness=cfg.get('randomness', dict(seed=None)),
         experiment_name=f'benchmark_dino_iter_{time.time_ns()}')
     runner.register_hook(TimerHook())
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     runner.train()
     times = [b - a for a, b in zip(timer.stamps, timer.stamps[1:])]
-    out = dict(times=times)
-    if device.type == 'cuda':
-        out['peak_mb'] = torch.cuda.max_memory_allocated(device) / 2**20
+    return _with_peak(dict(times=times), device)
+
+
+def _with_peak(out: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    """``out`` with ``peak_mb`` added on CUDA."""
+    peak = peak_memory_mb(device)
+    if peak is not None:
+        out['peak_mb'] = peak
     return out
 
 
@@ -152,13 +157,8 @@ def run_bare(model, cfg, views: List[torch.Tensor], iters: int,
     hook = next(h for h in cfg.custom_hooks if h['type'] == 'DINOTeacherHook')
     n = model.num_global_views
     student, teacher = model.student, model.teacher
-    times = []
-    model.train()
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
-    for k in range(iters + 1):  # + 1 warm-up
-        it = start_iter + k
-        start = time.perf_counter()
+
+    def step(it: int) -> torch.Tensor:
         # lr: linear warm-up then cosine; wd: cosine 0.04 -> 0.4
         for g in optimizer.param_groups:
             g['lr'] = opt_cfg.lr * min(1.0, (it + 1) / total_iters)
@@ -182,16 +182,18 @@ def run_bare(model, cfg, views: List[torch.Tensor], iters: int,
         with torch.no_grad():
             for p_s, p_t in zip(student.parameters(), teacher.parameters()):
                 p_t.mul_(m).add_(p_s.detach(), alpha=1 - m)
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
+        return loss
+
+    times = []
+    model.train()
+    reset_peak_memory(device)
+    for k in range(iters + 1):  # + 1 warm-up
+        seconds, loss = timed(lambda: step(start_iter + k), device)
         if k:
-            times.append(time.perf_counter() - start)
+            times.append(seconds)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f'bare loop: loss {loss.item()}')
-    out = dict(times=times)
-    if device.type == 'cuda':
-        out['peak_mb'] = torch.cuda.max_memory_allocated(device) / 2**20
-    return out
+    return _with_peak(dict(times=times), device)
 
 
 def benchmark(config: str, batch_size: int, global_size: int,
@@ -214,10 +216,10 @@ def benchmark(config: str, batch_size: int, global_size: int,
                   device=device, threads=torch.get_num_threads())
     for name, times in (('mmengine', engine['times']),
                         ('bare', first['times'] + second['times'])):
-        med = statistics.median(times)
+        s = spread(times)
         result[name] = dict(
-            s_per_iter=med, images_per_s=batch_size / med,
-            min=min(times), max=max(times), n=len(times))
+            s_per_iter=s['median'], images_per_s=batch_size / s['median'],
+            min=s['min'], max=s['max'], n=len(times))
     result['bare_first_half_s'] = statistics.median(first['times'])
     result['bare_second_half_s'] = statistics.median(second['times'])
     result['ratio_mmengine_over_bare'] = (result['mmengine']['images_per_s'] /
@@ -233,10 +235,9 @@ def cpu_peak_mb(path: str, config: str, batch_size: int, global_size: int,
     """Peak resident memory (MiB) of building the model and running 2
     iterations of one path, in a fresh process (a high-water mark cannot
     be reset, so the two paths cannot share one)."""
-    from mmbcssl.utils.memory import subprocess_peak_mb
     setup = ('import torch\n'
              'from mmengine.config import Config\n'
-             'import mmbcssl.utils.dino_iter_benchmark as b\n'
+             'import mmbcssl.benchmarks.dino_iter as b\n'
              f'cfg = Config.fromfile({config!r})\n'
              f'views = b.synthetic_views({batch_size}, {global_size}, '
              f'{local_size}, {num_local})\n'
@@ -269,8 +270,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> dict:
-    args = parse_args(argv)
+def measure(args: argparse.Namespace) -> Dict[str, object]:
+    """:func:`benchmark` with the options of :func:`parse_args`, and on CPU
+    with ``--memory`` each path's peak resident memory."""
     result = benchmark(args.config, args.batch_size, args.global_size,
                        args.local_size, args.num_local, args.iters,
                        args.device, args.work_dir)
@@ -279,6 +281,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
             result[path]['peak_mb'] = cpu_peak_mb(
                 path, args.config, args.batch_size, args.global_size,
                 args.local_size, args.num_local, args.work_dir)
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    result = measure(args)
     print(f'DINO iteration, {result["views"]} views, batch '
           f'{args.batch_size}, {args.device} ({result["threads"]} threads):')
     for name in ('mmengine', 'bare'):
@@ -291,6 +299,5 @@ def main(argv: Optional[List[str]] = None) -> dict:
           f'(bare halves: {result["bare_first_half_s"]:.3f} / '
           f'{result["bare_second_half_s"]:.3f} s/iter)')
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
-    return result
+        write_json(args.out, result)
+    return 0

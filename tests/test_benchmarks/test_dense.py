@@ -1,6 +1,5 @@
 """The dense benchmark trains/infers real detectors and segmentors on
 synthetic batches of the requested size, and measures memory."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -8,8 +7,8 @@ import pytest
 import torch
 
 import mmbcssl  # noqa: F401
-from mmbcssl.utils.analysis import parse_model_spec
-from mmbcssl.utils.dense_benchmark import build_step, cpu_peak_memory
+from mmbcssl.benchmarks.common import parse_model_spec
+from mmbcssl.benchmarks.dense import build_step, cpu_peak_memory, main
 from tests.conftest import REPO_ROOT
 
 DET = osp.join(REPO_ROOT, 'configs', 'mask_rcnn',
@@ -49,19 +48,9 @@ def test_deploy_spec_runs_the_folded_backbone():
                    'cpu')
 
 
-def _tool():
-    path = osp.join(REPO_ROOT, 'tools', 'analysis_tools',
-                    'benchmark_dense.py')
-    spec = importlib.util.spec_from_file_location('benchmark_dense', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_tool_writes_a_side_by_side_table(tmp_path, capsys):
-    benchmark_dense = _tool()
     out = tmp_path / 'bench.json'
-    code = benchmark_dense.main([
+    code = main([
         SEG, SEG + ',model.backbone.kernel_size=3', '--img-shape', '64',
         '64', '--repeats', '2', '--warmup', '1', '--no-memory', '--out',
         str(out)

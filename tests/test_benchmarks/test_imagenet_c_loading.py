@@ -7,7 +7,7 @@ import pytest
 
 from mmbcssl.datasets.imagenet_c import scan_tree
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
-from mmbcssl.utils import imagenet_c_benchmark as bench
+from mmbcssl.benchmarks import imagenet_c_loading as bench
 from tests.conftest import REPO_ROOT
 
 CONFIG = osp.join(REPO_ROOT, bench.CONFIG)
