@@ -17,7 +17,8 @@ augmentation is timed (``benchmark_pipeline.py`` measures those):
   with plain torch: normalise, teacher on the global views, student per
   resolution, the loss, backward, per-tensor clipping, last-layer freeze,
   AdamW with lr/wd set from their schedules, the EMA. It calls the same
-  modules (``teacher``, ``student``, ``loss_module``).
+  modules (``teacher``, ``student``, ``loss_module``) and takes its
+  parameter groups from the config's ``DINOOptimWrapperConstructor``.
 
 The bare loop runs half of its iterations before the Runner and half after,
 so a drift of the machine shows up as a spread, not as a bias. Reported:
@@ -34,7 +35,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from mmbcssl.engine.optimizers.dino_optim_wrapper import clip_per_tensor
+from mmbcssl.engine.optimizers import (DINOOptimWrapperConstructor,
+                                       clip_per_tensor)
 from mmbcssl.engine.schedules import cosine_schedule
 from .common import (peak_memory_mb, reset_peak_memory, spread,
                      subprocess_peak_mb, sync, timed, write_json)
@@ -136,24 +138,20 @@ def _with_peak(out: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
 def run_bare(model, cfg, views: List[torch.Tensor], iters: int,
              device: torch.device, start_iter: int = 0,
              total_iters: int = 1) -> Dict[str, object]:
-    """The reference loop in plain torch on ``model``'s modules."""
+    """The reference loop in plain torch on ``model``'s modules, with the
+    parameter groups of the config's optimiser constructor."""
     pre = cfg.model.data_preprocessor
     mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1)
     opt_cfg = cfg.optim_wrapper.optimizer
-    decay, no_decay, last = [], [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim <= 1 or name.endswith('.bias') else
-         decay).append(p)
-        if 'head.last_layer' in name:
-            last.append(p)
-    optimizer = torch.optim.AdamW(
-        [dict(params=decay), dict(params=no_decay, weight_decay=0.)],
-        lr=opt_cfg.lr, betas=tuple(opt_cfg.betas),
-        weight_decay=opt_cfg.weight_decay)
-    clip = cfg.optim_wrapper.get('per_tensor_clip', 3.0)
+    wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
+    wrapper_cfg.pop('constructor', None)
+    paramwise_cfg = wrapper_cfg.pop('paramwise_cfg', None)
+    # the groups (decay, no decay) and the last layer the Runner's
+    # optimiser gets; only its plain AdamW is stepped below
+    wrapper = DINOOptimWrapperConstructor(wrapper_cfg, paramwise_cfg)(model)
+    optimizer, last = wrapper.optimizer, wrapper.last_layer_params
+    clip = wrapper.per_tensor_clip
     hook = next(h for h in cfg.custom_hooks if h['type'] == 'DINOTeacherHook')
     n = model.num_global_views
     student, teacher = model.student, model.teacher
