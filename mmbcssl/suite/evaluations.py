@@ -456,7 +456,7 @@ class Complexity(Evaluation):
         from mmengine.registry import init_default_scope
         from mmpretrain.registry import MODELS
 
-        from mmbcssl.utils.analysis import complexity
+        from mmbcssl.benchmarks.complexity import complexity
         img_size = self.settings.get('img_size', 224)
         cfg = Config.fromfile(ctx.config)
         init_default_scope(cfg.get('default_scope', 'mmpretrain'))

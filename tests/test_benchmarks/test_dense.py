@@ -12,9 +12,9 @@ from mmbcssl.benchmarks.dense import build_step, cpu_peak_memory, main
 from tests.conftest import REPO_ROOT
 
 DET = osp.join(REPO_ROOT, 'configs', 'mask_rcnn',
-               'bcssl-t_9x9_100e_fpn_demo.py')
+               'mask-rcnn_bcssl-t-9x9_dino-demo-pre_fpn_1xb4-20e_coco-demo.py')
 SEG = osp.join(REPO_ROOT, 'configs', 'upernet',
-               'bcssl-t_9x9_100e_upernet_demo.py')
+               'upernet_bcssl-t-9x9_dino-demo-pre_1xb4-300iter_ade20k-demo.py')
 
 
 # The segmentor pads to its crop size (128 in the demo config) and needs 2
