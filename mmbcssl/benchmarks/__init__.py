@@ -5,6 +5,6 @@ One module per benchmark, each with the argparse ``main`` of its tool:
 ``dense`` (``benchmark_dense.py``), ``dino_iter`` (``benchmark_dino_iter.py``),
 ``imagenet_c_loading`` (``benchmark_imagenet_c.py``), ``knn``
 (``benchmark_knn.py``) and ``pipeline`` (``benchmark_pipeline.py``);
-``common`` holds what they share. Nothing outside this package imports it:
-``import mmbcssl`` does not load it.
+``common`` holds what they share. ``import mmbcssl`` does not load them;
+the evaluation suite's ``Complexity`` counts with :mod:`.complexity`.
 """

@@ -1,6 +1,10 @@
 """What the benchmarks share: models from config specs, synchronised
-timing, the round-robin median timer, peak memory, and the table and JSON
-writers."""
+timing, the round-robin median timer, peak memory, the table writer and
+the command-line runner.
+
+Results are written with :func:`mmbcssl.utils.outputs.write_json` (atomic,
+like every result file of the package)."""
+import argparse
 import copy
 import json
 import platform
@@ -16,7 +20,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
 
-from mmbcssl.compat import atomic_write
+from mmbcssl.utils.launch import UserError, run_cli
 
 Device = Union[str, torch.device, None]
 T = TypeVar('T')
@@ -248,14 +252,30 @@ def format_table(header: Sequence[str],
         for cells in lines)
 
 
-def write_json(path: str, data: Any) -> None:
-    """``data`` as indented JSON at ``path`` (folders made), written
-    atomically: a reader sees the old file or the new one."""
-    atomic_write(json.dumps(data, indent=2), path)
-
-
 def machine_info() -> Dict[str, Any]:
     """The torch version, its CPU threads and the processor: what a
     timing depends on beyond the command line."""
     return dict(torch=torch.__version__, threads=torch.get_num_threads(),
                 machine=platform.processor() or platform.machine())
+
+
+def run_main(parser: argparse.ArgumentParser,
+             report: Callable[[argparse.Namespace], None],
+             argv: Optional[Sequence[str]] = None) -> int:
+    """A benchmark's command line: parse ``argv``, check ``--device``, then
+    ``report`` (measure, print, write ``--out``).
+
+    Returns:
+        int: 0, or 2 after a one-line ``error:`` for bad input
+        (:func:`mmbcssl.utils.launch.run_cli`).
+    """
+    args = parser.parse_args(argv)
+
+    def checked() -> None:
+        device = getattr(args, 'device', None)
+        if device and torch.device(device).type == 'cuda' and \
+                not torch.cuda.is_available():
+            raise UserError(f'--device {device} but no CUDA device')
+        report(args)
+
+    return run_cli(checked)

@@ -19,8 +19,9 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
 
-from mmbcssl.utils.launch import UserError, run_cli
-from .common import ModelForward, build_model, format_table, write_json
+from mmbcssl.utils.launch import UserError
+from mmbcssl.utils.outputs import write_json
+from .common import ModelForward, build_model, format_table, run_main
 
 # Paper Table 5 (params in M, FLOPs in G, 224 px), REFERENCE.md section 2.
 TABLE5 = {
@@ -127,26 +128,25 @@ def measure(configs: Sequence[str],
     return rows
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', help='config files')
     parser.add_argument('--shape', type=int, default=224, help='image side')
     parser.add_argument('--out', help='also write the numbers as JSON')
-    return parser.parse_args(argv)
+    return parser
+
+
+def report(args: argparse.Namespace) -> None:
+    for config in args.configs:
+        if not osp.isfile(config):
+            raise UserError(f'config {config!r} not found')
+    rows = measure(args.configs, args.shape)
+    print(format_complexity(rows))
+    print('FLOPs are multiply-adds at '
+          f'{args.shape}x{args.shape} (mmengine FlopAnalyzer).')
+    if args.out:
+        write_json(args.out, rows)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-
-    def run() -> None:
-        for config in args.configs:
-            if not osp.isfile(config):
-                raise UserError(f'config {config!r} not found')
-        rows = measure(args.configs, args.shape)
-        print(format_complexity(rows))
-        print('FLOPs are multiply-adds at '
-              f'{args.shape}x{args.shape} (mmengine FlopAnalyzer).')
-        if args.out:
-            write_json(args.out, rows)
-
-    return run_cli(run)
+    return run_main(build_parser(), report, argv)

@@ -12,11 +12,12 @@ cannot be split between models). SyncBN layers run as plain BN (one
 process): what each GPU computes locally, without the all-reduce.
 
 Models are configs as in ``benchmark.py`` (``CONFIG[+deploy][,key=value
-...]``), e.g. Mask R-CNN with BC-SSL-T vs Swin-T at 1333 x 800::
+...]``), e.g. Mask R-CNN with BC-SSL-T vs Swin-T at 1333 x 800 (the
+``mask-rcnn_bcssl-t-9x9_dino-100e-pre_...`` and
+``mask-rcnn_swin-t_dino-300e-pre_...`` configs of ``configs/mask_rcnn``;
+its README, "Speed", has the full commands)::
 
-    python tools/analysis_tools/benchmark_dense.py \\
-        configs/mask_rcnn/bcssl-t_9x9_100e_fpn_3x_coco.py \\
-        configs/mask_rcnn/swin-t_dino_300e_fpn_3x_coco.py \\
+    python tools/analysis_tools/benchmark_dense.py $BCSSL_T $SWIN_T \\
         --mode train --batch-size 2 --out bench_det.json
 """
 import argparse
@@ -25,11 +26,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from mmbcssl.utils.launch import run_cli
+from mmbcssl.utils.outputs import write_json
 from .common import (build_model, format_table, machine_info,
                      parse_model_spec, peak_memory_mb, reset_peak_memory,
-                     round_robin, spread, subprocess_peak_mb, sync,
-                     write_json)
+                     round_robin, run_main, spread, subprocess_peak_mb,
+                     sync)
 
 
 def synthetic_batch(model: nn.Module, batch_size: int,
@@ -185,7 +186,7 @@ def format_dense(results: Dict[str, Dict[str, Any]], names: Sequence[str],
     ], rows, align='lrrrrl')
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('models', nargs='+', help='CONFIG[+deploy][,k=v...]')
     parser.add_argument('--mode', choices=['train', 'infer'],
@@ -201,29 +202,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-memory', action='store_true',
                         help='CPU: skip the per-model peak-memory runs')
     parser.add_argument('--out', help='write the results as JSON')
-    return parser.parse_args(argv)
+    return parser
+
+
+def report(args: argparse.Namespace) -> None:
+    shape = tuple(args.img_shape)
+    steps = {
+        text: build_step(parse_model_spec(text), args.batch_size, shape,
+                         args.mode, args.device, args.channels_last,
+                         args.amp)
+        for text in args.models
+    }
+    results = benchmark_dense(steps, args.batch_size, args.warmup,
+                              args.repeats)
+    if args.device == 'cpu' and not args.no_memory:
+        for text in args.models:
+            results[text]['peak_mem_mb'] = cpu_peak_memory(
+                text, args.batch_size, shape, args.mode)
+    print(format_dense(results, args.models, args.mode))
+    if args.out:
+        write_json(args.out, dict(meta=dict(vars(args), **machine_info()),
+                                  results=results))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-
-    def run() -> None:
-        shape = tuple(args.img_shape)
-        steps = {
-            text: build_step(parse_model_spec(text), args.batch_size, shape,
-                             args.mode, args.device, args.channels_last,
-                             args.amp)
-            for text in args.models
-        }
-        results = benchmark_dense(steps, args.batch_size, args.warmup,
-                                  args.repeats)
-        if args.device == 'cpu' and not args.no_memory:
-            for text in args.models:
-                results[text]['peak_mem_mb'] = cpu_peak_memory(
-                    text, args.batch_size, shape, args.mode)
-        print(format_dense(results, args.models, args.mode))
-        if args.out:
-            write_json(args.out, dict(meta=dict(vars(args), **machine_info()),
-                                      results=results))
-
-    return run_cli(run)
+    return run_main(build_parser(), report, argv)

@@ -38,8 +38,9 @@ import torch
 from mmbcssl.engine.optimizers import (DINOOptimWrapperConstructor,
                                        clip_per_tensor)
 from mmbcssl.engine.schedules import cosine_schedule
-from .common import (peak_memory_mb, reset_peak_memory, spread,
-                     subprocess_peak_mb, sync, timed, write_json)
+from mmbcssl.utils.outputs import write_json
+from .common import (peak_memory_mb, reset_peak_memory, run_main, spread,
+                     subprocess_peak_mb, sync, timed)
 
 
 def synthetic_views(batch_size: int, global_size: int, local_size: int,
@@ -248,7 +249,7 @@ def cpu_peak_mb(path: str, config: str, batch_size: int, global_size: int,
     return subprocess_peak_mb(setup, work, f'the {path} path')
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default='configs/dino/bcssl-t_9x9_100e.py')
     parser.add_argument('--batch-size', type=int, default=8,
@@ -265,11 +266,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='on CPU also measure each path\'s peak resident memory (model '
         'built + 2 iterations) in a fresh process')
     parser.add_argument('--out', help='write the result as JSON')
-    return parser.parse_args(argv)
+    return parser
 
 
 def measure(args: argparse.Namespace) -> Dict[str, object]:
-    """:func:`benchmark` with the options of :func:`parse_args`, and on CPU
+    """:func:`benchmark` with the options of :func:`build_parser`, and on CPU
     with ``--memory`` each path's peak resident memory."""
     result = benchmark(args.config, args.batch_size, args.global_size,
                        args.local_size, args.num_local, args.iters,
@@ -282,8 +283,7 @@ def measure(args: argparse.Namespace) -> Dict[str, object]:
     return result
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+def report(args: argparse.Namespace) -> None:
     result = measure(args)
     print(f'DINO iteration, {result["views"]} views, batch '
           f'{args.batch_size}, {args.device} ({result["threads"]} threads):')
@@ -298,4 +298,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           f'{result["bare_second_half_s"]:.3f} s/iter)')
     if args.out:
         write_json(args.out, result)
-    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_main(build_parser(), report, argv)

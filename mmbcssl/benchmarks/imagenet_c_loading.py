@@ -38,8 +38,9 @@ from mmbcssl.datasets.imagenet_c import scan_tree
 from mmbcssl.engine.runner import PassPrefetcher
 from mmbcssl.engine.runner.imagenet_c_loop import pass_loader_cfg
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
-from mmbcssl.utils.launch import UserError, run_cli
-from .common import format_table, round_robin, sync, timed, write_json
+from mmbcssl.utils.launch import UserError
+from mmbcssl.utils.outputs import write_json
+from .common import format_table, round_robin, run_main, sync, timed
 
 CONFIG = 'configs/robustness/imagenet-c.py'
 MODES = ('sequential', 'overlapped')
@@ -192,7 +193,7 @@ def format_result(out: Dict) -> str:
             f"decodes {out['per_worker_images_per_s']:.0f} img/s")
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='ImageNet-C loading throughput, sequential vs '
         'overlapped passes')
@@ -209,23 +210,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--out', help='write the result as JSON')
-    return parser.parse_args(argv)
+    return parser
+
+
+def report(args: argparse.Namespace) -> None:
+    if args.workers < 0 or args.batch_size < 1 or args.repeats < 1:
+        raise UserError('--workers >= 0, --batch-size >= 1, --repeats >= 1')
+    out = run(args.root, args.passes, args.images, args.batch_size,
+              args.workers, args.model_ms, args.device, args.repeats,
+              args.config)
+    print(format_result(out))
+    if args.out:
+        write_json(args.out, out)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-
-    def measure() -> None:
-        if args.device == 'cuda' and not torch.cuda.is_available():
-            raise UserError('--device cuda but no CUDA device')
-        if args.workers < 0 or args.batch_size < 1 or args.repeats < 1:
-            raise UserError(
-                '--workers >= 0, --batch-size >= 1, --repeats >= 1')
-        out = run(args.root, args.passes, args.images, args.batch_size,
-                  args.workers, args.model_ms, args.device, args.repeats,
-                  args.config)
-        print(format_result(out))
-        if args.out:
-            write_json(args.out, out)
-
-    return run_cli(measure)
+    return run_main(build_parser(), report, argv)

@@ -22,9 +22,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.utils.outputs import write_json
 from .common import (ModelForward, build_model, format_table, machine_info,
-                     parse_model_spec, round_robin, spread, write_json)
+                     parse_model_spec, round_robin, run_main, spread)
 
 
 def benchmark(models: Dict[str, nn.Module],
@@ -113,7 +113,7 @@ def format_benchmark(results: Dict[str, Dict[str, Any]],
         align='lrrl')
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('models', nargs='+', help='CONFIG[+deploy][,k=v...]')
     parser.add_argument('--batch-size', type=int, default=32)
@@ -134,33 +134,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, default=3,
                         help='batches per model per round')
     parser.add_argument('--out', help='write the results as JSON')
-    return parser.parse_args(argv)
+    return parser
+
+
+def report(args: argparse.Namespace) -> None:
+    models = {}
+    for spec in args.models:
+        path, deploy, overrides = parse_model_spec(spec)
+        models[spec] = build_model(path, overrides, deploy)
+    results = benchmark(models, args.batch_size, args.img_size, args.device,
+                        args.amp, args.channels_last, args.compile,
+                        args.warmup, args.repeats, args.iters,
+                        args.both_formats)
+    print(format_benchmark(results, list(results)))
+    setting = {
+        k: v
+        for k, v in vars(args).items() if k not in ('models', 'out')
+    }
+    setting.update(machine_info(),
+                   gpu=torch.cuda.get_device_name()
+                   if args.device == 'cuda' else None)
+    print('setting:', json.dumps(setting))
+    if args.out:
+        write_json(args.out, dict(setting=setting, results=results))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-
-    def run() -> None:
-        if args.device == 'cuda' and not torch.cuda.is_available():
-            raise UserError('--device cuda but no CUDA device')
-        models = {}
-        for spec in args.models:
-            path, deploy, overrides = parse_model_spec(spec)
-            models[spec] = build_model(path, overrides, deploy)
-        results = benchmark(models, args.batch_size, args.img_size,
-                            args.device, args.amp, args.channels_last,
-                            args.compile, args.warmup, args.repeats,
-                            args.iters, args.both_formats)
-        print(format_benchmark(results, list(results)))
-        setting = {
-            k: v
-            for k, v in vars(args).items() if k not in ('models', 'out')
-        }
-        setting.update(machine_info(),
-                       gpu=torch.cuda.get_device_name()
-                       if args.device == 'cuda' else None)
-        print('setting:', json.dumps(setting))
-        if args.out:
-            write_json(args.out, dict(setting=setting, results=results))
-
-    return run_cli(run)
+    return run_main(build_parser(), report, argv)

@@ -12,15 +12,15 @@ chunking promises: bank + queries + one similarity chunk + the running
 top-k + one vote matrix per k.
 """
 import argparse
-import sys
 from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 
 from mmbcssl.evaluation.knn import DEFAULT_KS, knn_classify
-from .common import (peak_memory_mb, reset_peak_memory, round_robin, spread,
-                     subprocess_peak_mb, sync, write_json)
+from mmbcssl.utils.outputs import write_json
+from .common import (peak_memory_mb, reset_peak_memory, round_robin,
+                     run_main, spread, subprocess_peak_mb, sync)
 
 
 def memory_bound_mb(bank: int, dim: int, queries: int, classes: int,
@@ -76,15 +76,16 @@ def run(bank: int, dim: int, queries: int, classes: int, ks, half: bool,
     return out
 
 
-def cpu_peak_mb(argv: List[str]) -> float:
+def cpu_peak_mb(args: argparse.Namespace) -> float:
     """Peak RSS above the post-import level of a fresh process running one
-    classification with the options ``argv``."""
-    argv = argv + ['--repeats', '1', '--no-memory']
-    return subprocess_peak_mb('import mmbcssl.benchmarks.knn as kb',
-                              f'kb.measure({argv!r})', 'the k-NN')
+    classification with the options ``args``."""
+    options = dict(vars(args), repeats=1, no_memory=True, out=None)
+    return subprocess_peak_mb(
+        'import argparse\nimport mmbcssl.benchmarks.knn as kb',
+        f'kb.measure(argparse.Namespace(**{options!r}))', 'the k-NN')
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--bank', type=int, default=100_000)
     parser.add_argument('--dim', type=int, default=768)
@@ -101,14 +102,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'peak allocated memory)')
     parser.add_argument('--no-memory', action='store_true')
     parser.add_argument('--out', help='write the result as JSON')
-    return parser.parse_args(argv)
+    return parser
 
 
-def measure(argv: List[str]) -> dict:
-    """The options ``argv``, the timing, the memory bound and the peak
+def measure(args: argparse.Namespace) -> dict:
+    """The options ``args``, the timing, the memory bound and the peak
     memory: on CUDA from this process, on CPU (unless ``--no-memory``) from
     a fresh process."""
-    args = parse_args(argv)
     half = not args.fp32_bank
     result = dict(vars(args), threads=torch.get_num_threads())
     result.update(
@@ -118,21 +118,24 @@ def measure(argv: List[str]) -> dict:
                                          args.classes, args.ks, half,
                                          args.chunk, args.bank_chunk)
     if not args.no_memory and 'peak_mb' not in result:
-        result['peak_mb'] = cpu_peak_mb(list(argv))
+        result['peak_mb'] = cpu_peak_mb(args)
     return result
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    r = measure(sys.argv[1:] if argv is None else list(argv))
-    print(f'k-NN, bank {r["bank"]} x {r["dim"]} '
-          f'({"float32" if r["fp32_bank"] else "float16"}), '
-          f'{r["queries"]} queries, {r["classes"]} classes, k '
-          f'{r["ks"]}, {r["device"]} ({r["threads"]} threads):')
+def report(args: argparse.Namespace) -> None:
+    r = measure(args)
+    print(f'k-NN, bank {args.bank} x {args.dim} '
+          f'({"float32" if args.fp32_bank else "float16"}), '
+          f'{args.queries} queries, {args.classes} classes, k '
+          f'{args.ks}, {args.device} ({r["threads"]} threads):')
     print(f'  {r["s_per_10k_queries"]:.2f} s per 10k queries '
           f'[{r["min"]:.2f}, {r["max"]:.2f}]')
     peak = r.get('peak_mb')
     print(f'  peak memory {"-" if peak is None else f"{peak:.0f}"} MiB '
           f'(bound by construction {r["bound_mb"]:.0f} MiB)')
-    if r['out']:
-        write_json(r['out'], r)
-    return 0
+    if args.out:
+        write_json(args.out, r)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_main(build_parser(), report, argv)

@@ -24,7 +24,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mmbcssl.datasets.transforms import dino_multi_crop as dmc
-from .common import format_table, round_robin, spread, write_json
+from mmbcssl.utils.outputs import write_json
+from .common import format_table, round_robin, run_main, spread
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -372,7 +373,7 @@ def _size(text: str) -> Tuple[int, int]:
     return w, h
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--folder', help='time on images from this folder '
                         '(recursive); default: images made in memory')
@@ -389,12 +390,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-torchvision', action='store_true',
                         help='skip the torchvision reference')
     parser.add_argument('--out', help='write the results as JSON')
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
+def report(args: argparse.Namespace, command: str) -> None:
     if args.folder:
         images = folder_images(args.folder, args.num_images)
     else:
@@ -417,10 +416,15 @@ def main(argv: Optional[List[str]] = None) -> int:
           f'after {args.warmup} warm-up pass(es)\n')
     print(format_pipelines(rows))
     if args.out:
-        command = ' '.join(
-            ['python tools/analysis_tools/benchmark_pipeline.py', *argv])
         write_json(args.out, dict(command=command, images=source,
                                   warmup=args.warmup, repeats=args.repeats,
                                   environment=environment(), results=rows))
         print(f'\nwrote {args.out}')
-    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = ' '.join(
+        ['python tools/analysis_tools/benchmark_pipeline.py', *argv])
+    return run_main(build_parser(), lambda args: report(args, command),
+                    argv)

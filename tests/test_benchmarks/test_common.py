@@ -1,9 +1,7 @@
 """The shared pieces: every model config builds, specs parse, the
-round-robin timer interleaves and times, the writers write what they
-say."""
+round-robin timer interleaves and times, tables and peak memory are what
+they say."""
 import glob
-import json
-import os
 import os.path as osp
 import time
 
@@ -74,15 +72,6 @@ def test_spread_and_tables():
     assert common.format_table(['name', 'x'], rows,
                                align='ll').splitlines()[1] == (
                                    'long name  1.0')
-
-
-def test_write_json_replaces_the_file_whole(tmp_path):
-    path = tmp_path / 'out' / 'r.json'  # the folder is made
-    common.write_json(str(path), dict(x=[1, 2.5], y=None))
-    assert json.loads(path.read_text()) == dict(x=[1, 2.5], y=None)
-    common.write_json(str(path), dict(x=1))
-    assert json.loads(path.read_text()) == dict(x=1)
-    assert os.listdir(path.parent) == ['r.json']  # no temporary file left
 
 
 def test_subprocess_peak_counts_the_work_not_the_setup():

@@ -2,7 +2,8 @@
 peak memory follows the chunk sizes and stays under the stated bound."""
 import json
 
-from mmbcssl.benchmarks.knn import main, measure, memory_bound_mb
+from mmbcssl.benchmarks.knn import (build_parser, main, measure,
+                                    memory_bound_mb)
 
 ARGS = ['--bank', '40000', '--dim', '128', '--queries', '2000',
         '--classes', '100', '--chunk', '1024', '--repeats', '1']
@@ -12,7 +13,7 @@ def test_peak_memory_follows_the_chunking(tmp_path):
     out = tmp_path / 'r.json'
     assert main(ARGS + ['--bank-chunk', '4096', '--out', str(out)]) == 0
     small = json.loads(out.read_text())
-    big = measure(ARGS + ['--bank-chunk', '40000'])
+    big = measure(build_parser().parse_args(ARGS + ['--bank-chunk', '40000']))
     assert small['bank'] == 40000
     assert small['s_per_10k_queries'] > 0
     # the similarity chunk is 1024 x 4096 vs 1024 x 40000 floats
