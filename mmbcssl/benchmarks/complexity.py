@@ -23,7 +23,7 @@ from mmbcssl.utils.launch import UserError
 from mmbcssl.utils.outputs import write_json
 from .common import ModelForward, build_model, format_table, run_main
 
-# Paper Table 5 (params in M, FLOPs in G, 224 px), REFERENCE.md section 2.
+# Table 5 of arXiv 2312.05695 (params in M, FLOPs in G, 224 px).
 TABLE5 = {
     'bcssl-t_3x3': (28, 4.4),
     'bcssl-t_5x5': (28, 4.4),
