@@ -131,6 +131,20 @@ def preflight(args: argparse.Namespace) -> None:
     refuse_existing([args.out], args.overwrite, '--out')
 
 
+def bank_classes(root: str, dataset) -> List[str]:
+    """The train bank's class wnids in label order: the data set's
+    classes, or (annotation-file mode, which does not name them) the
+    sorted class folders of ``<root>/train``, the order in which
+    mmpretrain numbers them and ImageNet's ``meta/train.txt`` labels them.
+    """
+    classes = dataset.metainfo.get('classes')
+    if classes:
+        return list(classes)
+    folder = osp.join(root, 'train')
+    return sorted(d for d in os.listdir(folder)
+                  if osp.isdir(osp.join(folder, d)))
+
+
 def query_dataset(args: argparse.Namespace, classes: List[str]):
     """The robustness set of ``--query`` in the label space of the train
     bank (its class folders), with the k-NN transform; ``--max-queries``
@@ -258,7 +272,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                              args.resize) if split != 'query' else \
                 query_dataset(args, banks_classes)
             if split == 'train':
-                banks_classes = list(ds.metainfo['classes'])
+                banks_classes = bank_classes(args.data_root, ds)
             if dist.is_main_process():
                 print(f'extracting {split} features ({len(ds)} images)',
                       flush=True)

@@ -515,7 +515,7 @@ class Throughput(Evaluation):
         (row, ) = data['results'].values()
         protocol = dict(task='throughput', **data['setting'])
         return dict(
-            metrics=dict(throughput=row['img_per_s']), command=command,
+            metrics=dict(throughput=row['median']), command=command,
             fingerprint=make_fingerprint(
                 protocol, checkpoint_record(None, 'not needed'),
                 model_record(_model_cfg(ctx.config)),
