@@ -5,9 +5,10 @@ over 50,000 images. This measures the loading side of
 :class:`mmbcssl.engine.runner.ImageNetCTestLoop` with the robustness
 config's own dataset, pipeline and loader settings, and a stand-in for the
 model (a fixed time per batch, or nothing), in two modes measured side by
-side: one loader after the other (``sequential``) and the loop's
-:class:`~mmbcssl.engine.runner.PassPrefetcher` (``overlapped``: the next
-pass's workers start while the current one drains).
+side: a loader per pass, one after the other (``per-pass``: the workers
+start again at every pass), and the loop's single loader over every pass
+(``one-loader``: :func:`~mmbcssl.engine.runner.pass_batches.
+all_passes_loader`, the workers start once).
 
 Reported per mode: images/s over all passes, and the stall at each pass
 boundary (how long the consumer waited for the first batch of a pass).
@@ -20,6 +21,16 @@ to decode as the benchmark's).
     python tools/analysis_tools/benchmark_imagenet_c.py --passes 8 \\
         --images 512 --workers 2 --batch-size 64 [--model-ms 20] \\
         [--root data/imagenet-c] [--device cuda] [--out c_loading.json]
+
+``--loop`` measures the whole loop instead: ``ImageNetCTestLoop`` with the
+model of ``--model-from`` (random weights) on the tree, timed by a hook: the
+wall time of the run against the summed time of the model's test steps
+(the loop's overhead is their ratio), for each ``--workers`` value given.
+
+    python tools/analysis_tools/benchmark_imagenet_c.py --loop \\
+        --config configs/robustness/imagenet-c_demo.py \\
+        --model-from configs/linear/<demo probe>.py \\
+        --root data/demo/imagenet-c --loop-workers 0 2
 """
 import argparse
 import os
@@ -30,20 +41,20 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from mmbcssl.datasets.imagenet_c import scan_tree
-from mmbcssl.engine.runner import PassPrefetcher
 from mmbcssl.engine.runner.imagenet_c_loop import pass_loader_cfg
+from mmbcssl.engine.runner.pass_batches import all_passes_loader
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
 from mmbcssl.utils.launch import UserError
 from mmbcssl.utils.outputs import write_json
 from .common import format_table, round_robin, run_main, sync, timed
 
 CONFIG = 'configs/robustness/imagenet-c.py'
-MODES = ('sequential', 'overlapped')
+MODES = ('per-pass', 'one-loader')
 
 
 def make_tree(root: str, passes: int, images: int, classes: int = 10,
@@ -72,15 +83,21 @@ def make_tree(root: str, passes: int, images: int, classes: int = 10,
     return plan[:passes]
 
 
-def _loader_builder(config: Config, root: str, plan, batch_size: int,
-                    workers: int, pin_memory: bool):
-    # the loop's own per-pass config, with this run's loader settings
+def _template(config: Config, root: str, batch_size: int, workers: int,
+              pin_memory: bool) -> Dict:
+    """The loop's per-pass loader config, with this run's settings."""
     template = dict(config.test_dataloader)
     template.update(batch_size=batch_size, num_workers=workers,
                     pin_memory=pin_memory)
     template['dataset'] = dict(template['dataset'], data_root=root)
     if not workers:
         template.pop('prefetch_factor', None)
+    return template
+
+
+def _loader_builder(config: Config, root: str, plan, batch_size: int,
+                    workers: int, pin_memory: bool):
+    template = _template(config, root, batch_size, workers, pin_memory)
 
     def build(k):
         return Runner.build_dataloader(pass_loader_cfg(template, *plan[k]),
@@ -89,25 +106,38 @@ def _loader_builder(config: Config, root: str, plan, batch_size: int,
     return build
 
 
-def _consume(prefetcher: PassPrefetcher, device: torch.device,
+def _batches(mode: str, build, plan, template: Dict):
+    """``(pass, batch)`` of every pass, through a loader per pass or the
+    loop's one loader."""
+    if mode == 'per-pass':
+        for k in range(len(plan)):
+            for batch in build(k):
+                yield k, batch
+        return
+    datasets = [build(k).dataset for k in range(len(plan))]
+    sampler, loader = all_passes_loader(datasets, template, seed=0)
+    for b, batch in enumerate(loader):
+        yield sampler.pass_of_batch[b], batch
+
+
+def _consume(batches, device: torch.device,
              model_s: float) -> Tuple[int, List[float]]:
     """Images, and, per pass boundary, the time from the end of the last
-    batch of a pass to the arrival of the next pass's first batch (building
-    the next loader included)."""
+    batch of a pass to the arrival of the next pass's first batch."""
     count, stalls = 0, []
-    done = None  # when the consumer finished the previous batch
-    for _, _, batches in prefetcher:
-        for i, batch in enumerate(batches):
-            if i == 0 and done is not None:
-                stalls.append(time.perf_counter() - done)
-            inputs = torch.stack(batch['inputs']) if isinstance(
-                batch['inputs'], list) else batch['inputs']
-            inputs = inputs.to(device, non_blocking=True)
-            if model_s:
-                time.sleep(model_s)
-            sync(device)
-            count += inputs.shape[0]
-            done = time.perf_counter()
+    done, current = None, 0  # when the previous batch was finished
+    for k, batch in batches:
+        if k != current and done is not None:
+            stalls.append(time.perf_counter() - done)
+        current = k
+        inputs = torch.stack(batch['inputs']) if isinstance(
+            batch['inputs'], list) else batch['inputs']
+        inputs = inputs.to(device, non_blocking=True)
+        if model_s:
+            time.sleep(model_s)
+        sync(device)
+        count += inputs.shape[0]
+        done = time.perf_counter()
     return count, stalls
 
 
@@ -142,6 +172,8 @@ def run(root: Optional[str], passes: int, images: int, batch_size: int,
                 raise FileNotFoundError(f'no corruption folders in {root}')
         build = _loader_builder(config, root, plan, batch_size, workers,
                                 pin_memory=dev.type == 'cuda')
+        template = _template(config, root, batch_size, workers,
+                             dev.type == 'cuda')
         rate, n_images = per_worker_rate(build)
         counts: Dict[str, int] = {}
         stalls: Dict[str, List[float]] = {m: [] for m in MODES}
@@ -150,8 +182,7 @@ def run(root: Optional[str], passes: int, images: int, batch_size: int,
 
             def consume() -> None:
                 counts[mode], s = _consume(
-                    PassPrefetcher(build, len(plan),
-                                   overlap=mode == 'overlapped'), dev,
+                    _batches(mode, build, plan, template), dev,
                     model_ms / 1000)
                 stalls[mode].extend(s)
 
@@ -175,8 +206,59 @@ def run(root: Optional[str], passes: int, images: int, batch_size: int,
                      torch=torch.__version__, cpu_count=os.cpu_count()),
         per_worker_images_per_s=rate,
         results=results,
-        overlapped_vs_sequential=results['overlapped']['images_per_s'] /
-        results['sequential']['images_per_s'])
+        one_loader_vs_per_pass=results['one-loader']['images_per_s'] /
+        results['per-pass']['images_per_s'])
+
+
+class _StepTimer:
+    """A hook timing each test step (model forward and metric update)."""
+    priority = 'VERY_HIGH'
+
+    def __init__(self) -> None:
+        self.step_s = 0.0
+        self._start = None
+
+    def before_test_iter(self, runner, batch_idx, data_batch=None):
+        self._start = time.perf_counter()
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None,
+                        outputs=None):
+        self.step_s += time.perf_counter() - self._start
+
+
+def loop_overhead(config_path: str, model_from: str, root: str,
+                  workers: int, batch_size: Optional[int] = None,
+                  cfg_options: Optional[Dict] = None) -> Dict:
+    """Wall time of :class:`ImageNetCTestLoop` over a tree against the
+    summed time of its model steps, with random weights."""
+    from mmengine.hooks import Hook
+    from mmbcssl.cli.test import take_model_from
+    config = Config.fromfile(config_path)
+    take_model_from(config, model_from)
+    config.model.backbone.init_cfg = None
+    config.test_dataloader.dataset.data_root = root
+    config.test_dataloader.num_workers = workers
+    config.test_dataloader.persistent_workers = False
+    if batch_size:
+        config.test_dataloader.batch_size = batch_size
+    if cfg_options:
+        config.merge_from_dict(cfg_options)
+    config.work_dir = tempfile.mkdtemp(prefix='c_loop_')
+    config.log_level = 'WARNING'
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
+                'val_dataloader', 'val_cfg', 'val_evaluator',
+                'param_scheduler', 'load_from'):
+        config.pop(key, None)
+    timer = type('StepTimerHook', (_StepTimer, Hook), {})()
+    runner = Runner.from_cfg(config)
+    runner.register_hook(timer)
+    start = time.perf_counter()
+    runner.test()
+    wall = time.perf_counter() - start
+    return dict(workers=workers, wall_s=wall, model_steps_s=timer.step_s,
+                passes=len(runner.test_loop.plan),
+                images=runner.test_loop.images_evaluated,
+                ratio=wall / timer.step_s)
 
 
 def format_result(out: Dict) -> str:
@@ -188,8 +270,8 @@ def format_result(out: Dict) -> str:
     table = format_table(
         ['mode', 'img/s (median)', 'stall at a pass boundary (s)'], rows,
         markdown=True)
-    return (f"{table}\noverlapped / sequential: "
-            f"{out['overlapped_vs_sequential']:.3f}x; one worker "
+    return (f"{table}\none loader / a loader per pass: "
+            f"{out['one_loader_vs_per_pass']:.3f}x; one worker "
             f"decodes {out['per_worker_images_per_s']:.0f} img/s")
 
 
@@ -209,6 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help='stand-in model time per batch')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument(
+        '--loop', action='store_true',
+        help='time the whole ImageNetCTestLoop (with --model-from\'s model '
+        'and --root) against its model steps instead')
+    parser.add_argument('--model-from', help='--loop: the model config')
+    parser.add_argument('--loop-workers', type=int, nargs='+', default=[0],
+                        help='--loop: data workers, one run each')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='--loop: overrides of the config')
     parser.add_argument('--out', help='write the result as JSON')
     return parser
 
@@ -216,6 +307,21 @@ def build_parser() -> argparse.ArgumentParser:
 def report(args: argparse.Namespace) -> None:
     if args.workers < 0 or args.batch_size < 1 or args.repeats < 1:
         raise UserError('--workers >= 0, --batch-size >= 1, --repeats >= 1')
+    if args.loop:
+        if not (args.model_from and args.root):
+            raise UserError('--loop needs --model-from and --root')
+        runs = [loop_overhead(args.config, args.model_from, args.root, w,
+                              args.batch_size, args.cfg_options)
+                for w in args.loop_workers]
+        print(format_table(
+            ['workers', 'passes', 'images', 'wall (s)', 'model steps (s)',
+             'wall / model'],
+            [[r['workers'], r['passes'], r['images'], f"{r['wall_s']:.1f}",
+              f"{r['model_steps_s']:.1f}", f"{r['ratio']:.3f}"]
+             for r in runs], markdown=True))
+        if args.out:
+            write_json(args.out, dict(loop=runs))
+        return
     out = run(args.root, args.passes, args.images, args.batch_size,
               args.workers, args.model_ms, args.device, args.repeats,
               args.config)

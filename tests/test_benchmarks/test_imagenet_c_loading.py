@@ -42,9 +42,27 @@ def test_benchmark_runs_both_modes(tmp_path):
         r = out['results'][mode]
         assert r['images_per_s'] > 0 and r['boundary_stall_s'] >= 0
     assert out['per_worker_images_per_s'] > 0
-    assert out['overlapped_vs_sequential'] == pytest.approx(
-        out['results']['overlapped']['images_per_s'] /
-        out['results']['sequential']['images_per_s'])
+    assert out['one_loader_vs_per_pass'] == pytest.approx(
+        out['results']['one-loader']['images_per_s'] /
+        out['results']['per-pass']['images_per_s'])
+
+
+def test_loop_overhead_on_the_demo_tree(demo_data, tmp_path):
+    """--loop: the real ImageNet-C loop over the demo tree; the model steps
+    take part of the wall time, every pass is run."""
+    linear = osp.join(REPO_ROOT, 'configs', 'linear',
+                      'linear_bcssl-t-9x9_dino-demo-pre_1xb32-coslr-20e_in1k'
+                      '-demo.py')
+    config = osp.join(REPO_ROOT, 'configs', 'robustness',
+                      'imagenet-c_demo.py')
+    classes = f'{demo_data}/imagenet/meta/classes.txt'
+    out = bench.loop_overhead(
+        config, linear, f'{demo_data}/imagenet-c', workers=0, batch_size=32,
+        cfg_options={'test_dataloader.dataset.base_classes': classes})
+    assert out['passes'] == 75 and out['images'] == 75 * 10
+    assert 0 < out['model_steps_s'] < out['wall_s']
+    assert out['ratio'] == pytest.approx(out['wall_s'] /
+                                         out['model_steps_s'])
 
 
 def test_bad_arguments():

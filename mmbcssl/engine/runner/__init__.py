@@ -1,8 +1,8 @@
 from .imagenet_c_loop import ImageNetCTestLoop
-from .pass_prefetch import PassPrefetcher, prefetch_depth
+from .pass_batches import PassBatchSampler, PassConcatDataset
 from .resumable_loop import ResumableEpochBasedTrainLoop
 
 __all__ = [
-    'ImageNetCTestLoop', 'PassPrefetcher', 'ResumableEpochBasedTrainLoop',
-    'prefetch_depth'
+    'ImageNetCTestLoop', 'PassBatchSampler', 'PassConcatDataset',
+    'ResumableEpochBasedTrainLoop'
 ]

@@ -18,8 +18,7 @@ from mmpretrain.registry import LOOPS
 
 from mmbcssl.compat import atomic_write
 from mmbcssl.datasets.imagenet_c import scan_tree
-from mmbcssl.engine.runner.pass_batches import (PassBatchSampler,
-                                                PassConcatDataset)
+from mmbcssl.engine.runner.pass_batches import all_passes_loader
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            EXTRA_CORRUPTIONS, SEVERITIES,
                                            corruption_errors)
@@ -116,30 +115,11 @@ class ImageNetCTestLoop(TestLoop):
         workers start once for the whole run. Data sets are built in
         threads (folder scans)."""
         from concurrent.futures import ThreadPoolExecutor
-        from functools import partial
-
-        from mmengine.dataset.utils import worker_init_fn
-        from mmengine.dist import get_dist_info
-        from mmengine.registry import FUNCTIONS
-        from torch.utils.data import DataLoader
-
         with ThreadPoolExecutor(4) as pool:
             datasets = list(pool.map(lambda p: self._pass_dataset(*p),
                                      passes))
-        cfg = dict(self.template)
-        rank, world = get_dist_info()
-        sampler = PassBatchSampler([len(d) for d in datasets],
-                                   cfg.get('batch_size', 1), rank, world)
-        collate = dict(cfg.get('collate_fn') or dict(type='pseudo_collate'))
-        collate_fn = FUNCTIONS.get(collate.pop('type'))
-        workers = cfg.get('num_workers', 0)
-        loader = DataLoader(
-            PassConcatDataset(datasets), batch_sampler=sampler,
-            num_workers=workers, pin_memory=cfg.get('pin_memory', False),
-            collate_fn=partial(collate_fn, **collate),
-            worker_init_fn=partial(worker_init_fn, num_workers=workers,
-                                   rank=rank, seed=self.runner.seed)
-            if workers else None)
+        sampler, loader = all_passes_loader(datasets, self.template,
+                                            self.runner.seed)
         return datasets, sampler, loader
 
     def _finish_pass(self, dataset) -> float:

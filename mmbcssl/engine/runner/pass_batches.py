@@ -17,9 +17,10 @@ of the world size by repeating the first ones, process ``r`` taking
 pass's results exactly as with a loader per pass.
 """
 import math
-from typing import Iterator, List, Sequence, Tuple
+from functools import partial
+from typing import Dict, Iterator, List, Sequence, Tuple
 
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class PassConcatDataset(Dataset):
@@ -91,3 +92,28 @@ class PassBatchSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+def all_passes_loader(datasets: Sequence[Dataset], loader_cfg: Dict,
+                      seed: int) -> Tuple[PassBatchSampler, DataLoader]:
+    """One loader over every pass's data set, with a loader config's
+    ``batch_size``, ``num_workers``, ``pin_memory`` and ``collate_fn``
+    (mmengine's worker seeding included); the sampler says which pass each
+    batch is of (``pass_of_batch``)."""
+    from mmengine.dataset.utils import worker_init_fn
+    from mmengine.dist import get_dist_info
+    from mmengine.registry import FUNCTIONS
+    rank, world = get_dist_info()
+    sampler = PassBatchSampler([len(d) for d in datasets],
+                               loader_cfg.get('batch_size', 1), rank, world)
+    collate = dict(loader_cfg.get('collate_fn') or
+                   dict(type='pseudo_collate'))
+    collate_fn = FUNCTIONS.get(collate.pop('type'))
+    workers = loader_cfg.get('num_workers', 0)
+    loader = DataLoader(
+        PassConcatDataset(datasets), batch_sampler=sampler,
+        num_workers=workers, pin_memory=loader_cfg.get('pin_memory', False),
+        collate_fn=partial(collate_fn, **collate),
+        worker_init_fn=partial(worker_init_fn, num_workers=workers,
+                               rank=rank, seed=seed) if workers else None)
+    return sampler, loader
