@@ -8,7 +8,10 @@ Layouts accepted (Hendrycks & Dietterich 2019; both are in circulation):
 """
 import os
 import os.path as osp
+import pickle
 from typing import Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
 
 from mmpretrain.registry import DATASETS
 
@@ -91,3 +94,24 @@ class ImageNetC(ImageNetSubset):
         self.severity = int(severity)
         super().__init__(
             data_root=folder, base_classes=base_classes, **kwargs)
+
+    def _serialize_data(self) -> Tuple[np.ndarray, np.ndarray]:
+        """mmengine's serialisation of the data list (one pickled entry per
+        image in one shared byte array, so that data workers do not copy
+        it), without its closing ``gc.collect()``.
+
+        Why: that full collection costs 0.4 s per data set in a process
+        holding a model (measured on the demo tree), 30 s for the 75 passes
+        of one ImageNet-C run, and frees nothing the regular collector
+        would not: the list it empties holds no reference cycles.
+        """
+        entries = [
+            np.frombuffer(pickle.dumps(x, protocol=4), dtype=np.uint8)
+            for x in self.data_list
+        ]
+        address = np.cumsum(np.asarray([len(x) for x in entries],
+                                       dtype=np.int64))
+        data_bytes = np.concatenate(entries) if entries else np.zeros(
+            0, dtype=np.uint8)
+        self.data_list.clear()
+        return data_bytes, address
