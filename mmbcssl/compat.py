@@ -13,20 +13,26 @@ breakage it answers and has a test in ``tests/test_compat.py``.
 3. Checkpoint loading on torch >= 2.6: ``torch.load`` defaults to
    ``weights_only=True`` and mmengine never passes ``weights_only``, so
    resuming fails on mmengine's ``HistoryBuffer`` and numpy globals. We keep
-   the safe loader and allow-list exactly those globals; on every torch
-   version mmengine's checkpoint loaders go through
-   :func:`safe_torch_load`, which refuses any other pickled global unless the
-   user opts in (``--trust-checkpoint`` / ``MMBCSSL_TRUST_CHECKPOINT=1``).
+   the safe loader and allow-list exactly those globals (and ``bytes()``,
+   the data of an empty numpy array); on every torch version mmengine's
+   checkpoint loaders go through :func:`safe_torch_load`, which refuses any
+   other pickled global unless the user opts in (``--trust-checkpoint`` /
+   ``MMBCSSL_TRUST_CHECKPOINT=1``), and names the file when it is truncated
+   or corrupt.
 4. Half-written checkpoints: mmengine's local file backend writes in place,
    so an interrupted save leaves a truncated ``epoch_N.pth`` and a
    ``last_checkpoint`` pointing at it. We register a local backend that
-   writes to a temporary file and renames it into place.
+   writes to a temporary file and renames it into place, with the mode the
+   user's umask gives (``mkstemp`` alone would leave 0600).
 """
 import contextlib
+import errno
+import fnmatch
 import os
 import os.path as osp
 import pickle
 import re
+import struct
 import tempfile
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Union
@@ -42,6 +48,14 @@ mmcv_adjust_hue = None
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds pickled objects outside the allow-list."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file is truncated or otherwise unreadable."""
+
+
+class DiskFullError(OSError):
+    """A write failed because the file system is full (or over quota)."""
 
 
 # ---------------------------------------------------------------------------
@@ -193,12 +207,64 @@ def safe_torch_load(file: Union[str, Any],
     """
     import torch
     source = source or str(file)
-    if checkpoints_trusted():
-        return torch.load(file, map_location=map_location, weights_only=False)
+    trusted = checkpoints_trusted()
     try:
-        return torch.load(file, map_location=map_location, weights_only=True)
+        return torch.load(
+            file, map_location=map_location, weights_only=not trusted)
     except pickle.UnpicklingError as e:
-        raise UnsafeCheckpointError(_refusal_message(source, e)) from None
+        if not trusted and not _is_damaged_pickle(e):
+            raise UnsafeCheckpointError(_refusal_message(source, e)) from None
+        raise CorruptCheckpointError(_corrupt_message(file, source,
+                                                      e)) from e
+    except Exception as e:
+        if not _is_corruption(e):
+            raise
+        raise CorruptCheckpointError(_corrupt_message(file, source,
+                                                      e)) from e
+
+
+def _is_corruption(error: Exception) -> bool:
+    """Whether ``torch.load`` failed because the bytes are damaged.
+
+    What torch 2.x raises for a file cut short or overwritten: an empty
+    file gives ``EOFError``; a zip without its central directory (any
+    truncation, since the directory is at the end) a ``RuntimeError`` from
+    ``PytorchStreamReader``; a cut inside a record ``OSError`` EINVAL; other
+    bytes a ``KeyError``/``ValueError`` from the legacy unpickler. Other
+    ``RuntimeError``s (a CUDA tensor on a CPU-only machine) and missing or
+    unreadable paths are not corruption.
+    """
+    if isinstance(error, (EOFError, KeyError, ValueError, struct.error)):
+        return True
+    if isinstance(error, RuntimeError):
+        return any(s in str(error)
+                   for s in ('PytorchStreamReader', 'corrupt file'))
+    return isinstance(error, OSError) and error.errno == errno.EINVAL
+
+
+# What pickle (and torch's weights-only unpickler) say about damaged bytes,
+# as opposed to a global outside the allow-list.
+_DAMAGED_PICKLE = ('Unsupported operand', 'pickle data was truncated',
+                   'invalid load key', 'Memo value not found')
+
+
+def _is_damaged_pickle(error: Exception) -> bool:
+    return any(s in str(error) for s in _DAMAGED_PICKLE)
+
+
+def _corrupt_message(file: Any, source: str, error: Exception) -> str:
+    text = str(error)
+    lines = [line.strip() for line in text.splitlines()
+             if any(m in line for m in _DAMAGED_PICKLE)]
+    reason = (lines[0] if lines else text.split('. ')[0].strip()
+              or 'no data')
+    size = ''
+    if isinstance(file, (str, os.PathLike)) and osp.isfile(file):
+        size = f' ({osp.getsize(file)} bytes)'
+    return (f'checkpoint {source}{size} is truncated or corrupt '
+            f'({type(error).__name__}: {reason}); an interrupted save or '
+            'copy leaves such files. Use another checkpoint (e.g. the '
+            'previous one in the same work dir) or copy it again.')
 
 
 def _history_buffer_method(owner: Any, name: str) -> Any:
@@ -216,12 +282,29 @@ def _history_buffer_method(owner: Any, name: str) -> Any:
         f'GLOBAL builtins.getattr({owner!r}, {name!r}) is not allowed')
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    """The only ``bytes(...)`` call a safe checkpoint may make: ``bytes()``.
+
+    torch saves with pickle protocol 2, which writes a non-empty ``bytes``
+    as ``_codecs.encode(...)`` (torch allows that) but an empty one as the
+    call ``bytes()``; an empty numpy array (e.g. the history of a fresh
+    mmengine ``HistoryBuffer``) pickles its data that way. ``bytes`` itself
+    is not allowed: ``bytes(10 ** 12)`` would allocate a terabyte.
+    """
+    if args:
+        raise pickle.UnpicklingError(
+            f'GLOBAL builtins.bytes{args!r} is not allowed (only bytes())')
+    return b''
+
+
 def _renamed_safe_globals() -> Dict[str, Any]:
     """Allow-listed stand-ins, by the name the pickle stream uses."""
     # Protocol-2 pickles name builtins '__builtin__'.
     return {
         'builtins.getattr': _history_buffer_method,
         '__builtin__.getattr': _history_buffer_method,
+        'builtins.bytes': _empty_bytes,
+        '__builtin__.bytes': _empty_bytes,
     }
 
 
@@ -287,13 +370,60 @@ def _register_checkpoint_loaders() -> None:
 # ---------------------------------------------------------------------------
 # 4. Atomic checkpoint writes
 # ---------------------------------------------------------------------------
+def current_umask() -> int:
+    """The process's umask, read without changing it where possible.
+
+    ``os.umask`` can only be read by setting it; between the two calls a
+    file created by another thread would get mode 0666. Linux reports it in
+    ``/proc/self/status``.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temp_name_pattern(filepath: Union[str, os.PathLike]) -> str:
+    """The glob pattern of :func:`atomic_write`'s temporary files for
+    ``filepath`` (hidden, next to it)."""
+    return f'.{osp.basename(os.fspath(filepath))}.*.part'
+
+
+def remove_stale_temp_files(folder: str, pattern: str = '.*.part') -> list:
+    """Remove temporary files that a killed :func:`atomic_write` left in
+    ``folder`` (not recursive). Only call it where no other write to
+    ``folder`` can be in progress.
+
+    Returns:
+        list: The removed paths.
+    """
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith('.part') and fnmatch.fnmatch(name, pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(osp.join(folder, name))
+                    removed.append(osp.join(folder, name))
+    return removed
+
+
 def atomic_write(data: Union[bytes, str],
                  filepath: Union[str, os.PathLike],
                  encoding: str = 'utf-8') -> None:
     """Write ``data`` so that ``filepath`` is either the old or the new file.
 
     The bytes go to a temporary file in the same folder, are flushed to disk
-    and then renamed over ``filepath`` (atomic on POSIX and Windows).
+    and then renamed over ``filepath`` (atomic on POSIX and Windows). The
+    file gets the mode a plain ``open(filepath, 'w')`` would give (0666
+    less the umask).
+
+    Raises:
+        DiskFullError: the file system is full or over quota; ``filepath``
+            is left as it was and the temporary file is removed.
     """
     filepath = os.fspath(filepath)
     folder = osp.dirname(osp.abspath(filepath))
@@ -304,13 +434,23 @@ def atomic_write(data: Union[bytes, str],
         dir=folder, prefix=f'.{osp.basename(filepath)}.', suffix='.part')
     try:
         with os.fdopen(fd, 'wb') as f:
+            if hasattr(os, 'fchmod'):  # mkstemp creates it 0600
+                os.fchmod(f.fileno(), 0o666 & ~current_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, filepath)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC,
+                                                  errno.EDQUOT):
+            raise DiskFullError(
+                e.errno, f'no space left on the device while writing '
+                f'{filepath} ({len(data) / 2**20:.1f} MB); nothing was '
+                'replaced and the partial file was removed. Free space '
+                '(or point --work-dir at a bigger disk) and run again',
+                filepath) from e
         raise
 
 

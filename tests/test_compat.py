@@ -123,6 +123,79 @@ def test_trusted_opt_in_loads_arbitrary_objects(tmp_path, monkeypatch):
     assert compat.TRUST_ENV not in os.environ
 
 
+def test_empty_history_buffer_checkpoint_loads_safely(tmp_path,
+                                                      monkeypatch):
+    """A fresh HistoryBuffer holds empty numpy arrays, which pickle the
+    call ``builtins.bytes()`` (protocol 2, torch's default)."""
+    monkeypatch.delenv(compat.TRUST_ENV, raising=False)
+    path = str(tmp_path / 'iter_1.pth')
+    save_checkpoint(dict(meta=dict(iter=1), state_dict={'w': torch.ones(1)},
+                         message_hub=dict(log_scalars={
+                             'val/acc': HistoryBuffer()
+                         })), path)
+    assert b'c__builtin__\nbytes\n' in _pickle_of(path)  # the global
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    hb = ckpt['message_hub']['log_scalars']['val/acc']
+    assert isinstance(hb, HistoryBuffer)
+    assert hb.data[0].shape == (0, ) and hb.data[1].shape == (0, )
+
+
+def _pickle_of(path):
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        return z.read(next(n for n in z.namelist()
+                           if n.endswith('data.pkl')))
+
+
+class _BigBytes:
+    """``bytes(n)`` in a pickle: allocates n bytes if it were allowed."""
+
+    def __reduce__(self):
+        return (bytes, (10, ))
+
+
+def test_bytes_with_arguments_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(compat.TRUST_ENV, raising=False)
+    path = str(tmp_path / 'big.pth')
+    torch.save({'x': _BigBytes()}, path)
+    with pytest.raises(compat.UnsafeCheckpointError, match='bytes'):
+        _load_checkpoint(path)
+    with pytest.raises(pickle.UnpicklingError):
+        compat._empty_bytes(10)
+    assert compat._empty_bytes() == b''
+
+
+@pytest.mark.parametrize('cut', [0, 10, 0.5, -20])
+def test_truncated_checkpoint_names_the_file(tmp_path, cut):
+    """Cut at 0 bytes, inside the zip header, in the middle and just before
+    the end (the zip directory is at the end: every cut loses it)."""
+    whole = str(tmp_path / 'whole.pth')
+    save_checkpoint(_mmengine_style_checkpoint(), whole)
+    data = open(whole, 'rb').read()
+    n = int(len(data) * cut) if isinstance(cut, float) else cut % len(data)
+    path = str(tmp_path / 'epoch_3.pth')
+    with open(path, 'wb') as f:
+        f.write(data[:n])
+    for trusted in (False, True):
+        with pytest.raises(compat.CorruptCheckpointError) as info:
+            if trusted:
+                with compat.trusted_checkpoints():
+                    _load_checkpoint(path)
+            else:
+                _load_checkpoint(path)
+        msg = str(info.value)
+        assert msg.startswith(f'checkpoint {path} ({n} bytes) is truncated '
+                              'or corrupt (')
+        assert 'Use another checkpoint' in msg and '\n' not in msg
+
+
+def test_other_load_errors_are_not_called_corruption(tmp_path):
+    path = str(tmp_path / 'dir.pth')
+    os.mkdir(path)
+    with pytest.raises(IsADirectoryError):
+        compat.safe_torch_load(path)
+
+
 def test_missing_checkpoint_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         _load_checkpoint(str(tmp_path / 'nope.pth'))

@@ -55,6 +55,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='allow arbitrary pickled objects (trusted '
                         'files only)')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the traceback of an error')
 
     def _run() -> None:
         args = parser.parse_args(argv)
@@ -77,7 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               f'values) as backbone.*; dropped: {", ".join(dropped)}; '
               f'wrote {args.out}')
 
-    return run_cli(_run)
+    return run_cli(_run, argv)
 
 
 if __name__ == '__main__':

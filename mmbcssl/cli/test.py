@@ -9,7 +9,9 @@ from mmengine import dist
 from mmengine.config import Config
 
 from mmbcssl.evaluation.fingerprint import test_fingerprint
-from mmbcssl.utils.data_checks import check_data
+from mmbcssl.utils.config_checks import (check_cfg_options,
+                                         check_config_values)
+from mmbcssl.utils.data_checks import check_data, check_labels
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, load_config, run_cli)
 from mmbcssl.utils.outputs import refuse_existing, write_json
@@ -52,6 +54,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     if args.model_from:
         take_model_from(cfg, args.model_from)
     if args.cfg_options:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     apply_common(cfg, args)
     if not osp.isfile(args.checkpoint):
@@ -108,7 +111,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     def _test() -> None:
         args = parse_args(argv)
         cfg = setup_cfg(args)
+        check_config_values(cfg)
         check_data(cfg, phases=('test', ))
+        check_labels(cfg, phases=('test', ))
         runner = build_runner(cfg)
         check_checkpoint_fits(runner.model, cfg.load_from)
         metrics = runner.test()
@@ -117,7 +122,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             write_json(args.out, dict(metrics=metrics,
                                       fingerprint=fingerprint))
 
-    return run_cli(_test)
+    return run_cli(_test, argv)
 
 
 if __name__ == '__main__':

@@ -13,7 +13,8 @@ from typing import List, Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from mmbcssl.utils.data_checks import check_data
+from mmbcssl.utils.config_checks import check_config_values
+from mmbcssl.utils.data_checks import check_data, check_labels
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, load_config, run_cli)
 from mmbcssl.utils.pretrained_checks import check_load_from, check_pretrained
@@ -47,6 +48,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 # Optim wrappers and their mixed-precision variants.
 AMP_VARIANTS = {
     'OptimWrapper': 'AmpOptimWrapper',
+    'GuardedOptimWrapper': 'GuardedAmpOptimWrapper',
     'DINOOptimWrapper': 'DINOAmpOptimWrapper',
 }
 
@@ -64,9 +66,24 @@ def enable_amp(cfg: Config) -> None:
                         'variant; enable AMP in the config instead')
 
 
+def use_safe_training_parts(cfg: Config) -> None:
+    """Give any config (the project's set them already) the guarded optim
+    wrapper constructor and the checkpoint hook that keeps old checkpoints
+    until the new one is written."""
+    checkpoint = cfg.get('default_hooks', {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and str(checkpoint.get('type')).rsplit(
+            '.', 1)[-1] == 'CheckpointHook':
+        checkpoint['type'] = 'mmpretrain.SafeCheckpointHook'
+    wrapper = cfg.get('optim_wrapper')
+    if isinstance(wrapper, dict) and 'constructor' not in wrapper and \
+            'optimizer' in wrapper:
+        wrapper['constructor'] = 'mmpretrain.GuardedOptimWrapperConstructor'
+
+
 def setup_cfg(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args.cfg_options)
     apply_common(cfg, args)
+    use_safe_training_parts(cfg)
     if args.amp:
         enable_amp(cfg)
     if args.no_validate:
@@ -91,8 +108,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     def _train() -> None:
         args = parse_args(argv)
         cfg = setup_cfg(args)
-        check_data(
-            cfg, phases=('train', ) if args.no_validate else ('train', 'val'))
+        check_config_values(cfg)
+        phases = ('train', ) if args.no_validate else ('train', 'val')
+        check_data(cfg, phases=phases)
+        check_labels(cfg, phases=phases)
         if not cfg.get('load_from'):
             # loading a whole model (or resuming) overrides init_cfg
             check_pretrained(cfg)
@@ -101,7 +120,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         runner = build_runner(cfg)
         runner.train()
 
-    return run_cli(_train)
+    return run_cli(_train, argv)
 
 
 if __name__ == '__main__':

@@ -159,3 +159,85 @@ def check_data(cfg: Config, phases=('train', 'val', 'test')) -> None:
             continue
         if loader.get('dataset') is not None:
             check_dataset(loader['dataset'], f'{phase}_dataloader.dataset')
+
+
+def _head_classes(cfg: Config) -> Optional[int]:
+    model = cfg.get('model')
+    head = model.get('head') if isinstance(model, dict) else None
+    num = head.get('num_classes') if isinstance(head, dict) else None
+    return num if isinstance(num, int) and num > 0 else None
+
+
+def _largest_label(ann_file: str) -> Optional[Tuple[int, int, str]]:
+    """``(label, line number, line)`` of the largest label in an annotation
+    file of ``<path> <label>`` lines (mmpretrain's ``CustomDataset``)."""
+    best = None
+    with open(ann_file) as f:
+        for number, line in enumerate(f, 1):
+            parts = line.strip().rsplit(' ', 1)
+            if len(parts) < 2:
+                continue  # blank, or a file without labels
+            try:
+                label = int(parts[1])
+            except ValueError:
+                raise DataLayoutError(
+                    f'{ann_file} line {number}: {line.strip()!r} does not '
+                    'end with an integer label; expected "<relative path> '
+                    '<label>" lines') from None
+            if best is None or label > best[0]:
+                best = (label, number, line.strip())
+    return best
+
+
+def check_labels(cfg: Config, phases=('train', 'val', 'test')) -> None:
+    """Check the classification labels against ``model.head.num_classes``.
+
+    A label >= the head's class count otherwise stops training at its first
+    batch with ``IndexError: Target 15 is out of bounds``, naming neither
+    the file nor the line. Labels come from the annotation file, or are the
+    indices of the class folders.
+
+    Raises:
+        DataLayoutError: naming the file, the line and both fixes.
+    """
+    num_classes = _head_classes(cfg)
+    if num_classes is None:
+        return
+    fix = f'model.head.num_classes is {num_classes} (labels 0-' \
+        f'{num_classes - 1})'
+    for phase in phases:
+        loader = cfg.get(f'{phase}_dataloader')
+        if not isinstance(loader, (dict, ConfigDict)) or \
+                loader.get('dataset') is None:
+            continue
+        where = f'{phase}_dataloader.dataset'
+        for ds in _iter_datasets(loader['dataset']):
+            if _type_name(ds) not in FOLDER_CLASSIFICATION or \
+                    ds.get('with_label', True) is False:
+                continue
+            root = ds.get('data_root') or ''
+            ann_file = ds.get('ann_file') or ''
+            if ann_file:
+                path = _join(root, ann_file)
+                found = _largest_label(path) if osp.isfile(path) else None
+                if found and found[0] >= num_classes:
+                    label, number, line = found
+                    raise DataLayoutError(
+                        f'{where}: {path} line {number} ({line!r}) has label '
+                        f'{label}, but {fix}. Fix the annotation file, or '
+                        f'set --cfg-options model.head.num_classes='
+                        f'{label + 1} if the data really has that many '
+                        'classes')
+                continue
+            prefix = ds.get('data_prefix') or ''
+            if isinstance(prefix, dict):
+                prefix = prefix.get('img_path', '')
+            folder = _join(root, prefix)
+            if ds.get('classes') is None and osp.isdir(folder):
+                count = len(_class_folders(folder))
+                if count > num_classes:
+                    raise DataLayoutError(
+                        f'{where}: {folder!r} has {count} class folders '
+                        f'(labels 0-{count - 1}), but {fix}; remove the '
+                        'extra folders or set --cfg-options '
+                        f'model.head.num_classes={count}')

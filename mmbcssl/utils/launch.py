@@ -1,15 +1,22 @@
 """Pieces shared by the train and test entry points."""
 import argparse
+import logging
 import os
 import os.path as osp
+import re
 import sys
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from mmengine.config import Config, DictAction
 
-from mmbcssl.compat import TRUST_ENV, UnsafeCheckpointError
+from mmbcssl.apis.inference import CheckpointMismatchError
+from mmbcssl.compat import (TRUST_ENV, CorruptCheckpointError, DiskFullError,
+                            UnsafeCheckpointError)
+from mmbcssl.datasets.transforms.load_image_safe import CorruptImageError
+from .config_checks import ConfigError, check_cfg_options
 from .data_checks import DataLayoutError
 from .distributed import cpu_only, init_cpu_process_group
+from .loss_terms import TrainingDivergedError
 from .pretrained_checks import PretrainedMismatchError
 
 
@@ -20,7 +27,12 @@ class UserError(ValueError):
 # Errors that mean "the input is wrong", not "the code is wrong": the CLI
 # prints them as one line and exits with status 2.
 USER_ERRORS = (UserError, DataLayoutError, UnsafeCheckpointError,
-               PretrainedMismatchError)
+               CorruptCheckpointError, CheckpointMismatchError,
+               PretrainedMismatchError, ConfigError, CorruptImageError,
+               FileNotFoundError)
+# Errors of a run whose message says all there is to say (what happened,
+# what is kept, what to do): one line too, exit status 1.
+RUN_ERRORS = (TrainingDivergedError, DiskFullError)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +52,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         action='store_true',
         help='allow checkpoints that pickle arbitrary objects (only for '
         'files from a source you trust)')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the full traceback of an error (by default one line, '
+        'and the traceback goes to the log in the work dir)')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     parser.add_argument(
         '--local-rank',
@@ -55,6 +72,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
                         'configs/, e.g. configs/dino/bcssl-t_9x9_100e.py)')
     cfg = Config.fromfile(path)
     if cfg_options:
+        check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     return cfg
 
@@ -105,16 +123,59 @@ def build_runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
-def run_cli(fn: Callable[[], None]) -> int:
-    """Run ``fn``; report input errors in one line and return 2."""
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` as one line.
+
+    An exception raised in a DataLoader worker reaches the main process
+    re-created by torch with the worker's whole traceback as its message;
+    the original message is its last line.
+    """
+    text = str(error)
+    if isinstance(error, OSError) and error.errno and error.strerror:
+        text = error.strerror  # not "[Errno 28] ...: 'path'"
+        if error.filename and str(error.filename) not in text:
+            text += f': {error.filename}'
+    if text.startswith('Caught ') and 'Original Traceback' in text:
+        name = re.escape(type(error).__name__)
+        found = re.findall(rf'^[\w.]*{name}: (.*)$', text, re.MULTILINE)
+        where = re.match(r'Caught \w+ (in [^.]+)', text)
+        if found:
+            text = found[-1] + (f' ({where.group(1)})' if where else '')
+    return ' '.join(text.split())
+
+
+def _traceback_to_log(error: BaseException) -> None:
+    """Write the traceback into the log files of the current run, if a
+    runner has opened any (the console shows the one-line message)."""
+    from mmengine.logging import MMLogger
+    if not MMLogger._instance_dict:
+        return
+    logger = MMLogger.get_current_instance()
+    files = [h for h in logger.handlers if isinstance(h, logging.FileHandler)]
+    if not files:
+        return
+    record = logger.makeRecord(
+        logger.name, logging.ERROR, __file__, 0,
+        f'stopped: {one_line(error)}', None,
+        (type(error), error, error.__traceback__))
+    for handler in files:
+        handler.handle(record)
+
+
+def run_cli(fn: Callable[[], None], argv: Optional[List[str]] = None) -> int:
+    """Run ``fn``; report input errors (:data:`USER_ERRORS`, status 2) and
+    self-explaining run errors (:data:`RUN_ERRORS`, status 1) in one line.
+
+    With ``--debug`` in ``argv`` (default ``sys.argv``) they are raised
+    with their traceback instead.
+    """
+    debug = '--debug' in (sys.argv[1:] if argv is None else argv)
     try:
         fn()
-    except USER_ERRORS as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    except FileNotFoundError as e:
-        # Raised by dataset constructors and checkpoint loaders for a path
-        # the user gave; the message names it.
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    except USER_ERRORS + RUN_ERRORS as e:
+        if debug:
+            raise
+        _traceback_to_log(e)
+        print(f'error: {one_line(e)}', file=sys.stderr)
+        return 1 if isinstance(e, RUN_ERRORS) else 2
     return 0

@@ -120,16 +120,30 @@ def test_nonfinite_loss_raises_before_touching_weights():
     MessageHub.get_current_instance().update_info('iter', 0)
 
 
+class _EsViTLike(torch.nn.Module):
+    """DINO's loss as the view term of EsViT-like terms, with a NaN region
+    term."""
+
+    def __init__(self, dino):
+        super().__init__()
+        self.dino = dino
+
+    def forward(self, views, mode='loss'):
+        view = self.dino.loss(views, None)['loss']
+        region = view * float('nan')
+        return dict(loss=0.5 * (view + region), view=view.detach(),
+                    region=region.detach())
+
+
 def test_nonfinite_message_names_the_term():
-    """The path of mmengine's train_step (and of its DDP wrapper):
-    parse_losses, then update_params. EsViT-like terms: the region term is
-    NaN, the view term finite."""
+    """The path of mmengine's train_step (and of its DDP wrapper): the
+    forward in mode 'loss' inside the wrapper's optim_context, parse_losses,
+    then update_params. The region term is NaN, the view term finite."""
     model = _model()
     wrapper = _wrapper(model)
-    view = model.loss(_views(), None)['loss']
-    region = view * float('nan')
-    terms = dict(loss=0.5 * (view + region), view=view.detach(),
-                 region=region.detach())
+    esvit = _EsViTLike(model)
+    with wrapper.optim_context(esvit):
+        terms = esvit(_views(), mode='loss')
     loss, _ = model.parse_losses(terms)
     with pytest.raises(FloatingPointError) as info:
         wrapper.update_params(loss)

@@ -44,4 +44,7 @@ optim_wrapper = dict(
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
 # runtime
-default_hooks = dict(checkpoint=dict(interval=6, max_keep_ckpts=2))
+# old checkpoints are deleted only after the new one is written
+default_hooks = dict(
+    checkpoint=dict(
+        type='mmpretrain.SafeCheckpointHook', interval=6, max_keep_ckpts=2))

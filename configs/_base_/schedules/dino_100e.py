@@ -6,8 +6,11 @@ warmup_epochs = 10
 
 # optimizer
 optim_wrapper = dict(
-    type='DINOOptimWrapper',  # tools/train.py --amp -> DINOAmpOptimWrapper
-    constructor='DINOOptimWrapperConstructor',  # no decay on biases/1-D
+    type='DINOOptimWrapper',
+    # no decay on biases/1-D; builds the DINO variant of the type, so an
+    # --amp that sets AmpOptimWrapper (mmpretrain's, mim's) still gets
+    # DINOAmpOptimWrapper
+    constructor='DINOOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.999),
                    weight_decay=0.04),
     per_tensor_clip=3.0,  # each gradient tensor clipped on its own

@@ -7,6 +7,8 @@ max_epochs = 100
 # optimizer
 optim_wrapper = dict(
     type='OptimWrapper',
+    # stops (or skips the step) on a NaN/Inf loss; --amp keeps that
+    constructor='GuardedOptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=0.))
 
 # learning rate

@@ -33,3 +33,6 @@ optim_wrapper = dict(
         layer_decay_rate=0.9,
         decay_type='stage_wise',
         num_layers=6))
+
+# runtime: old checkpoints are deleted only after the new one is written
+default_hooks = dict(checkpoint=dict(type='mmpretrain.SafeCheckpointHook'))

@@ -46,6 +46,7 @@ test_dataloader = val_dataloader
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
+    constructor='GuardedOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
 param_scheduler = []
 train_cfg = dict(

@@ -4,11 +4,10 @@ in the first epoch(s) (facebookresearch/dino ``utils.clip_gradients`` and
 from typing import Iterable, List, Optional
 
 import torch
-from mmengine.logging import MessageHub, print_log
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.logging import MessageHub
 from mmpretrain.registry import OPTIM_WRAPPERS
 
-from mmbcssl.utils.loss_terms import nonfinite_loss_terms
+from .guarded_optim_wrapper import GuardedAmpOptimWrapper, GuardedOptimWrapper
 
 
 def clip_per_tensor(params: Iterable[torch.Tensor], max_norm: float) -> None:
@@ -29,60 +28,18 @@ def clip_per_tensor(params: Iterable[torch.Tensor], max_norm: float) -> None:
 
 class _DINOGradients:
     """What both wrappers do before the optimizer step. Mixed in before the
-    mmengine wrapper, whose arguments pass through ``**kwargs``."""
+    guarded mmengine wrapper, whose arguments (the NaN/Inf policy included)
+    pass through ``**kwargs``."""
 
     def __init__(self,
                  per_tensor_clip: Optional[float] = 3.0,
                  freeze_last_layer_epochs: int = 1,
-                 nonfinite_loss: str = 'raise',
-                 max_consecutive_skips: int = 100,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        if nonfinite_loss not in ('raise', 'skip'):
-            raise ValueError("nonfinite_loss must be 'raise' or 'skip', got "
-                             f'{nonfinite_loss!r}')
         self.per_tensor_clip = per_tensor_clip
         self.freeze_last_layer_epochs = freeze_last_layer_epochs
-        self.nonfinite_loss = nonfinite_loss
-        self.max_consecutive_skips = max_consecutive_skips
-        self.skipped_steps = 0
-        self._consecutive_skips = 0
         # Set by DINOOptimWrapperConstructor.
         self.last_layer_params: List[torch.Tensor] = []
-
-    def update_params(self, loss: torch.Tensor, **kwargs) -> None:
-        """Backward and step, unless the loss is NaN/Inf.
-
-        ``'raise'``: stop before the bad step touches the weights, naming the
-        iteration (the last checkpoint on disk stays the last good one);
-        ``'skip'``: drop this step, count it, and stop after
-        ``max_consecutive_skips`` bad steps in a row.
-        """
-        if torch.isfinite(loss).all():
-            self._consecutive_skips = 0
-            return super().update_params(loss, **kwargs)
-        hub = MessageHub.get_current_instance()
-        where = (f"iteration {hub.get_info('iter', 0)} (epoch "
-                 f"{hub.get_info('epoch', 0)})")
-        # the terms of this iteration, from DINO.parse_losses (EsViT:
-        # 'loss', 'view', 'region'); other models leave none
-        bad = nonfinite_loss_terms()
-        if bad:
-            where += f"; non-finite loss terms: {', '.join(bad)}"
-        self._consecutive_skips += 1
-        if self.nonfinite_loss == 'raise' or (
-                self._consecutive_skips > self.max_consecutive_skips):
-            raise FloatingPointError(
-                f'the loss is {loss.item()} at {where}; training '
-                'stopped before this step changed the weights, and the last '
-                'checkpoint in the work dir is intact. Resume from it with a '
-                'lower lr, or set optim_wrapper.nonfinite_loss=\'skip\' to '
-                'drop such steps.')
-        self.skipped_steps += 1
-        self.zero_grad()
-        print_log(f'skipped the step at {where}: the loss is {loss.item()} '
-                  f'({self.skipped_steps} skipped so far)', logger='current',
-                  level=30)
 
     def _all_params(self) -> List[torch.Tensor]:
         return [p for g in self.optimizer.param_groups for p in g['params']]
@@ -99,9 +56,9 @@ class _DINOGradients:
 
 
 @OPTIM_WRAPPERS.register_module()
-class DINOOptimWrapper(_DINOGradients, OptimWrapper):
+class DINOOptimWrapper(_DINOGradients, GuardedOptimWrapper):
     """``OptimWrapper`` with DINO's per-tensor clipping and last-layer
-    freezing.
+    freezing, guarded against NaN/Inf losses.
 
     Args:
         per_tensor_clip (float, optional): Max L2 norm of each gradient
@@ -109,8 +66,8 @@ class DINOOptimWrapper(_DINOGradients, OptimWrapper):
         freeze_last_layer_epochs (int): Epochs in which the DINO head's last
             layer gets no update. Defaults to 1.
         nonfinite_loss (str): ``'raise'`` (stop, naming the iteration) or
-            ``'skip'`` (drop the step) for a NaN/Inf loss. Defaults to
-            'raise'.
+            ``'skip'`` (drop the step) for a NaN/Inf loss (see
+            :class:`NonFiniteLossGuard`). Defaults to 'raise'.
         max_consecutive_skips (int): With 'skip', stop after this many bad
             steps in a row. Defaults to 100.
         **kwargs: Passed to ``OptimWrapper``.
@@ -122,7 +79,7 @@ class DINOOptimWrapper(_DINOGradients, OptimWrapper):
 
 
 @OPTIM_WRAPPERS.register_module()
-class DINOAmpOptimWrapper(_DINOGradients, AmpOptimWrapper):
+class DINOAmpOptimWrapper(_DINOGradients, GuardedAmpOptimWrapper):
     """The AMP variant: gradients are unscaled before they are clipped."""
 
     def step(self, **kwargs) -> None:

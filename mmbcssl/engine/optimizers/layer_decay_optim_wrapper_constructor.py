@@ -27,9 +27,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
-from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
+from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+from .guarded_optim_wrapper_constructor import GuardedOptimWrapperConstructor
 
 DECAY_TYPES = ('layer_wise', 'stage_wise')
 # Parameters with no weight decay although they are not 1-D (Swin/ViT
@@ -48,8 +50,12 @@ ALIASES = {'decay_rate': 'layer_decay_rate'}
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+class LayerDecayOptimWrapperConstructor(GuardedOptimWrapperConstructor):
     """Parameter groups with layer-wise (or stage-wise) LR decay.
+
+    The wrapper is the guarded variant of the configured type
+    (:class:`GuardedOptimWrapperConstructor`): a NaN/Inf loss stops
+    training, or skips the step, instead of spreading into the weights.
 
     ``paramwise_cfg`` keys:
 
@@ -90,10 +96,9 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         optimizer_cfg = self.optimizer_cfg.copy()
         optimizer_cfg['params'] = self.param_groups(model)
         optimizer = OPTIMIZERS.build(optimizer_cfg)
-        wrapper_cfg = self.optim_wrapper_cfg.copy()
-        wrapper_cfg.setdefault('type', 'OptimWrapper')
         return OPTIM_WRAPPERS.build(
-            wrapper_cfg, default_args=dict(optimizer=optimizer))
+            self.optim_wrapper_cfg.copy(),
+            default_args=dict(optimizer=optimizer))
 
     def param_groups(self, model: nn.Module) -> List[dict]:
         """One group per (layer id, decay or not), in layer order.

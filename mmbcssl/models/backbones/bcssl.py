@@ -319,14 +319,17 @@ class BCSSL(ConvNeXt):
 
     @staticmethod
     def _check_kernels(kernel_size, num_stages: int) -> List[int]:
-        kernels = [kernel_size] * num_stages if isinstance(
-            kernel_size, int) else list(kernel_size)
+        if isinstance(kernel_size, (list, tuple)):
+            kernels = list(kernel_size)
+        else:
+            kernels = [kernel_size] * num_stages
         if len(kernels) != num_stages:
             raise ValueError(f'kernel_size list must have one odd size per '
                              f'stage ({num_stages}), got {kernel_size}')
-        if any(k < 1 or k % 2 == 0 for k in kernels):
-            raise ValueError(f'kernel_size must be odd (3, 5, 7, 9, 15, '
-                             f'...), got {kernel_size}')
+        if any(not isinstance(k, int) or isinstance(k, bool) or k < 1
+               or k % 2 == 0 for k in kernels):
+            raise ValueError(f'kernel_size must be an odd integer (3, 5, '
+                             f'7, 9, 15, ...), got {kernel_size}')
         return kernels
 
     @staticmethod

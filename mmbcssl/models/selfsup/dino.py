@@ -24,8 +24,6 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from mmbcssl.utils.loss_terms import record_loss_terms
-
 
 def _pooled(feats) -> torch.Tensor:
     """The last output of a backbone/neck as an (N, C) feature."""
@@ -161,17 +159,6 @@ class DINO(BaseSelfSupervisor):
         student_out = self._student_forward(inputs)
         loss = self.loss_module(student_out, teacher_out, epoch)
         return dict(loss=loss)
-
-    def parse_losses(self, losses: Dict[str, torch.Tensor]):
-        """mmengine's sum of the loss terms; the terms themselves are left
-        in the message hub so that :class:`DINOOptimWrapper` can name the
-        NaN/Inf ones when the total is not finite. The hub, because the
-        wrapper only sees the total, and this method, because the DDP
-        wrapper calls it too. No host sync here, and ``resumed=False``
-        keeps the tensors out of checkpoints."""
-        loss, log_vars = super().parse_losses(losses)
-        record_loss_terms(losses)
-        return loss, log_vars
 
     @torch.no_grad()
     def momentum_update(self, momentum: float) -> None:

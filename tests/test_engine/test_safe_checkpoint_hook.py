@@ -1,0 +1,228 @@
+"""Checkpoints survive a save that is killed or runs out of disk, stale
+temporary files go away, files get the user's umask and NaN weights are
+never written. Every fault is real: a SIGKILL of a real training process, a
+real full file system, real NaN values on disk."""
+import glob
+import os
+import os.path as osp
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
+
+from mmbcssl.cli import train as train_api
+from tests.conftest import REPO_ROOT
+
+CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'tiny_classifier.py')
+
+# Imported by the training subprocess before tools/train.py runs: the save
+# of one checkpoint stops after its bytes are in the temporary file, before
+# the rename, and announces it, so that the test can SIGKILL the process in
+# the middle of the save, deterministically.
+SLOW_SAVE = '''
+import os, time
+_fsync = os.fsync
+def fsync(fd):
+    path = os.readlink(f'/proc/self/fd/{fd}')
+    if os.path.basename(path).startswith('.' + os.environ['SLOW_SAVE'] + '.'):
+        with open(os.environ['SLOW_SAVE_MARK'], 'w') as f:
+            f.write(path)
+        time.sleep(600)
+    return _fsync(fd)
+os.fsync = fsync
+'''
+
+
+def _options(root, max_iters, keep):
+    return [
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        f'train_cfg.max_iters={max_iters}', 'train_cfg.val_interval=100',
+        'default_hooks.checkpoint.interval=1',
+        f'default_hooks.checkpoint.max_keep_ckpts={keep}'
+    ]
+
+
+def _checkpoints(work):
+    return sorted(f for f in os.listdir(work) if f.endswith('.pth'))
+
+
+def _parts(work):
+    return sorted(glob.glob(osp.join(work, '.*.part')))
+
+
+@pytest.mark.parametrize('keep', [1, 2])
+def test_sigkill_mid_save_keeps_every_checkpoint(demo_data, tmp_path, keep):
+    root = osp.join(demo_data, 'imagenet')
+    work = str(tmp_path / 'work')
+    (tmp_path / 'slow_save.py').write_text(SLOW_SAVE)
+    mark = str(tmp_path / 'saving')
+    killed = f'iter_{keep + 1}.pth'  # the first save that retires one
+    env = dict(os.environ, SLOW_SAVE=killed, SLOW_SAVE_MARK=mark,
+               PYTHONPATH=f'{tmp_path}{os.pathsep}{REPO_ROOT}',
+               OMP_NUM_THREADS='1')
+    argv = [CONFIG, '--work-dir', work, '--no-validate', '--cfg-options',
+            *_options(root, keep + 1, keep)]
+    runner = ('import runpy, sys, slow_save; sys.argv = sys.argv[1:]; '
+              "runpy.run_path(sys.argv[0], run_name='__main__')")
+    log = tmp_path / 'train.log'
+    with open(log, 'wb') as out:
+        proc = subprocess.Popen(
+            [sys.executable, '-c', runner,
+             osp.join(REPO_ROOT, 'tools', 'train.py'), *argv],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.time() + 180
+        while not osp.exists(mark) and proc.poll() is None \
+                and time.time() < deadline:
+            time.sleep(0.2)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert osp.exists(mark), log.read_text()[-3000:]
+    assert proc.returncode == -signal.SIGKILL
+
+    # all `keep` earlier checkpoints are there and load, and the work dir
+    # points at the newest of them
+    assert _checkpoints(work) == [f'iter_{i}.pth' for i in range(1, keep + 1)]
+    for name in _checkpoints(work):
+        assert _load_checkpoint(osp.join(work, name))['meta']['iter'] == \
+            int(name[5:-4])
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        assert f.read().strip() == osp.join(work, f'iter_{keep}.pth')
+    assert [osp.basename(p).split('.pth')[0] for p in _parts(work)] == \
+        [f'.iter_{keep + 1}']  # the killed write
+
+    # resuming continues from it, cleans the stale file and keeps `keep`
+    assert train_api.main([*argv, '--resume']) == 0
+    assert _parts(work) == []
+    assert _checkpoints(work) == [
+        f'iter_{i}.pth' for i in range(2, keep + 2)]
+
+
+@pytest.fixture(scope='module')
+def first_run(demo_data, tmp_path_factory):
+    """A work dir after one iteration, with iter_1.pth."""
+    root = osp.join(demo_data, 'imagenet')
+    first = str(tmp_path_factory.mktemp('first'))
+    assert train_api.main([CONFIG, '--work-dir', first, '--no-validate',
+                           '--cfg-options', *_options(root, 1, 1)]) == 0
+    return first
+
+
+@pytest.fixture(scope='module')
+def unshare_tmpfs(tmp_path_factory):
+    """How to run a command with a real, small file system (a tmpfs in its
+    own mount namespace; no root needed where user namespaces work)."""
+    probe = tmp_path_factory.mktemp('probe')
+    cmd = ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c',
+           f'mount -t tmpfs -o size=64k tmpfs {probe}']
+    try:
+        ok = subprocess.run(cmd, capture_output=True).returncode == 0
+    except FileNotFoundError:
+        ok = False
+    if not ok:
+        pytest.skip('cannot mount a tmpfs in a user namespace here')
+    return cmd[:4]
+
+
+def test_disk_full_during_save_keeps_the_last_checkpoint(
+        demo_data, tmp_path, unshare_tmpfs, first_run):
+    """max_keep_ckpts=1: mmengine's own hook deletes iter_1 before writing
+    iter_2; on a full disk that leaves no checkpoint at all."""
+    root = osp.join(demo_data, 'imagenet')
+    first = first_run
+    size = osp.getsize(osp.join(first, 'iter_1.pth'))
+    used = sum(osp.getsize(osp.join(d, f)) for d, _, fs in os.walk(first)
+               for f in fs)
+    # room for what is there and half a checkpoint more
+    kib = (used + size // 2) // 1024 + 64
+    disk, out = tmp_path / 'disk', tmp_path / 'after'
+    disk.mkdir()
+    script = (f'mount -t tmpfs -o size={kib}k tmpfs {disk} && '
+              f'cp -a {first}/. {disk}/ && '
+              f'{sys.executable} {REPO_ROOT}/tools/train.py {CONFIG} '
+              f'--work-dir {disk} --resume --no-validate --cfg-options '
+              f'{" ".join(_options(root, 2, 1))}; rc=$?; '
+              f'mkdir -p {out} && cp -a {disk}/. {out}/; exit $rc')
+    proc = subprocess.run([*unshare_tmpfs, 'sh', '-c', script],
+                          capture_output=True, text=True, cwd=REPO_ROOT,
+                          env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+                          timeout=300)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert err[-1].startswith('error: no space left on the device while '
+                              f'writing {disk}/iter_2.pth')
+    assert 'Traceback' not in proc.stderr
+    # the checkpoint from before is intact, nothing half-written is left
+    assert _checkpoints(str(out)) == ['iter_1.pth']
+    ckpt = _load_checkpoint(str(out / 'iter_1.pth'))
+    assert ckpt['meta']['iter'] == 1
+    assert _parts(str(out)) == []
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o027])
+def test_checkpoint_mode_follows_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = str(tmp_path / 'epoch_1.pth')
+        save_checkpoint({'state_dict': {'w': torch.ones(1)}}, path)
+        plain = str(tmp_path / 'plain')
+        open(plain, 'w').close()
+    finally:
+        os.umask(old)
+    mode = os.stat(path).st_mode & 0o777
+    assert mode == 0o666 & ~umask == os.stat(plain).st_mode & 0o777
+
+
+def test_nan_weights_are_never_written(demo_data, tmp_path, capsys,
+                                       first_run):
+    """A model loaded with a NaN in a BN running variance trains with
+    finite losses (BN uses batch statistics) but would save NaN."""
+    root = osp.join(demo_data, 'imagenet')
+    ckpt = torch.load(osp.join(first_run, 'iter_1.pth'), weights_only=False)
+    ckpt['state_dict']['backbone.bn1.running_var'][0] = float('nan')
+    bad = str(tmp_path / 'nan.pth')
+    torch.save({'state_dict': ckpt['state_dict']}, bad)
+
+    work = str(tmp_path / 'work')
+    code = train_api.main([CONFIG, '--work-dir', work, '--no-validate',
+                           '--cfg-options', f'load_from={bad}',
+                           *_options(root, 2, 1)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err.splitlines() == [err]
+    assert 'NaN/Inf in 1 tensors (first: backbone.bn1.running_var)' in err
+    assert 'no checkpoint was written' in err
+    assert _checkpoints(work) == []
+
+
+def test_unknown_hook_argument_is_refused_when_built():
+    from mmbcssl.engine.hooks import SafeCheckpointHook
+    from mmbcssl.utils.config_checks import ConfigError
+    with pytest.raises(ConfigError, match="'intervl' .did you mean "
+                       "'interval'"):
+        SafeCheckpointHook(intervl=1)
+    assert SafeCheckpointHook(interval=2, max_keep_ckpts=1).interval == 2
+
+
+def test_stale_parts_only_of_this_folder_are_removed(tmp_path):
+    from mmbcssl.compat import remove_stale_temp_files
+    keep = tmp_path / 'sub'
+    keep.mkdir()
+    for name in ('.epoch_1.pth.abc.part', '.last_checkpoint.x.part'):
+        (tmp_path / name).write_bytes(b'x')
+    (keep / '.epoch_2.pth.abc.part').write_bytes(b'x')
+    (tmp_path / 'epoch_1.pth').write_bytes(b'x')
+    removed = remove_stale_temp_files(str(tmp_path))
+    assert sorted(osp.basename(p) for p in removed) == [
+        '.epoch_1.pth.abc.part', '.last_checkpoint.x.part']
+    assert sorted(os.listdir(tmp_path)) == ['epoch_1.pth', 'sub']
+    assert os.listdir(keep) == ['.epoch_2.pth.abc.part']
+    shutil.rmtree(keep)

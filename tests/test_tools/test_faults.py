@@ -1,0 +1,221 @@
+"""Faults a user meets, injected for real (corrupt files on disk, bad
+values, misspelt keys), each reported by the tools as one line that names
+the file or key and the fix, with exit status 2 and no traceback."""
+import os.path as osp
+import shutil
+
+import pytest
+from mmengine.runner.checkpoint import save_checkpoint
+
+import mmbcssl  # noqa: F401
+from mmbcssl.apis import load_backbone_weights
+from mmbcssl.cli import extract_backbone, knn_eval
+from mmbcssl.cli import train as train_api
+from mmpretrain.registry import MODELS
+from tests.conftest import REPO_ROOT
+
+TINY_CLS = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
+                    'tiny_classifier.py')
+DINO_DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')
+LINEAR_DEMO = osp.join(REPO_ROOT, 'configs', 'linear',
+                       'bcssl-t_9x9_100e_demo.py')
+BCSSL_CLS = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
+                     'bcssl-t_9x9.py')
+TINY_ARCH = dict(depths=[1, 1, 1, 1], channels=[8, 8, 16, 16])
+
+
+def _data(root):
+    return [f'{s}_dataloader.dataset.data_root={root}'
+            for s in ('train', 'val', 'test')]
+
+
+def _one_line(capsys):
+    """The error line: the last line on stderr, the only one starting with
+    'error:' (library warnings may come before it), no traceback."""
+    err = capsys.readouterr().err.strip()
+    lines = err.splitlines()
+    assert lines and 'Traceback' not in err, err[-3000:]
+    assert [x for x in lines if x.startswith('error:')] == lines[-1:], err
+    return lines[-1]
+
+
+@pytest.fixture
+def no_runner(monkeypatch):
+    """Pre-flight errors must come before anything is built."""
+
+    def refuse(cfg):
+        raise AssertionError('the runner was built')
+
+    monkeypatch.setattr(train_api, 'build_runner', refuse)
+
+
+# --- a corrupt image, read in a DataLoader worker ---------------------------
+def test_corrupt_image_in_a_dataloader_worker(demo_data, tmp_path, capsys):
+    root = str(tmp_path / 'imagenet')
+    shutil.copytree(osp.join(demo_data, 'imagenet'), root)
+    with open(osp.join(root, 'meta', 'train.txt')) as f:
+        broken = osp.join(root, 'train', f.readline().split()[0])
+    with open(broken, 'wb') as f:
+        f.write(b'\xff\xd8\xff\xe0 not really a JPEG')
+    code = train_api.main([
+        TINY_CLS, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+        *_data(root), 'train_dataloader.num_workers=1',
+        'train_dataloader.batch_size=80',  # every image in one batch
+        'train_dataloader.dataset.pipeline.0.type=LoadImageFromFileSafe'
+    ])
+    err = _one_line(capsys)
+    assert code == 2
+    assert err.startswith(f'error: cannot read image {broken} (')
+    assert "on_error='skip'" in err
+    assert err.endswith('(in DataLoader worker process 0)')
+
+
+# --- truncated checkpoints ---------------------------------------------------
+@pytest.fixture(scope='module')
+def truncated(tmp_path_factory):
+    """A real backbone checkpoint, cut in half (an interrupted copy)."""
+    folder = tmp_path_factory.mktemp('truncated')
+    backbone = MODELS.build(dict(type='BCSSL', arch=TINY_ARCH,
+                                 kernel_size=9))
+    whole = str(folder / 'whole.pth')
+    save_checkpoint({'state_dict': {f'teacher.backbone.{k}': v for k, v in
+                                    backbone.state_dict().items()}}, whole)
+    path = str(folder / 'epoch_100.pth')
+    with open(whole, 'rb') as f, open(path, 'wb') as out:
+        out.write(f.read()[:osp.getsize(whole) // 2])
+    return path
+
+
+def test_truncated_checkpoint_extract_backbone(truncated, tmp_path, capsys):
+    out = str(tmp_path / 'bb.pth')
+    assert extract_backbone.main([truncated, out]) == 2
+    err = _one_line(capsys)
+    assert err.startswith(f'error: checkpoint {truncated} (')
+    assert 'is truncated or corrupt' in err
+    assert not osp.exists(out)
+
+
+def test_truncated_checkpoint_load_backbone_weights(truncated):
+    from mmbcssl.compat import CorruptCheckpointError
+    backbone = MODELS.build(dict(type='BCSSL', arch=TINY_ARCH,
+                                 kernel_size=9))
+    with pytest.raises(CorruptCheckpointError, match=truncated):
+        load_backbone_weights(backbone, truncated)
+
+
+def test_truncated_checkpoint_knn_eval(truncated, demo_data, capsys):
+    code = knn_eval.main([BCSSL_CLS, '--data-root',
+                          osp.join(demo_data, 'imagenet'), '--checkpoint',
+                          truncated, '--num-workers', '0'])
+    assert code == 2
+    assert _one_line(capsys).startswith(f'error: checkpoint {truncated} (')
+
+
+def test_truncated_checkpoint_init_cfg(truncated, demo_data, tmp_path,
+                                       capsys, no_runner):
+    code = train_api.main([
+        LINEAR_DEMO, '--work-dir', str(tmp_path), '--cfg-options',
+        f'model.backbone.init_cfg.checkpoint={truncated}',
+        *_data(osp.join(demo_data, 'imagenet'))[:2]
+    ])
+    assert code == 2
+    assert _one_line(capsys).startswith(f'error: checkpoint {truncated} (')
+
+
+def test_truncated_checkpoint_resume(truncated, demo_data, tmp_path, capsys):
+    code = train_api.main([
+        TINY_CLS, '--work-dir', str(tmp_path), '--resume', truncated,
+        '--cfg-options', *_data(osp.join(demo_data, 'imagenet'))
+    ])
+    assert code == 2
+    assert _one_line(capsys).startswith(f'error: checkpoint {truncated} (')
+
+
+# --- labels out of range -----------------------------------------------------
+def test_label_out_of_range_names_file_and_line(demo_data, tmp_path, capsys,
+                                                no_runner):
+    root = osp.join(demo_data, 'imagenet')
+    with open(osp.join(root, 'meta', 'train.txt')) as f:
+        lines = f.read().splitlines()
+    lines[2] = lines[2].rsplit(' ', 1)[0] + ' 15'
+    ann = str(tmp_path / 'train.txt')
+    with open(ann, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    code = train_api.main([
+        TINY_CLS, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        *_data(root), f'train_dataloader.dataset.ann_file={ann}'
+    ])
+    assert code == 2
+    err = _one_line(capsys)
+    assert f'{ann} line 3' in err and 'has label 15' in err
+    assert 'model.head.num_classes is 10 (labels 0-9)' in err
+    assert 'model.head.num_classes=16' in err
+
+
+# --- bad config values and misspelt keys ---------------------------------
+@pytest.mark.parametrize('option, message', [
+    ('model.backbone.kernel_size=8', 'kernel_size must be an odd integer '
+     '(3, 5, 7, 9, 15, ...), got 8'),
+    ('model.backbone.kernel_size=7.5', 'got 7.5'),
+    ('model.backbone.arch=tinyy', "arch must be one of"),
+    ('train_dataloader.batch_size=0', 'train_dataloader.batch_size must be '
+     'a positive integer'),
+    ('train_dataloader.batch_size=-4', 'got -4'),
+    ('trian_cfg.max_epochs=1', "no top-level key 'trian_cfg' and nothing "
+     "reads one (did you mean 'train_cfg'?)"),
+    ('default_hooks.checkpoint.intervl=2', "default_hooks.checkpoint has no "
+     "key 'intervl'"),
+    ('train_cfg.max_epoch=1', "(did you mean 'max_epochs'?)"),
+    ('model.backbone.kernal_size=7', "(did you mean 'kernel_size'?)"),
+])
+def test_bad_config_fails_in_one_line_before_building(
+        option, message, demo_data, tmp_path, capsys, no_runner):
+    code = train_api.main([
+        DINO_DEMO, '--work-dir', str(tmp_path), '--cfg-options', option,
+        f'train_dataloader.dataset.data_root={demo_data}/imagenet'
+    ])
+    assert code == 2
+    assert message in _one_line(capsys)
+
+
+def test_unknown_arch_of_an_mmpretrain_backbone(capsys, demo_data, tmp_path,
+                                                no_runner):
+    swin = osp.join(REPO_ROOT, 'configs', 'dino', 'swin-t_100e.py')
+    code = train_api.main([
+        swin, '--work-dir', str(tmp_path), '--cfg-options',
+        'model.backbone.arch=tinyy',
+        f'train_dataloader.dataset.data_root={demo_data}/imagenet'
+    ])
+    assert code == 2
+    err = _one_line(capsys)
+    assert "unknown arch 'tinyy' (did you mean 'tiny'?)" in err
+
+
+def test_new_keys_that_components_read_are_accepted(demo_data, tmp_path,
+                                                    monkeypatch):
+    """The check is not a list of today's keys: an argument the component
+    takes passes, also where the config does not set it yet."""
+    built = []
+
+    class Runner:
+
+        def __init__(self, cfg):
+            built.append(cfg)
+
+        def train(self):
+            pass
+
+    monkeypatch.setattr(train_api, 'build_runner', Runner)
+    assert train_api.main([
+        DINO_DEMO, '--work-dir', str(tmp_path), '--cfg-options',
+        f'train_dataloader.dataset.data_root={demo_data}/imagenet',
+        'train_dataloader.dataset.indices=8',
+        'optim_wrapper.nonfinite_loss=skip',
+        'default_hooks.checkpoint.save_best=auto',
+        'model.backbone.init_cfg.type=Pretrained',
+        'find_unused_parameters=True'
+    ]) == 0
+    cfg = built[0]
+    assert cfg.train_dataloader.dataset.indices == 8
+    assert cfg.optim_wrapper.nonfinite_loss == 'skip'
+    assert cfg.find_unused_parameters is True
