@@ -36,8 +36,12 @@ class LoadImageFromFileSafe(LoadImageFromFile):
       (``_rand_another``, at most ``max_refetch`` times, 1000 by default).
       Each skip is counted in :attr:`num_skipped` and logged at WARNING
       level through the mmengine logger with its path and running count.
+      When more than ``max_bad_share`` of the images this process has read
+      (after ``min_images``) were unreadable, the data set is taken to be
+      broken and :class:`CorruptImageError` stops the run.
       Test-mode data sets cannot skip (mmengine raises for a None sample),
-      so evaluation still fails loudly - after the path has been logged.
+      so evaluation still fails loudly - after the path has been logged:
+      an accuracy is never reported over a silently smaller set.
 
     Note:
         The count is per process: every DataLoader worker has its own copy
@@ -47,17 +51,31 @@ class LoadImageFromFileSafe(LoadImageFromFile):
 
     Args:
         on_error (str): ``'raise'`` or ``'skip'``. Defaults to 'raise'.
+        max_bad_share (float): With ``'skip'``, the largest share of
+            unreadable images tolerated. Defaults to 0.01.
+        min_images (int): Images read before the share is checked.
+            Defaults to 100.
         **kwargs: Passed to mmcv's ``LoadImageFromFile`` (``to_float32``,
             ``color_type``, ``imdecode_backend``, ``backend_args`` ...).
     """
 
-    def __init__(self, on_error: str = 'raise', **kwargs) -> None:
+    def __init__(self,
+                 on_error: str = 'raise',
+                 max_bad_share: float = 0.01,
+                 min_images: int = 100,
+                 **kwargs) -> None:
         if on_error not in ('raise', 'skip'):
             raise ValueError(f"on_error must be 'raise' or 'skip', got "
                              f'{on_error!r}')
+        if not 0 <= max_bad_share <= 1:
+            raise ValueError(f'max_bad_share must be in [0, 1], got '
+                             f'{max_bad_share}')
         super().__init__(**kwargs)
         self.on_error = on_error
+        self.max_bad_share = max_bad_share
+        self.min_images = min_images
         self.num_skipped = 0  # in this process
+        self.num_read = 0
 
     def transform(self, results: dict) -> Optional[dict]:
         """Load ``results['img_path']``; see the class docstring for errors.
@@ -70,6 +88,7 @@ class LoadImageFromFileSafe(LoadImageFromFile):
             ``ori_shape``; None for a skipped image.
         """
         path = results.get('img_path')
+        self.num_read += 1
         try:
             out = super().transform(results)
             if out is None or out.get('img') is None:
@@ -83,6 +102,15 @@ class LoadImageFromFileSafe(LoadImageFromFile):
                 f'skipping unreadable image {path} ({reason}); '
                 f'{self.num_skipped} skipped so far in {_worker_name()}',
                 logger='current', level=logging.WARNING)
+            if (self.num_read >= self.min_images and
+                    self.num_skipped > self.max_bad_share * self.num_read):
+                raise CorruptImageError(
+                    f'{self.num_skipped} of the {self.num_read} images read '
+                    f'by the {_worker_name()} were unreadable (the last: '
+                    f'{path}), more than max_bad_share='
+                    f'{self.max_bad_share}: the data set looks broken. '
+                    'Check the files, or raise max_bad_share on '
+                    'LoadImageFromFileSafe if this share is expected')
             return None
         raise CorruptImageError(
             f'cannot read image {path} ({reason}). Replace or remove the '

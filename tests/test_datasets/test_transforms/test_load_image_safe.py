@@ -157,3 +157,25 @@ def test_same_image_as_mmcv_loader(tmp_path):
 def test_bad_policy():
     with pytest.raises(ValueError, match='on_error'):
         LoadImageFromFileSafe(on_error='ignore')
+    with pytest.raises(ValueError, match='max_bad_share'):
+        LoadImageFromFileSafe(on_error='skip', max_bad_share=2)
+
+
+def test_too_many_bad_images_stop_the_run(tmp_path):
+    """skip tolerates a few bad files; beyond max_bad_share of what was
+    read, the data set is broken and the run stops, naming a file."""
+    bad = {f'bad{i}.jpg': b'' for i in range(4)}
+    root = _folder(tmp_path, bad)  # 6 good + 4 bad
+    load = LoadImageFromFileSafe(on_error='skip', max_bad_share=0.3,
+                                 min_images=5)
+    paths = sorted(str(p) for p in tmp_path.rglob('*.*'))
+    with pytest.raises(CorruptImageError, match=r'\d of the \d+ images read'
+                       r' .*max_bad_share=0.3'):
+        for path in paths:
+            load(dict(img_path=path))
+    # the same files with a tolerant share: every bad one skipped
+    load = LoadImageFromFileSafe(on_error='skip', max_bad_share=0.6,
+                                 min_images=5)
+    out = [load(dict(img_path=p)) for p in paths]
+    assert sum(o is None for o in out) == 4 == load.num_skipped
+    assert root
