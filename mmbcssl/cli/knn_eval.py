@@ -69,6 +69,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='leave unreadable images out (each is reported, and the '
         'result records how many) instead of stopping at the first')
     parser.add_argument(
+        '--max-bad-share', type=float, default=0.01,
+        help='with --skip-bad-images, stop when more than this share of '
+        'the images is unreadable (default 0.01)')
+    parser.add_argument(
         '--feature-cache', metavar='DIR',
         help='keep the features on disk here (keyed by checkpoint, data, '
         'transform and features), shared with later runs and resumable '
@@ -296,6 +300,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             return
         tr_f, tr_y, va_f, va_y = banks
         skipped = skipped or []
+        total = len(tr_y) + len(va_y) + len(skipped)
+        if len(skipped) > args.max_bad_share * total:
+            raise UserError(
+                f'{len(skipped)} of {total} images are unreadable, more '
+                f'than --max-bad-share {args.max_bad_share} (first: '
+                f'{skipped[0]}): the data set looks broken')
         if args.query:
             metrics = knn_subset_evaluate(
                 tr_f.to(device), tr_y, va_f, va_y, len(banks_classes),

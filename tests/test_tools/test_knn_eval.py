@@ -165,8 +165,11 @@ def test_bad_images_are_skipped_and_counted(demo_data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'cannot read image' in err and files[0] in err
     out = tmp_path / 'knn.json'
-    assert knn_eval.main(args + ['--skip-bad-images', '--out',
-                                 str(out)]) == 0
+    # 2 of 120 is more than the default share (1 %)
+    assert knn_eval.main(args + ['--skip-bad-images']) == 2
+    assert '2 of 120 images are unreadable' in capsys.readouterr().err
+    assert knn_eval.main(args + ['--skip-bad-images', '--max-bad-share',
+                                 '0.05', '--out', str(out)]) == 0
     result = json.loads(out.read_text())
     assert len(result['skipped']) == 2
     assert result['fingerprint']['protocol']['images'] == dict(train=80,
