@@ -179,3 +179,54 @@ def test_too_many_bad_images_stop_the_run(tmp_path):
     out = [load(dict(img_path=p)) for p in paths]
     assert sum(o is None for o in out) == 4 == load.num_skipped
     assert root
+
+
+def _jpeg(path, mode='RGB', size=(40, 30)):
+    from PIL import Image
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 256, (size[1], size[0], len(mode)), np.uint8)
+    img = Image.fromarray(data[..., 0] if mode == 'L' else data, mode)
+    img.save(path, format='JPEG', quality=90)
+    return str(path)
+
+
+@pytest.mark.parametrize('mode,size', [('CMYK', (40, 30)), ('L', (40, 30)),
+                                       ('RGB', (12, 9))])
+def test_readable_odd_images_go_through_the_pipelines(tmp_path, mode, size):
+    """CMYK and greyscale JPEGs load as 3-channel images, and an image
+    smaller than the crop is resized up: through the k-NN/val transform
+    and DINO's multi-crop alike, nothing is skipped."""
+    from mmcv.transforms import Compose
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpretrain')
+    path = _jpeg(tmp_path / f'x_{mode}.jpg', mode, size)
+    knn = Compose([
+        dict(type='LoadImageFromFileSafe', on_error='raise'),
+        dict(type='ResizeEdge', scale=36, edge='short', backend='pillow',
+             interpolation='bicubic'),
+        dict(type='CenterCrop', crop_size=32),
+        dict(type='PackInputs'),
+    ])
+    out = knn(dict(img_path=path))
+    assert tuple(out['inputs'].shape) == (3, 32, 32)
+    dino = Compose([
+        dict(type='LoadImageFromFileSafe', on_error='raise'),
+        dict(type='DINOMultiCrop', global_crop_size=32, local_crop_size=16,
+             num_local_crops=2),
+        dict(type='PackInputs'),
+    ])
+    views = dino(dict(img_path=path))['inputs']
+    assert [tuple(v.shape) for v in views] == [(3, 32, 32)] * 2 + [
+        (3, 16, 16)] * 2
+
+
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_truncated_jpeg_names_the_file(tmp_path, backend):
+    """A JPEG cut in half is refused by either decoder, naming the file."""
+    path = _jpeg(tmp_path / 'full.jpg', size=(64, 64))
+    data = open(path, 'rb').read()
+    cut = tmp_path / 'cut.jpg'
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(CorruptImageError, match='cut.jpg'):
+        LoadImageFromFileSafe(imdecode_backend=backend)(
+            dict(img_path=str(cut)))
