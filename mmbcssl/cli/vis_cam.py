@@ -13,7 +13,7 @@ dropped); ``--target-layer`` names another module of the backbone.
 
 Example::
 
-    python tools/visualization/vis_cam.py data/demo/imagenet/val \\
+    python tools/visualization/vis_cam.py data/demo/imagenet/val/*/*_0.JPEG \\
         --model configs/_base_/models/bcssl-t_9x9.py \\
             work_dirs/demo/bcssl-t_9x9.pth \\
         --model configs/_base_/models/bcssl-t_3x3.py \\
@@ -67,6 +67,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         'objects (trusted files only)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing outputs')
+    parser.add_argument('--palette', action='store_true',
+                        help='write a 256-colour PNG (about 3x smaller)')
 
 
 def model_specs(args: argparse.Namespace
@@ -120,7 +122,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n', 1)[1])
-    parser.add_argument('images', help='an image or a folder of images')
+    parser.add_argument('images', nargs='+',
+                        help='images and/or folders of images (one column '
+                        'each, in order)')
     add_model_args(parser)
     parser.add_argument('--out', required=True, help='output PNG')
     parser.add_argument('--method', choices=METHODS, default='eigencam')
@@ -130,7 +134,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--target-class', type=int,
                         help='Grad-CAM class (default: each prediction)')
     parser.add_argument('--max-images', type=int, default=6,
-                        help='first N images of the folder (sorted)')
+                        help='at most N columns (folders are read sorted)')
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--resize', type=int,
                         help='short side before the centre crop (default: '
@@ -155,7 +159,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return
         check_output(args.out, args.overwrite)
         resize = args.resize or round(args.img_size * 256 / 224)
-        paths = list_images(args.images, args.max_images)
+        paths = [p for src in args.images for p in list_images(src)]
+        paths = paths[:args.max_images]
         images = [load_image(p, args.img_size, resize) for p in paths]
         rows, notes = [], []
         for config, ckpt, label in specs:
@@ -172,7 +177,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         fig = grid_figure(rows, [s[2] for s in specs],
                           [osp.basename(p)[:24] for p in paths], title,
                           cell=args.cell_size, notes=notes)
-        w, h = save_figure(fig, args.out, args.overwrite)
+        w, h = save_figure(fig, args.out, args.overwrite, args.palette)
         print(f'wrote {args.out} ({w} x {h} px: {len(specs)} model(s) x '
               f'{len(paths)} image(s))')
 

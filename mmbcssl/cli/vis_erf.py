@@ -19,7 +19,6 @@ Example::
 """
 import argparse
 import json
-import os.path as osp
 import sys
 from typing import Iterator, List, Optional
 
@@ -109,12 +108,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             f'ERF, {len(paths)} images at {args.img_size} px')
         fig = erf_figure(maps, [s[2] for s in specs],
                          [area_ratios(m, THRESHOLDS) for m in maps], title)
-        w, h = save_figure(fig, args.out, args.overwrite)
+        w, h = save_figure(fig, args.out, args.overwrite, args.palette)
         print(f'wrote {args.out} ({w} x {h} px)')
         if args.json:
             report = erf_report(records, args.grad)
-            report.update(images=osp.abspath(args.images),
-                          img_size=args.img_size)
+            report.update(images=args.images, img_size=args.img_size,
+                          cfg_options=args.cfg_options)
             atomic_write(json.dumps(report, indent=2) + '\n', args.json)
             print(f'wrote {args.json}')
 

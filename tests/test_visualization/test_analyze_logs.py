@@ -20,16 +20,17 @@ TINY = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'tiny_classifier.py')
 
 @pytest.fixture(scope='module')
 def work_dir(demo_data, tmp_path_factory):
-    """2 epochs of the tiny classifier (80 images, batch 8: 10 iterations
-    per epoch, logged every 4) with the k-NN monitor after each epoch."""
+    """2 epochs of the tiny classifier (80 images, batch 16: 5 iterations
+    per epoch, logged every 2) with the k-NN monitor after each epoch."""
     tmp = tmp_path_factory.mktemp('logs')
     root = osp.join(demo_data, 'imagenet')
     cfg = Config.fromfile(TINY)
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].dataset.data_root = root
+    cfg.train_dataloader.batch_size = 16
     cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=5)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=4)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=2)
     cfg.custom_hooks = [dict(type='KNNMonitorHook', data_root=root,
                              interval=1, img_size=32, resize=36, ks=(1, 5),
                              batch_size=40, num_workers=0)]
@@ -42,10 +43,10 @@ def work_dir(demo_data, tmp_path_factory):
 
 def test_reads_scalars_and_knn_curve(work_dir):
     run = load_run(work_dir)
-    assert run.label == 'run' and run.iters_per_epoch == 10
+    assert run.label == 'run' and run.iters_per_epoch == 5
     loss = run.series['loss']
     assert loss.unit == 'iter'
-    assert loss.x.tolist() == [4, 8, 14, 18]  # every 4th of each epoch
+    assert loss.x.tolist() == [2, 4, 7, 9]  # every 2nd of each epoch
     with open(osp.join(work_dir, 'knn_curve.json')) as f:
         curve = json.load(f)
     knn = run.series['knn/k5_top1']
@@ -55,7 +56,7 @@ def test_reads_scalars_and_knn_curve(work_dir):
     # apart from the training iterations'
     assert run.series['accuracy/top1'].x.tolist() == [1, 2]
     assert run.series['val/time'].x.tolist() == [1, 2]
-    assert run.series['time'].x.tolist() == [4, 8, 14, 18]
+    assert run.series['time'].x.tolist() == [2, 4, 7, 9]
 
 
 def test_tool_png_and_summary(work_dir, tmp_path, capsys):
@@ -65,10 +66,10 @@ def test_tool_png_and_summary(work_dir, tmp_path, capsys):
         'knn/k*_top1', '--title', 'tiny', '--out', out]) == 0
     assert Image.open(out).size == (800, 3 * 260)
     text = capsys.readouterr().out
-    assert 'time per iteration' in text and 'iterations per epoch: 10' in text
+    assert 'time per iteration' in text and 'iterations per epoch: 5' in text
     assert 'knn/k1_top1: last' in text and 'best (max)' in text
     assert 'loss: last' in text and 'best (min)' in text
-    # the curves are on an epoch axis; the loss is placed by iteration / 10
+    # the curves are on an epoch axis; the loss is placed by iteration / 5
     fig = plot_runs([load_run(work_dir)], ['loss'], x_axis='epoch')
     xs = fig.axes[0].lines[0].get_xdata()
     assert np.allclose(xs, [0.4, 0.8, 1.4, 1.8])

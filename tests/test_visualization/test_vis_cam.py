@@ -40,7 +40,7 @@ def _scene(rng, red_at=None, blue_at=None, size=64, side=20, noise=True):
     return img
 
 
-def _colour_classifier(steps=25):
+def _colour_classifier(steps=20):
     """A tiny BC-SSL + linear head trained to tell a red square (class 0)
     from a blue one (class 1), the square anywhere in the image."""
     rng = np.random.default_rng(0)
@@ -178,8 +178,9 @@ def test_tool_grid_png(demo_data, tiny, tmp_path, capsys):
     assert vis_cam.main([
         val, '--model', tiny['cfg9'], tiny['dino9'], '--method', 'pca',
         '--max-images', '2', '--img-size', '64', '--cell-size', '100',
-        '--out', out]) == 0
-    assert Image.open(out).size == (28 + 2 * 100, 46 + 100)
+        '--palette', '--out', out]) == 0
+    with Image.open(out) as im:  # --palette: 256 colours
+        assert im.size == (28 + 2 * 100, 46 + 100) and im.mode == 'P'
 
 
 def test_tool_gradcam_with_a_linear_probe_checkpoint(demo_data, tiny,

@@ -145,6 +145,7 @@ def test_tool_writes_png_and_json(demo_data, tiny, tmp_path, capsys):
         report = json.load(f)
     assert [m['label'] for m in report['models']] == ['3x3 init',
                                                       '9x9 demo']
+    assert report['img_size'] == 64 and report['cfg_options'] is None
     first, second = report['models']
     assert first['layer'] == 'stages.1' and first['num_images'] == 3
     assert first['checkpoint'] is None and first['seed'] == 0
