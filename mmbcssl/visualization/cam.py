@@ -7,6 +7,7 @@ on the frozen backbone. Eigen-CAM (Muhammad and Yeasin 2020) projects the
 target layer's activations on their first principal component and needs
 no labels, so it also shows a pre-trained backbone as it is.
 """
+import textwrap
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -158,7 +159,8 @@ def grid_figure(rows: Sequence[Sequence[np.ndarray]],
 
     Args:
         rows: ``rows[i][j]`` is an RGB ``uint8`` image.
-        row_labels: One label per row, written vertically on the left.
+        row_labels: One label per row, written vertically on the left
+            (wrapped to two lines).
         col_labels: One label per column, on top. Defaults to None.
         title (str, optional): Figure title.
         cell (int): Side of a cell in pixels. Defaults to 160.
@@ -190,9 +192,11 @@ def grid_figure(rows: Sequence[Sequence[np.ndarray]],
                         fontsize=7, color='white', va='bottom',
                         bbox=dict(facecolor='black', alpha=0.5, pad=1,
                                   linewidth=0))
+        # at most two lines of ~6 px characters along the cell's height
+        label = '\n'.join(textwrap.wrap(row_labels[i], max(8, cell // 6))[:2])
         fig.text(left / 2 / width, 1 - (top + (i + 0.5) * cell) / height,
-                 row_labels[i], rotation=90, ha='center', va='center',
-                 fontsize=8)
+                 label, rotation=90, ha='center', va='center', fontsize=8,
+                 linespacing=1.0)
     if col_labels:
         for j, label in enumerate(col_labels):
             fig.text((left + (j + 0.5) * cell) / width,
