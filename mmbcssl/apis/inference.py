@@ -41,8 +41,8 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
         str: The prefix the weights were found under.
 
     Raises:
-        CheckpointMismatchError: no backbone keys, or keys that leave
-            backbone weights missing.
+        CheckpointMismatchError: no backbone keys, keys of another shape,
+            or keys that leave backbone weights missing.
     """
     state = safe_torch_load(checkpoint, map_location='cpu')
     if isinstance(state, dict):
@@ -56,6 +56,16 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
                if k.startswith(prefix)}
         if not sub:
             continue
+        # load_state_dict reports shape mismatches as a multi-line
+        # RuntimeError; name the first one instead
+        own = backbone.state_dict()
+        for k, v in sub.items():
+            if k in own and own[k].shape != v.shape:
+                raise CheckpointMismatchError(
+                    f'{checkpoint}: {prefix}{k} has shape '
+                    f'{tuple(v.shape)}, this {type(backbone).__name__} '
+                    f'expects {tuple(own[k].shape)}; it was trained with '
+                    'another architecture (kernel size, width, depth?)')
         missing, _ = backbone.load_state_dict(sub, strict=False)
         if missing:
             raise CheckpointMismatchError(

@@ -1,0 +1,172 @@
+"""Which layer of a backbone to look at, and its output as a 2-D map.
+
+Shared by the CAM, ERF and feature-PCA tools. Module names are those of
+``backbone.named_modules()``: ``stages.3.2`` is the last block of a
+BC-SSL / ConvNeXt, ``layer4.2`` of a ResNet-50, ``stages.3.blocks.1.norm1``
+the first norm of Swin-T's last block, ``layers.11.ln1`` that of ViT-S.
+"""
+import difflib
+import math
+from typing import List, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+
+class UnknownLayerError(ValueError):
+    """A module name that the backbone does not have."""
+
+
+def _family(backbone: nn.Module) -> str:
+    """'convnext' (BC-SSL too), 'resnet', 'swin', 'vit' or ''."""
+    from mmpretrain.models.backbones import (ConvNeXt, ResNet,
+                                             SwinTransformer,
+                                             VisionTransformer)
+    for cls, name in ((ConvNeXt, 'convnext'), (ResNet, 'resnet'),
+                      (SwinTransformer, 'swin'),
+                      (VisionTransformer, 'vit')):
+        if isinstance(backbone, cls):
+            return name
+    return ''
+
+
+def _no_default(backbone: nn.Module, what: str) -> UnknownLayerError:
+    return UnknownLayerError(
+        f'no default {what} for a {type(backbone).__name__} backbone; name '
+        'one with --target-layer/--layer (a module name of '
+        'backbone.named_modules(), e.g. stages.3.2)')
+
+
+def stage_names(backbone: nn.Module) -> List[str]:
+    """The module name of each stage, in order.
+
+    Swin's stages return ``(tokens, hw_shape)``; a ViT has no stages, so
+    its layers (transformer blocks) are listed instead.
+    """
+    family = _family(backbone)
+    if family in ('convnext', 'swin'):
+        return [f'stages.{i}' for i in range(len(backbone.stages))]
+    if family == 'resnet':
+        return list(backbone.res_layers)
+    if family == 'vit':
+        return [f'layers.{i}' for i in range(len(backbone.layers))]
+    raise _no_default(backbone, 'stage')
+
+
+def default_cam_layer(backbone: nn.Module) -> str:
+    """The CAM target layer of a backbone, as the paper's Figure 4 takes it.
+
+    CNNs (BC-SSL, ConvNeXt, ResNet): the last block of the last stage.
+    Swin and ViT: the first norm of the last block (pytorch-grad-cam's
+    recommendation for transformers: after the last block only the class
+    token or the pooled tokens reach the head, so the last block's own
+    output carries no spatial gradient for a ViT).
+    """
+    family = _family(backbone)
+    if family == 'convnext':
+        last = len(backbone.stages) - 1
+        return f'stages.{last}.{len(backbone.stages[last]) - 1}'
+    if family == 'resnet':
+        name = backbone.res_layers[-1]
+        return f'{name}.{len(getattr(backbone, name)) - 1}'
+    if family == 'swin':
+        last = len(backbone.stages) - 1
+        blocks = backbone.stages[last].blocks
+        return f'stages.{last}.blocks.{len(blocks) - 1}.norm1'
+    if family == 'vit':
+        # mmpretrain names the first norm of a ViT block ``ln1``
+        return f'layers.{len(backbone.layers) - 1}.ln1'
+    raise _no_default(backbone, 'CAM target layer')
+
+
+def get_layer(backbone: nn.Module, name: str) -> nn.Module:
+    """The submodule called ``name``; an error names close matches."""
+    modules = dict(backbone.named_modules())
+    if name in modules and name:
+        return modules[name]
+    close = difflib.get_close_matches(name, list(modules), n=3, cutoff=0.5)
+    children = [n for n, _ in backbone.named_children()][:8]
+    hint = (f'did you mean {", ".join(close)}?' if close else
+            f'its top-level modules: {", ".join(children)}')
+    raise UnknownLayerError(
+        f'{type(backbone).__name__} has no layer {name!r}; {hint}')
+
+
+def num_extra_tokens(backbone: nn.Module) -> int:
+    """Tokens before the patch tokens (a ViT's class token), else 0."""
+    return int(getattr(backbone, 'num_extra_tokens', 0) or 0)
+
+
+def to_feature_map(output: Union[torch.Tensor, Sequence],
+                   input_hw: Tuple[int, int],
+                   extra_tokens: int = 0) -> torch.Tensor:
+    """A layer's output as a ``[N, C, h, w]`` map.
+
+    Args:
+        output: A ``[N, C, h, w]`` map, ``[N, L, C]`` tokens in raster order
+            (Swin, ViT), or a tuple whose first element is one of these
+            (Swin's stages return ``(tokens, hw_shape)``).
+        input_hw (tuple): Height and width of the network input, to find
+            the token grid (h / w = H / W).
+        extra_tokens (int): Leading tokens that are not patches (a ViT's
+            class token), dropped. Defaults to 0.
+
+    Returns:
+        torch.Tensor: ``[N, C, h, w]``.
+    """
+    if isinstance(output, (tuple, list)):
+        output = output[0]
+    if not isinstance(output, torch.Tensor):
+        raise ValueError(f'the layer returned {type(output).__name__}, not '
+                         'a tensor')
+    if output.dim() == 4:
+        return output
+    if output.dim() != 3:
+        raise ValueError(f'the layer output has shape {tuple(output.shape)};'
+                         ' expected [N, C, h, w] or [N, L, C] tokens')
+    tokens = output[:, extra_tokens:]  # [N, L, C]
+    n, length, c = tokens.shape
+    in_h, in_w = input_hw
+    h = max(1, round(math.sqrt(length * in_h / in_w)))
+    w = length // h
+    if h * w != length:
+        raise ValueError(
+            f'{length} tokens (after {extra_tokens} extra) do not form a '
+            f'grid with the input aspect ratio {in_h}:{in_w}')
+    # [N, L, C] -> [N, h, w, C] -> [N, C, h, w]
+    return tokens.reshape(n, h, w, c).permute(0, 3, 1, 2)
+
+
+class _Stop(Exception):
+    """Raised by a capture hook to end a forward pass early."""
+
+
+def run_to_layer(model: nn.Module, layer: nn.Module, x: torch.Tensor,
+                 stop: bool = True):
+    """Run ``model(x)`` and return what ``layer`` output.
+
+    Args:
+        model (nn.Module): The network to run.
+        layer (nn.Module): One of its submodules.
+        x (torch.Tensor): The input.
+        stop (bool): End the forward pass once ``layer`` has run (the
+            later layers cannot change its output). Defaults to True.
+    """
+    captured = []
+
+    def hook(module, inputs, output):
+        captured.append(output)
+        if stop:
+            raise _Stop
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        model(x)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise UnknownLayerError(
+            f'{type(layer).__name__} layer did not run in the forward pass')
+    return captured[0]
