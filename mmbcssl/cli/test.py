@@ -13,7 +13,8 @@ from mmbcssl.utils.config_checks import (check_cfg_options,
                                          check_config_values)
 from mmbcssl.utils.data_checks import check_data, check_labels
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
-                                  build_runner, load_config, run_cli)
+                                  build_runner, load_config, parse_cli,
+                                  run_cli)
 from mmbcssl.utils.outputs import refuse_existing, write_json
 from mmbcssl.utils.pretrained_checks import check_checkpoint_fits
 
@@ -46,7 +47,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '(`tta_model` + `tta_pipeline`; multi-scale + flip for '
         'segmentation)')
     add_common_args(parser)
-    return parser.parse_args(argv)
+    return parse_cli(parser, argv)
 
 
 def setup_cfg(args: argparse.Namespace) -> Config:

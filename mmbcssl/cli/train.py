@@ -16,7 +16,8 @@ from mmengine.logging import print_log
 from mmbcssl.utils.config_checks import check_config_values
 from mmbcssl.utils.data_checks import check_data, check_labels
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
-                                  build_runner, load_config, run_cli)
+                                  build_runner, load_config, parse_cli,
+                                  run_cli)
 from mmbcssl.utils.pretrained_checks import check_load_from, check_pretrained
 
 
@@ -42,7 +43,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='scale the lr by the actual batch over `auto_scale_lr`\'s base')
     add_common_args(parser)
-    return parser.parse_args(argv)
+    return parse_cli(parser, argv)
 
 
 # Optim wrappers and their mixed-precision variants.

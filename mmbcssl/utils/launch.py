@@ -66,6 +66,21 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         help=argparse.SUPPRESS)
 
 
+def parse_cli(parser: argparse.ArgumentParser,
+              argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, with mmengine's ``--cfg-options``
+    parser's failure on values it cannot read (a list of dicts makes it
+    recurse without end) turned into a one-line error."""
+    try:
+        return parser.parse_args(argv)
+    except (RecursionError, AssertionError) as e:
+        raise UserError(
+            '--cfg-options: a value could not be parsed (mmengine reads '
+            'key=value, lists and tuples of plain values; put lists of '
+            f'dicts in a config file instead) ({type(e).__name__})'
+        ) from None
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if not osp.isfile(path):
         raise UserError(f'config file {path!r} not found (configs live under '

@@ -1,4 +1,5 @@
-"""Hooks that subprocess tests import through ``custom_imports``: record
+"""Hooks that subprocess tests import (as ``recording_hooks``, with this
+folder on PYTHONPATH) through ``custom_imports``: record
 every iteration's loss, and kill the process for real (SIGKILL) after a
 given iteration."""
 import json
@@ -14,11 +15,13 @@ from mmpretrain.registry import HOOKS
 class RecordLossAndKillHook(Hook):
     """Appends ``[iteration, loss]`` to ``<work_dir>/losses.json`` after
     each iteration; with ``kill_after`` >= 0, SIGKILLs its own process
-    after that iteration (0-based), before any later hook runs."""
+    (only process ``rank`` when it is >= 0) after that iteration (0-based),
+    before any later hook runs."""
     priority = 'NORMAL'
 
-    def __init__(self, kill_after: int = -1) -> None:
+    def __init__(self, kill_after: int = -1, rank: int = -1) -> None:
         self.kill_after = kill_after
+        self.rank = rank  # -1: every process
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
@@ -27,5 +30,6 @@ class RecordLossAndKillHook(Hook):
         losses.append([runner.iter, float(outputs['loss'])])
         with open(path, 'w') as f:
             json.dump(losses, f)
-        if runner.iter == self.kill_after:
+        from mmengine.dist import get_rank
+        if runner.iter == self.kill_after and self.rank in (-1, get_rank()):
             os.kill(os.getpid(), signal.SIGKILL)

@@ -113,8 +113,8 @@ def _subprocess_config(tmp_path, demo_data, kill_after=-1):
     path = tmp_path / f'cfg_kill{kill_after}.py'
     path.write_text(
         f'_base_ = {DEMO!r}\n'
-        "custom_imports = dict(imports=['mmbcssl', "
-        "'tests.data.recording_hooks'], allow_failed_imports=False)\n"
+        "custom_imports = dict(imports=['mmbcssl', 'recording_hooks'], "
+        'allow_failed_imports=False)\n'
         'train_dataloader = dict(batch_size=2, num_workers=2, '
         'persistent_workers=True, dataset=dict('
         f'data_root={demo_data + "/imagenet"!r}, indices=8))\n'
@@ -128,7 +128,10 @@ def _subprocess_config(tmp_path, demo_data, kill_after=-1):
 
 
 def _train_subprocess(config, work, *extra):
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1')
+    # the hooks module by its own name: a `tests` package of an installed
+    # distribution could shadow the repository's
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=osp.join(REPO_ROOT, 'tests', 'data'))
     return subprocess.run(
         [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), config,
          '--work-dir', work, *extra], cwd=REPO_ROOT, env=env,

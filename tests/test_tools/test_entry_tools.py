@@ -143,6 +143,49 @@ def test_dist_train_two_processes_gloo(demo_data, tmp_path):
     assert osp.isfile(osp.join(tmp_path, 'iter_2.pth'))
 
 
+def test_a_dead_rank_ends_the_job(demo_data, tmp_path):
+    """Process 1 of 2 is SIGKILLed after its first iteration: torchrun
+    tears the job down (the other process would wait forever in its next
+    all-reduce) and exits with an error naming the dead rank; the first
+    checkpoint stays loadable."""
+    import time
+    root = osp.join(demo_data, 'imagenet')
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()),
+               OMP_NUM_THREADS='1',
+               PYTHONPATH=osp.join(REPO_ROOT, 'tests', 'data'))
+    config = tmp_path / 'kill_rank1.py'
+    config.write_text(
+        f'_base_ = {CONFIG!r}\n'
+        "custom_imports = dict(imports=['mmbcssl', 'recording_hooks'], "
+        'allow_failed_imports=False)\n'
+        "custom_hooks = [dict(type='RecordLossAndKillHook', kill_after=1, "
+        'rank=1)]\n')
+    start = time.time()
+    proc = subprocess.run(
+        ['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), str(config),
+         '2', '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+         *_data_options(root), 'train_cfg.max_iters=4',
+         'default_hooks.checkpoint.interval=1'],
+        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=env)
+    took = time.time() - start
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, log[-3000:]
+    assert 'Signal 9 (SIGKILL)' in log and 'rank' in log
+    work = tmp_path / 'work'
+    assert not osp.exists(work / 'iter_4.pth')
+    from mmengine.runner.checkpoint import _load_checkpoint
+    assert _load_checkpoint(str(work / 'iter_1.pth'))['meta']['iter'] == 1
+    assert took < 300
+
+
+def test_unparsable_cfg_options_are_one_line(capsys):
+    code = train_api.main([CONFIG, '--cfg-options',
+                           "custom_hooks=[dict(type='X',a=1)]"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'lists of dicts' in err
+
+
 # --- bad input: one line naming the problem, exit code 2 -----------------
 def test_unknown_config_path(capsys):
     assert train_api.main(['configs/nope/missing.py']) == 2
