@@ -127,3 +127,23 @@ def test_the_scan_catches_a_process_word():
     assert not FORBIDDEN.search("@pytest.fixture(scope='session')")
     assert FORBIDDEN.search('# TODO: later')
     assert not FORBIDDEN.search('todo = [p for p in plan]')
+
+
+def test_every_test_the_reliability_table_names_exists():
+    """docs/reliability.md names the test behind each row: the file and
+    the function (parametrised ids and `*` patterns allowed) exist."""
+    import fnmatch
+    checked = 0
+    current = None  # `...::name` refers to the file named before it
+    for line in open(osp.join(REPO_ROOT, 'docs', 'reliability.md')):
+        for path, func in re.findall(
+                r'`(tests/[\w/]+\.py|\.\.\.)(?:::([\w*]+))?', line):
+            if path != '...':
+                current = osp.join(REPO_ROOT, path)
+                assert osp.isfile(current), path
+            if func:
+                names = re.findall(r'^def (test_\w+)', open(current).read(),
+                                   re.M)
+                assert fnmatch.filter(names, func), f'{current}::{func}'
+                checked += 1
+    assert checked > 25

@@ -26,10 +26,13 @@ from tests.conftest import REPO_ROOT
 # settings through the same bases
 CONFIGS = {
     'dino': 'configs/dino/bcssl-t_9x9_100e_demo.py',
-    'esvit': 'configs/esvit/swin-t_demo.py',
-    'linear': 'configs/linear/bcssl-t_9x9_100e_demo.py',
-    'mask_rcnn': 'configs/mask_rcnn/bcssl-t_9x9_100e_fpn_demo.py',
-    'upernet': 'configs/upernet/bcssl-t_9x9_100e_upernet_demo.py',
+    'esvit': 'configs/esvit/esvit_swin-t_demo.py',
+    'linear': 'configs/linear/linear_bcssl-t-9x9_dino-demo-pre_1xb32-coslr-'
+    '20e_in1k-demo.py',
+    'mask_rcnn': 'configs/mask_rcnn/mask-rcnn_bcssl-t-9x9_dino-demo-pre_fpn_'
+    '1xb4-20e_coco-demo.py',
+    'upernet': 'configs/upernet/upernet_bcssl-t-9x9_dino-demo-pre_1xb4-'
+    '300iter_ade20k-demo.py',
 }
 _models = {}
 

@@ -17,8 +17,9 @@ from tests.conftest import REPO_ROOT
 TINY_CLS = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
                     'tiny_classifier.py')
 DINO_DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')
-LINEAR_DEMO = osp.join(REPO_ROOT, 'configs', 'linear',
-                       'bcssl-t_9x9_100e_demo.py')
+LINEAR_DEMO = osp.join(
+    REPO_ROOT, 'configs', 'linear',
+    'linear_bcssl-t-9x9_dino-demo-pre_1xb32-coslr-20e_in1k-demo.py')
 BCSSL_CLS = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
                      'bcssl-t_9x9.py')
 TINY_ARCH = dict(depths=[1, 1, 1, 1], channels=[8, 8, 16, 16])
