@@ -9,7 +9,11 @@ On the built-in demo data and through the entry points a user runs:
    ``configs/suites/demo.py``): k-NN against the random initialisation, the
    linear probe, the robustness sets (ImageNet-C included, both protocol
    families), a transfer preset, params and FLOPs, a short Mask R-CNN;
-4. the report (``tools/report.py``) with its figures.
+4. figures of what the teacher learned (``tools/visualization/vis_cam.py``
+   and ``vis_erf.py`` against the random initialisation, and the
+   pre-training curves with ``tools/analysis_tools/analyze_logs.py``), into
+   the suite's ``figures/``;
+5. the report (``tools/report.py``) with its tables and figures.
 
 Each stage's full output goes to ``<work dir>/logs/<stage>.log``; the
 screen shows one line per stage and, at the end, the numbers themselves. A
@@ -20,6 +24,8 @@ import argparse
 import json
 import os
 import os.path as osp
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -28,6 +34,7 @@ from typing import Callable, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DINO_CONFIG = 'configs/dino/bcssl-t_9x9_100e_demo.py'
+BACKBONE = 'configs/_base_/models/bcssl-t_9x9.py'
 SUITE = 'configs/suites/demo.py'
 
 
@@ -40,10 +47,13 @@ class Stage:
         command (callable): Builds the command line (called when the stage
             runs, so it can use what earlier stages produced).
         output (str): What the stage leaves behind, for the summary.
+        required (bool): Later stages need its output: a failure skips
+            them. Defaults to True.
     """
     name: str
     command: Callable[[], List[str]]
     output: str = ''
+    required: bool = True  # later stages need it
     status: str = field(default='not run', init=False)
     seconds: float = field(default=0., init=False)
 
@@ -60,10 +70,20 @@ def _latest(work_dir: str) -> str:
         return f.read().strip()
 
 
+def _first_wnids(data: str, n: int) -> List[str]:
+    """The first ``n`` class folders of the demo val set (their first
+    images are the CAM grid's columns)."""
+    folder = osp.join(data, 'imagenet', 'val')
+    if not osp.isdir(folder):
+        return []
+    return sorted(os.listdir(folder))[:n]
+
+
 def build_stages(args: argparse.Namespace) -> List[Stage]:
     work, data = args.work_dir, args.data_root
     dino_dir = osp.join(work, 'dino')
     suite_dir = osp.join(work, 'suite')
+    figures = osp.join(suite_dir, 'figures')
     py = sys.executable
 
     def pretrain() -> List[str]:
@@ -85,6 +105,35 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
                        _latest(dino_dir), '--suite', SUITE, '--work-dir',
                        suite_dir],
               output=suite_dir),
+        Stage('Eigen-CAM: teacher against random init',
+              lambda: [py, _tool('visualization/vis_cam.py'),
+                       *[f'{data}/imagenet/val/{w}/{w}_0.JPEG'
+                         for w in _first_wnids(data, 4)],
+                       '--model', BACKBONE, '--model', BACKBONE,
+                       _latest(dino_dir), '--labels', 'random init',
+                       'demo DINO teacher', '--cell-size', '96', '--title',
+                       'Eigen-CAM of BC-SSL-T 9x9 (demo scale)', '--out',
+                       osp.join(figures, 'cam.png'), '--overwrite',
+                       '--palette'],
+              output=osp.join(figures, 'cam.png'), required=False),
+        Stage('effective receptive field',
+              lambda: [py, _tool('visualization/vis_erf.py'),
+                       f'{data}/imagenet/val', '--model', BACKBONE,
+                       '--model', BACKBONE, _latest(dino_dir), '--labels',
+                       'random init', 'demo DINO teacher', '--num-images',
+                       '10', '--img-size', '96', '--batch-size', '10',
+                       '--title', 'ERF of BC-SSL-T 9x9 (demo scale)',
+                       '--out', osp.join(figures, 'erf.png'), '--json',
+                       osp.join(figures, 'erf.json'), '--overwrite',
+                       '--palette'],
+              output=osp.join(figures, 'erf.png'), required=False),
+        Stage('pre-training curves',
+              lambda: [py, _tool('analysis_tools/analyze_logs.py'), dino_dir,
+                       '--keys', 'loss', 'lr', '--title',
+                       'demo DINO pre-training', '--out',
+                       osp.join(figures, 'curves.png'), '--overwrite',
+                       '--palette'],
+              output=osp.join(figures, 'curves.png'), required=False),
         Stage('report',
               lambda: [py, _tool('report.py'), suite_dir, '--out',
                        osp.join(work, 'report'), '--overwrite'],
@@ -98,12 +147,12 @@ def run_stages(stages: List[Stage], log_dir: str,
     os.makedirs(log_dir, exist_ok=True)
     for k, stage in enumerate(stages, 1):
         if failed:
-            stage.status = 'skipped: an earlier stage failed'
+            stage.status = 'skipped: a stage it needs failed'
             continue
         cmd = stage.command()
-        log = osp.join(log_dir, f'{k}_{stage.name.split(" (")[0]}.log'
-                       .replace(' ', '_'))
-        print(f'[{k}/{len(stages)}] {stage.name}\n      $ {" ".join(cmd)}'
+        slug = re.sub(r'[^A-Za-z0-9]+', '_', stage.name.split(' (')[0])
+        log = osp.join(log_dir, f'{k}_{slug.strip("_")}.log')
+        print(f'[{k}/{len(stages)}] {stage.name}\n      $ {shlex.join(cmd)}'
               f'\n      log: {log}', flush=True)
         if dry_run:
             stage.status = 'dry run'
@@ -124,7 +173,7 @@ def run_stages(stages: List[Stage], log_dir: str,
                 tail = f.readlines()[-15:]
             print('      last lines of the log:\n' + ''.join(
                 f'        {line}' for line in tail), flush=True)
-            failed += 1
+            failed += stage.required
     return failed
 
 
@@ -197,7 +246,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         args.dry_run)
     if not args.dry_run:
         print_summary(stages, args.work_dir)
-    return 1 if failed else 0
+    return 1 if failed or any(s.status.startswith('FAILED')
+                              for s in stages) else 0
 
 
 if __name__ == '__main__':
