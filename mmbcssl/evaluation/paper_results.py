@@ -141,7 +141,7 @@ def render_table(folder: str, root: str = REPO_ROOT) -> str:
     entries = [e for e in load_entries(root)
                if e.config.startswith(f'configs/{folder}/')]
     meta_keys = ('Epochs', 'Iterations', 'Batch Size', 'Parameters',
-                 'FLOPs', 'Pre-training Epochs')
+                 'Parameters (backbone only)', 'FLOPs', 'Pre-training Epochs')
     shown = [k for k in meta_keys if any(k in e.metadata for e in entries)]
     header = (['Config'] + shown +
               [f'{COLUMNS[c][0]} (published)' for c in columns] +
