@@ -41,7 +41,8 @@ def test_dense_config_builds(path):
         assert cfg.optim_wrapper.constructor == \
             'mmpretrain.LayerDecayOptimWrapperConstructor'
     else:
-        assert 'constructor' not in cfg.optim_wrapper
+        assert cfg.optim_wrapper.constructor == \
+            'mmpretrain.GuardedOptimWrapperConstructor'
         keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
         assert {k: v.decay_mult for k, v in keys.items()} == {
             'absolute_pos_embed': 0., 'relative_position_bias_table': 0.,

@@ -238,7 +238,8 @@ def test_knn_on_a_robustness_subset(demo_data, tmp_path):
                                     dtype=torch.float16)
     args = knn_eval.parse_args([CONFIG, '--query',
                                 f'{demo_data}/imagenet-r', *SMALL])
-    query = knn_eval.query_dataset(args, list(train.metainfo['classes']))
+    classes = knn_eval.bank_classes(root, train)
+    query = knn_eval.query_dataset(args, classes)
     q, q_y = extract_features(model, query, 40, normalize=True,
                               dtype=torch.float16)
     cols = list(query.metainfo['class_indices'])
@@ -249,5 +250,4 @@ def test_knn_on_a_robustness_subset(demo_data, tmp_path):
         float(expected))
     # --max-queries keeps evenly spaced images
     args.max_queries = 3
-    assert len(knn_eval.query_dataset(
-        args, list(train.metainfo['classes']))) == min(3, n_r)
+    assert len(knn_eval.query_dataset(args, classes)) == min(3, n_r)

@@ -29,7 +29,11 @@ model = dict(
 # optimizer: inherited. 8 GPUs x 2 images = 16; AdamW lr 1e-4, wd 0.05,
 # decay_mult 0 for 'absolute_pos_embed', 'relative_position_bias_table' and
 # 'norm' (mmpretrain's Swin names its norms norm*, so the key matches them).
+# mmengine's parameter groups, built with the NaN guard.
+optim_wrapper = dict(constructor='mmpretrain.GuardedOptimWrapperConstructor')
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
-# runtime
-default_hooks = dict(checkpoint=dict(interval=6, max_keep_ckpts=2))
+# runtime: old checkpoints are deleted only after the new one is written
+default_hooks = dict(
+    checkpoint=dict(
+        type='mmpretrain.SafeCheckpointHook', interval=6, max_keep_ckpts=2))

@@ -20,3 +20,10 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint=None,
                       prefix='backbone.')))
+
+# optimizer: inherited (AdamW lr 6e-5, wd 0.01, no decay on the position
+# tables and norms); mmengine's parameter groups, built with the NaN guard
+optim_wrapper = dict(constructor='mmpretrain.GuardedOptimWrapperConstructor')
+
+# runtime: old checkpoints are deleted only after the new one is written
+default_hooks = dict(checkpoint=dict(type='mmpretrain.SafeCheckpointHook'))

@@ -27,8 +27,9 @@ def _hooked_reference(vit: VisionTransformer, x: torch.Tensor, n: int):
 
 @pytest.mark.parametrize('n', [1, 4, 6])
 def test_concatenates_the_last_class_tokens_like_dino(n):
-    ours = VisionTransformerLastBlocks(num_last_blocks=n, **SMALL).eval()
-    ref = VisionTransformer(**SMALL).eval()
+    ours = VisionTransformerLastBlocks(num_last_blocks=n, **SMALL)
+    ref = VisionTransformer(**SMALL)
+    ours.eval(), ref.eval()  # mmpretrain's ViT.train() returns None
     # the same state-dict keys: extracted ViT weights load unchanged
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(2, 3, 32, 32)
