@@ -9,6 +9,7 @@ from mmengine.config import Config
 
 import mmbcssl  # noqa: F401
 from mmbcssl.cli import train as train_api
+from mmbcssl.models.heads import WeightNormLinear
 from mmpretrain.registry import MODELS
 from tests.conftest import REPO_ROOT
 
@@ -47,6 +48,14 @@ def test_dino_config_builds_and_runs_its_crop_sizes(path):
         crop = cfg.train_dataloader.dataset.pipeline[1]
         assert (crop.global_crop_size, crop.local_crop_size,
                 crop.num_local_crops) == (224, 96, 8)
+    # The prototypes layer's weight-norm gain: fixed at 1 in the 100-epoch
+    # recipes, trained in the 300-epoch ones (paper section 4; EsViT's
+    # README command frees both heads).
+    last_layers = [m for m in model.student.modules()
+                   if isinstance(m, WeightNormLinear)]
+    assert len(last_layers) == (2 if esvit else 1)
+    for layer in last_layers:
+        assert layer.weight_g.requires_grad == ('300e' in name), name
 
 
 def test_amp_switches_dino_wrapper():

@@ -29,6 +29,28 @@ def strip_wrappers(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
     return out
 
 
+def read_state_dict(checkpoint: str) -> OrderedDict:
+    """The state dict of a checkpoint file, read through the safe loader,
+    out of its ``state_dict`` entry when it has one, DDP prefixes dropped.
+
+    Raises:
+        CheckpointMismatchError: the file holds no state dict.
+    """
+    state = safe_torch_load(checkpoint, map_location='cpu')
+    if isinstance(state, dict):
+        state = state.get('state_dict', state)
+    if not isinstance(state, dict):
+        raise CheckpointMismatchError(
+            f'{checkpoint} holds a {type(state).__name__}, not a state dict')
+    return strip_wrappers(state)
+
+
+def sub_state(state: Dict, prefix: str) -> Dict:
+    """The entries under ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items()
+            if k.startswith(prefix)}
+
+
 def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
     """Load the backbone weights of ``checkpoint`` into ``backbone``.
 
@@ -44,16 +66,9 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
         CheckpointMismatchError: no backbone keys, keys of another shape,
             or keys that leave backbone weights missing.
     """
-    state = safe_torch_load(checkpoint, map_location='cpu')
-    if isinstance(state, dict):
-        state = state.get('state_dict', state)
-    if not isinstance(state, dict):
-        raise CheckpointMismatchError(
-            f'{checkpoint} holds a {type(state).__name__}, not a state dict')
-    state = strip_wrappers(state)
+    state = read_state_dict(checkpoint)
     for prefix in BACKBONE_PREFIXES:
-        sub = {k[len(prefix):]: v for k, v in state.items()
-               if k.startswith(prefix)}
+        sub = sub_state(state, prefix)
         if not sub:
             continue
         # load_state_dict reports shape mismatches as a multi-line

@@ -12,7 +12,7 @@ Each model is counted with and without its 1000-class head::
 """
 import argparse
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -23,17 +23,31 @@ from mmbcssl.utils.launch import UserError
 from mmbcssl.utils.outputs import write_json
 from .common import ModelForward, build_model, format_table, run_main
 
-# Table 5 of arXiv 2312.05695 (params in M, FLOPs in G, 224 px).
-TABLE5 = {
-    'bcssl-t_3x3': (28, 4.4),
-    'bcssl-t_5x5': (28, 4.4),
-    'bcssl-t_7x7': (29, 4.5),
-    'bcssl-t_9x9': (29, 4.5),
-    'bcssl-t_15x15': (30, 4.8),
-    'swin-t': (28, 4.5),
-    'vit-s16': (21, 4.6),
-    'resnet50': (23, 4.1),
-}
+
+# Table 5 of arXiv 2312.05695 (params in M, FLOPs in G, 224 px), from the
+# metafile.
+def paper_complexity() -> Dict[str, Tuple[float, float]]:
+    """Table 5's params (M) and FLOPs (G) by model name (``bcssl-t_9x9``,
+    ``swin-t`` ...), read from the 100-epoch entries of
+    ``configs/dino/metafile.yml`` (the paper's own conventions: with the
+    head, except the backbone-only ResNet-50 and ViT-S sizes)."""
+    from mmbcssl.evaluation.paper_results import load_entries
+    out = {}
+    for e in load_entries():
+        name = osp.splitext(osp.basename(e.config))[0]
+        if not (e.config.startswith('configs/dino/')
+                and name.endswith('_100e')):
+            continue
+        params = e.metadata.get('Parameters') or e.metadata.get(
+            'Parameters (backbone only)')
+        flops = e.metadata.get('FLOPs')
+        if params and flops:
+            out[name[:-len('_100e')]] = (float(params[:-1]),
+                                         float(flops[:-1]))
+    return out
+
+
+TABLE5 = paper_complexity()
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:

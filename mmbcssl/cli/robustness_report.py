@@ -32,25 +32,16 @@ from typing import Dict, List, Optional, Sequence
 
 from mmbcssl.evaluation.paper_results import COLUMNS, load_entries
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
-                                           EXTRA_CORRUPTIONS, SEVERITIES)
+                                           EXTRA_CORRUPTIONS,
+                                           PROTOCOL_CONFIGS, SEVERITIES)
 from mmbcssl.utils.launch import UserError, run_cli
 from mmbcssl.utils.outputs import refuse_existing, write_json
 
 SETS = ('clean', 'c', 'sketch', 'r', 'a')
 PROTOCOLS = ('official', 'authors')
 # (set, protocol) -> (evaluation name, config stem); None: the probe's own
-# val set. Sketch has all 1000 classes and the clean val transform, so both
-# families evaluate it the same way.
-EVALUATIONS = {
-    ('clean', 'official'): ('clean', None),
-    ('c', 'official'): ('c', 'imagenet-c'),
-    ('c', 'authors'): ('c_resize256', 'imagenet-c_resize256'),
-    ('sketch', 'official'): ('sketch', 'imagenet-sketch'),
-    ('r', 'official'): ('r', 'imagenet-r'),
-    ('r', 'authors'): ('r_1000way', 'imagenet-r_1000way'),
-    ('a', 'official'): ('a', 'imagenet-a'),
-    ('a', 'authors'): ('a_1000way', 'imagenet-a_1000way'),
-}
+# val set
+EVALUATIONS = {('clean', 'official'): ('clean', None), **PROTOCOL_CONFIGS}
 CONFIG_DIR = 'configs/robustness'
 # Table columns in order; each is filled from one evaluation's metrics.
 TABLE_COLUMNS = ('linear_top1', 'knn_top1', 'c_mce', 'c_rel_mce',

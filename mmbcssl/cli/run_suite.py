@@ -90,16 +90,31 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _check_checkpoint(ctx) -> None:
     """The weights must fit the backbone before anything runs: an unknown
-    format or another architecture is refused here."""
+    format or another architecture is refused here, naming the converter
+    format the file looks like when it is a published one."""
     if ctx.checkpoint is None:
         return
     from mmbcssl.apis import CheckpointMismatchError, init_backbone
     try:
         init_backbone(ctx.config, ctx.backbone_weights())
     except CheckpointMismatchError as e:
-        raise UserError(
-            f'{e}. If it is a published checkpoint, convert it first: '
-            'python tools/model_converters/convert.py <in> <out>') from None
+        raise UserError(f'{e}. {_conversion_hint(ctx.checkpoint)}') from None
+
+
+def _conversion_hint(checkpoint: str) -> str:
+    """How to convert ``checkpoint``: the exact command when its keys match
+    one registered upstream format, else the list of known formats."""
+    from mmbcssl.converters import (ConversionError, detect_format,
+                                    known_formats, load_source)
+    command = f'python tools/model_converters/convert.py {checkpoint} <out>'
+    try:
+        fmt = detect_format(load_source(checkpoint))
+    except ConversionError:
+        return ('If it is a published checkpoint of one of the formats '
+                f'{", ".join(known_formats())}, convert it first: {command} '
+                '--from <format>')
+    return (f'It looks like a {fmt.name} checkpoint; convert it first: '
+            f'{command} --from {fmt.name}')
 
 
 if __name__ == '__main__':

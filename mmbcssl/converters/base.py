@@ -25,6 +25,8 @@ from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional,
 
 import torch
 
+from mmbcssl.apis.inference import strip_wrappers, sub_state
+
 StateDict = Dict[str, torch.Tensor]
 
 
@@ -121,18 +123,11 @@ def apply_rules(state_dict: Mapping[str, torch.Tensor],
 def strip_prefix(state_dict: Mapping[str, Any],
                  prefix: str) -> 'OrderedDict[str, Any]':
     """The entries under ``prefix``, with the prefix removed."""
-    return OrderedDict((k[len(prefix):], v) for k, v in state_dict.items()
-                       if k.startswith(prefix))
+    return OrderedDict(sub_state(state_dict, prefix))
 
 
-def strip_ddp(state_dict: Mapping[str, Any]) -> 'OrderedDict[str, Any]':
-    """Drop DistributedDataParallel's leading ``module.`` (any depth)."""
-    out = OrderedDict()
-    for k, v in state_dict.items():
-        while k.startswith('module.'):
-            k = k[len('module.'):]
-        out[k] = v
-    return out
+# DistributedDataParallel's leading ``module.`` (any depth) dropped
+strip_ddp = strip_wrappers
 
 
 def is_state_dict(obj: Any) -> bool:

@@ -44,6 +44,21 @@ ALEXNET_MEAN_ERROR = {
 }
 ALEXNET_CLEAN_ERROR = 0.43478
 
+# (set, protocol family) -> (result name, config stem in configs/robustness):
+# 'official' is the benchmarks' own protocol, 'authors' the BC-SSL authors'
+# robustness script (ImageNet-C resized to 256 before the 224 crop,
+# ImageNet-A/R scored 1000-way). Sketch has all 1000 classes and the clean
+# val transform, so both families evaluate it the same way.
+PROTOCOL_CONFIGS = {
+    ('c', 'official'): ('c', 'imagenet-c'),
+    ('c', 'authors'): ('c_resize256', 'imagenet-c_resize256'),
+    ('sketch', 'official'): ('sketch', 'imagenet-sketch'),
+    ('r', 'official'): ('r', 'imagenet-r'),
+    ('r', 'authors'): ('r_1000way', 'imagenet-r_1000way'),
+    ('a', 'official'): ('a', 'imagenet-a'),
+    ('a', 'authors'): ('a_1000way', 'imagenet-a_1000way'),
+}
+
 
 def restrict_logits(logits: torch.Tensor,
                     class_indices: Sequence[int]) -> torch.Tensor:

@@ -19,6 +19,7 @@ from mmengine.registry import Registry
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, checkpoint_record,
                                             file_sha256, make_fingerprint,
                                             model_record)
+from mmbcssl.evaluation.robustness import PROTOCOL_CONFIGS
 from .context import EvaluationMissing, SuiteContext, read_json
 
 EVALUATIONS = Registry('suite evaluation')
@@ -312,18 +313,6 @@ class Finetune(_TrainThenTest):
         return opts + super().options(ctx)
 
 
-# (set, protocol) -> (result suffix, robustness config stem)
-ROBUSTNESS = {
-    ('c', 'official'): ('c', 'imagenet-c'),
-    ('c', 'authors'): ('c_resize256', 'imagenet-c_resize256'),
-    ('sketch', 'official'): ('sketch', 'imagenet-sketch'),
-    ('r', 'official'): ('r', 'imagenet-r'),
-    ('r', 'authors'): ('r_1000way', 'imagenet-r_1000way'),
-    ('a', 'official'): ('a', 'imagenet-a'),
-    ('a', 'authors'): ('a_1000way', 'imagenet-a_1000way'),
-}
-
-
 @EVALUATIONS.register_module()
 class Robustness(Evaluation):
     """ImageNet-C/Sketch/R/A through the linear probe (``needs`` the
@@ -342,7 +331,7 @@ class Robustness(Evaluation):
         out = []
         for key in s['sets']:
             for proto in ('official', 'authors'):
-                found = ROBUSTNESS.get((key, proto))
+                found = PROTOCOL_CONFIGS.get((key, proto))
                 if found and (proto in s['protocols'] or key == 'sketch'):
                     sub = RobustnessSet(
                         name=f'{self.name}.{found[0]}', set=key,

@@ -6,8 +6,7 @@ import torch.nn as nn
 from mmengine.config import Config
 
 from mmbcssl.apis.inference import (CheckpointMismatchError, init_backbone,
-                                    strip_wrappers)
-from mmbcssl.compat import safe_torch_load
+                                    read_state_dict, sub_state)
 
 
 class VisModel(nn.Module):
@@ -62,12 +61,8 @@ def load_head_weights(head: nn.Module, checkpoint: str) -> None:
         CheckpointMismatchError: no ``head.*`` keys, or ones of another
             shape (a head for another number of classes).
     """
-    state = safe_torch_load(checkpoint, map_location='cpu')
-    if isinstance(state, dict):
-        state = state.get('state_dict', state)
-    state = strip_wrappers(state)
-    sub = {k[len('head.'):]: v for k, v in state.items()
-           if k.startswith('head.')}
+    state = read_state_dict(checkpoint)
+    sub = sub_state(state, 'head.')
     if not sub:
         roots = sorted({k.split('.')[0] for k in state})
         raise CheckpointMismatchError(

@@ -1,7 +1,7 @@
-"""Hooks that subprocess tests import (as ``recording_hooks``, with this
-folder on PYTHONPATH) through ``custom_imports``: record
-every iteration's loss, and kill the process for real (SIGKILL) after a
-given iteration."""
+"""A hook for the resumption and fault tests: record every iteration's
+loss, and stop after a given iteration, with an exception (in-process
+tests) or a real SIGKILL (subprocess tests, which import this module as
+``recording_hooks`` with this folder on PYTHONPATH)."""
 import json
 import os
 import os.path as osp
@@ -11,17 +11,24 @@ from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
 
+class Interrupted(Exception):
+    """Raised by :class:`RecordLossAndKillHook` with ``raise_after``."""
+
+
 @HOOKS.register_module(force=True)
 class RecordLossAndKillHook(Hook):
     """Appends ``[iteration, loss]`` to ``<work_dir>/losses.json`` after
     each iteration; with ``kill_after`` >= 0, SIGKILLs its own process
     (only process ``rank`` when it is >= 0) after that iteration (0-based),
-    before any later hook runs."""
+    before any later hook runs; with ``raise_after`` >= 0, raises
+    :class:`Interrupted` there instead."""
     priority = 'NORMAL'
 
-    def __init__(self, kill_after: int = -1, rank: int = -1) -> None:
+    def __init__(self, kill_after: int = -1, rank: int = -1,
+                 raise_after: int = -1) -> None:
         self.kill_after = kill_after
         self.rank = rank  # -1: every process
+        self.raise_after = raise_after
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
@@ -33,3 +40,5 @@ class RecordLossAndKillHook(Hook):
         from mmengine.dist import get_rank
         if runner.iter == self.kill_after and self.rank in (-1, get_rank()):
             os.kill(os.getpid(), signal.SIGKILL)
+        if runner.iter == self.raise_after:
+            raise Interrupted(f'stopped after iteration {runner.iter}')

@@ -9,38 +9,13 @@ import subprocess
 import sys
 
 import pytest
-from mmengine.hooks import Hook
-from mmpretrain.registry import HOOKS
 
 from mmbcssl.cli import train as train_api
 from tests.conftest import REPO_ROOT
+from tests.data.recording_hooks import Interrupted
 
 DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')
 ITERS_PER_EPOCH = 4  # 8 images, batch 2
-
-
-class Interrupted(Exception):
-    pass
-
-
-@HOOKS.register_module(force=True)
-class LossRecorderForTest(Hook):
-    """Appends each iteration's loss to ``<work_dir>/losses.json``; raises
-    after iteration ``stop_after`` (0-based) to simulate a crash."""
-    priority = 'NORMAL'
-
-    def __init__(self, stop_after: int = -1) -> None:
-        self.stop_after = stop_after
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        path = osp.join(runner.work_dir, 'losses.json')
-        losses = json.load(open(path)) if osp.exists(path) else []
-        losses.append([runner.iter, float(outputs['loss'])])
-        with open(path, 'w') as f:
-            json.dump(losses, f)
-        if runner.iter == self.stop_after:
-            raise Interrupted(f'stopped after iteration {runner.iter}')
 
 
 def _config(tmp_path, demo_data, stop_after=-1, loop=None, workers=0):
@@ -57,7 +32,7 @@ def _config(tmp_path, demo_data, stop_after=-1, loop=None, workers=0):
         + SMALL_MODEL +
         'custom_hooks = [dict(type="DINOTeacherHook"), '
         'dict(type="RNGStateHook"), '
-        f'dict(type="LossRecorderForTest", stop_after={stop_after})]\n')
+        f'dict(type="RecordLossAndKillHook", raise_after={stop_after})]\n')
     return str(path)
 
 

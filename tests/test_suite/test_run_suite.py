@@ -188,6 +188,21 @@ def test_a_checkpoint_of_another_architecture_runs_nothing(tmp_path,
     assert not work.exists()
 
 
+def test_a_published_checkpoint_is_refused_with_its_converter_command(
+        tmp_path, capsys):
+    import timm
+    net = timm.create_model('convnext_atto', pretrained=False)
+    ckpt = tmp_path / 'convnext_atto.pth'
+    torch.save(net.state_dict(), ckpt)
+    suite = tmp_path / 's.py'
+    suite.write_text("evaluations = [dict(type='Complexity')]\n")
+    code = run_suite.main([TINY, str(ckpt), '--suite', str(suite),
+                           '--work-dir', str(tmp_path / 'w')])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f'convert.py {ckpt} <out> --from timm' in err
+
+
 @pytest.mark.parametrize('name', ['paper', 'quick', 'demo'])
 def test_shipped_suites_build(name):
     evaluations = build_evaluations(
