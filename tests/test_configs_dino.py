@@ -71,6 +71,9 @@ def test_demo_config_trains_through_the_tool(demo_data, tmp_path):
     code = train_api.main([
         config, '--work-dir', str(tmp_path), '--cfg-options',
         f'train_dataloader.dataset.data_root={demo_data}/imagenet',
+        # two steps of 8 images: what is tested is the saved state
+        'train_dataloader.dataset.indices=16',
+        'train_dataloader.batch_size=8',
         'train_cfg.max_epochs=1', 'train_dataloader.num_workers=0',
         'default_hooks.checkpoint.interval=1'
     ])

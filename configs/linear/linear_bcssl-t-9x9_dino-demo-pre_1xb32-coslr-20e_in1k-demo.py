@@ -1,6 +1,7 @@
-# The linear probe at demo size: BC-SSL-T 9x9 from the demo DINO run
-# (work_dirs/demo/bcssl-t_9x9.pth, made by bash tools/demo.sh) on the
-# demo ImageNet-layout set (data/demo/imagenet: 10 classes, 96 px).
+# The linear probe at demo size: BC-SSL-T 9x9 from the demo DINO run (its
+# teacher, work_dirs/demo/suite/weights/backbone_teacher.pth, extracted by
+# bash tools/demo.sh) on the demo ImageNet-layout set (data/demo/imagenet:
+# 10 classes, 96 px).
 # What changes: 64 px crops (val: short side 73 + centre crop 64, the
 # 224 / 256 ratio), 10 classes, 1 process x 32 images, 20 epochs.
 # Note: lr 0.01 instead of 0.001 * 32 / 256: with ~13 steps per epoch the
@@ -10,7 +11,7 @@ _base_ = [
     './linear_bcssl-t-9x9_dino-100e-pre_8xb128-coslr-100e_in1k.py',
     '../_base_/datasets/demo_classification.py'
 ]
-pretrained = '{{$MMBCSSL_PRETRAINED:work_dirs/demo/bcssl-t_9x9.pth}}'
+pretrained = '{{$MMBCSSL_PRETRAINED:work_dirs/demo/suite/weights/backbone_teacher.pth}}'  # noqa: E501
 data_root = 'data/demo/imagenet'
 max_epochs = 20
 

@@ -1,5 +1,6 @@
 # The Mask R-CNN recipe at demo size: BC-SSL-T 9x9 from the demo DINO run
-# (bash tools/demo.sh extracts it to work_dirs/demo/bcssl-t_9x9.pth) on the
+# (bash tools/demo.sh extracts its teacher to
+# work_dirs/demo/suite/weights/backbone_teacher.pth) on the
 # built-in COCO-style demo data (tools/misc/make_demo_data.py), on CPU.
 # What changes from the 3x COCO config it inherits: 192 px images (the demo
 # size) with a light scale jitter instead of 480-800 px; 64-channel FPN and
@@ -10,7 +11,7 @@
 # The backbone, layer-wise LR decay, optimiser and evaluation are the real
 # ones.
 _base_ = './mask-rcnn_bcssl-t-9x9_dino-100e-pre_fpn_8xb2-amp-lrd-ms-crop-3x_coco.py'  # noqa: E501
-pretrained = '{{$MMBCSSL_PRETRAINED:work_dirs/demo/bcssl-t_9x9.pth}}'
+pretrained = '{{$MMBCSSL_PRETRAINED:work_dirs/demo/suite/weights/backbone_teacher.pth}}'  # noqa: E501
 data_root = 'data/demo/coco/'
 max_epochs = 20
 

@@ -1,11 +1,12 @@
 # The UperNet recipe at demo size: BC-SSL-T 9x9 from the demo DINO run
-# (work_dirs/demo/bcssl-t_9x9.pth, made by bash tools/demo.sh) on the
+# (its teacher, work_dirs/demo/suite/weights/backbone_teacher.pth, extracted
+# by bash tools/demo.sh) on the
 # demo segmentation set (data/demo/seg: ADE20K layout, the COCO-style demo
 # scenes with one label per shape class, 0 = background, ignored as in
 # ADE20K). What changes: 192 px images with 128 px crops, plain BN (one CPU
 # process), fp32, 1 process x 4 images, 300 iterations, whole-image test.
 _base_ = './upernet_bcssl-t-9x9_dino-100e-pre_8xb2-amp-lrd-160k_ade20k-512x512.py'  # noqa: E501
-pretrained = '{{$MMBCSSL_PRETRAINED:work_dirs/demo/bcssl-t_9x9.pth}}'
+pretrained = '{{$MMBCSSL_PRETRAINED:work_dirs/demo/suite/weights/backbone_teacher.pth}}'  # noqa: E501
 data_root = 'data/demo/seg'
 crop_size = (128, 128)
 max_iters = 300

@@ -21,6 +21,7 @@ import torch.nn as nn
 from mmengine.config import Config, DictAction
 
 from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.utils.outputs import refuse_existing
 
 Device = Union[str, torch.device, None]
 T = TypeVar('T')
@@ -262,13 +263,19 @@ def machine_info() -> Dict[str, Any]:
 def run_main(parser: argparse.ArgumentParser,
              report: Callable[[argparse.Namespace], None],
              argv: Optional[Sequence[str]] = None) -> int:
-    """A benchmark's command line: parse ``argv``, check ``--device``, then
-    ``report`` (measure, print, write ``--out``).
+    """A benchmark's command line: parse ``argv``, check ``--device`` and
+    that ``--out`` names no earlier result (unless ``--overwrite``, which
+    this adds to every parser with ``--out``), then ``report`` (measure,
+    print, write ``--out``).
 
     Returns:
         int: 0, or 2 after a one-line ``error:`` for bad input
         (:func:`mmbcssl.utils.launch.run_cli`).
     """
+    writes_out = '--out' in parser._option_string_actions
+    if writes_out and '--overwrite' not in parser._option_string_actions:
+        parser.add_argument('--overwrite', action='store_true',
+                            help='replace an existing --out file')
     args = parser.parse_args(argv)
 
     def checked() -> None:
@@ -276,6 +283,8 @@ def run_main(parser: argparse.ArgumentParser,
         if device and torch.device(device).type == 'cuda' and \
                 not torch.cuda.is_available():
             raise UserError(f'--device {device} but no CUDA device')
+        if writes_out:
+            refuse_existing([args.out], args.overwrite)
         report(args)
 
     return run_cli(checked)

@@ -11,7 +11,7 @@ last and best value of each key.
 Example::
 
     python tools/analysis_tools/analyze_logs.py \\
-        work_dirs/demo/dino_bcssl-t_9x9 --keys loss lr 'knn/k*_top1' \\
+        work_dirs/demo/dino --keys loss lr 'knn/k*_top1' \\
         --out curves.png
 """
 import argparse

@@ -7,8 +7,8 @@ On the built-in demo data and through the entry points a user runs:
    (``configs/dino/bcssl-t_9x9_100e_demo.py``);
 3. the ``demo`` suite on its teacher (``tools/run_suite.py``, suite
    ``configs/suites/demo.py``): k-NN against the random initialisation, the
-   linear probe, the robustness sets (ImageNet-C included, both protocol
-   families), a transfer preset, params and FLOPs, a short Mask R-CNN;
+   linear probe, the robustness sets (ImageNet-C included), a transfer
+   preset, params and FLOPs, a short Mask R-CNN;
 4. figures of what the teacher learned (``tools/visualization/vis_cam.py``
    and ``vis_erf.py`` against the random initialisation, and the
    pre-training curves with ``tools/analysis_tools/analyze_logs.py``), into
@@ -208,9 +208,11 @@ def results_table(work_dir: str) -> List[str]:
           _metric(res, 'robustness.a', 'accuracy/top1')]),
         ('transfer mean (demo4 preset)',
          [_metric(res, 'transfer', 'average')]),
-        ('Mask R-CNN box AP / mask AP (%)',
+        ('Mask R-CNN box AP / AP50, mask AP / AP50 (%)',
          [_metric(res, 'mask_rcnn', 'coco/bbox_mAP', 100.),
-          _metric(res, 'mask_rcnn', 'coco/segm_mAP', 100.)]),
+          _metric(res, 'mask_rcnn', 'coco/bbox_mAP_50', 100.),
+          _metric(res, 'mask_rcnn', 'coco/segm_mAP', 100.),
+          _metric(res, 'mask_rcnn', 'coco/segm_mAP_50', 100.)]),
     ]
     width = max(len(r[0]) for r in rows)
     lines = ['', 'Demo results (demo data: a check that the pipeline runs, '

@@ -15,7 +15,7 @@ Example::
 
     python tools/visualization/vis_cam.py data/demo/imagenet/val/*/*_0.JPEG \\
         --model configs/_base_/models/bcssl-t_9x9.py \\
-            work_dirs/demo/bcssl-t_9x9.pth \\
+            work_dirs/demo/suite/weights/backbone_teacher.pth \\
         --model configs/_base_/models/bcssl-t_3x3.py \\
         --labels '9x9 DINO' '3x3 random init' --out cam.png
 """

@@ -14,7 +14,7 @@ Example::
     python tools/visualization/vis_erf.py data/demo/imagenet/val \\
         --model configs/_base_/models/bcssl-t_3x3.py \\
         --model configs/_base_/models/bcssl-t_9x9.py \\
-            work_dirs/demo/bcssl-t_9x9.pth \\
+            work_dirs/demo/suite/weights/backbone_teacher.pth \\
         --img-size 224 --num-images 50 --out erf.png --json erf.json
 """
 import argparse

@@ -238,9 +238,29 @@ def markdown(rows: List[Row], demo: bool = False) -> str:
                                         if command else ''))
         lines.append('')
     lines += ['## Protocols', '']
-    lines += [f'- {COLUMNS[c][0]}: {COLUMNS[c][1]}' for c in COLUMNS
-              if c in used]
+    for c in COLUMNS:
+        if c in used:
+            measured = _measured_transforms(rows, c)
+            lines.append(f'- {COLUMNS[c][0]}: {COLUMNS[c][1]}' + (
+                f'. Measured here with: {"; ".join(measured)}'
+                if measured else ''))
     return '\n'.join(lines) + '\n'
+
+
+def _measured_transforms(rows: List[Row], column: str) -> List[str]:
+    """The test transforms the runs of a column really used, from their
+    fingerprints: a column's protocol text names the paper's transform,
+    and a run at another size (the demo's 64 px) must say so."""
+    seen = []
+    for r in rows:
+        protocol = (r.fingerprints.get(column) or {}).get('protocol') or {}
+        transform = protocol.get('transform')
+        if transform:
+            text = ' + '.join(map(str, transform)) if isinstance(
+                transform, list) else str(transform)
+            if text not in seen:
+                seen.append(text)
+    return seen
 
 
 def csv_tables(rows: List[Row]) -> Dict[str, str]:

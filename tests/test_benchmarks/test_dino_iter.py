@@ -18,15 +18,13 @@ def test_side_by_side_on_the_demo_config(tmp_path, capsys):
     code = main([
         '--config', DEMO, '--batch-size', '2', '--global-size', '64',
         '--local-size', '32', '--num-local', '2', '--iters', '2',
-        '--work-dir', str(tmp_path / 'w'), '--out', str(out), '--memory'
+        '--work-dir', str(tmp_path / 'w'), '--out', str(out)
     ])
     assert code == 0
     result = json.loads(out.read_text())
     assert result['views'] == '2x64 + 2x32'
     for name in ('mmengine', 'bare'):
         assert result[name]['n'] == 2 and result[name]['images_per_s'] > 0
-        # a teacher and a student of BC-SSL-T: > 2 x 110 MB of weights
-        assert result[name]['peak_mb'] > 200, result[name]
     assert result['ratio_mmengine_over_bare'] == pytest.approx(
         result['mmengine']['images_per_s'] / result['bare']['images_per_s'])
     assert 'mmengine / bare:' in capsys.readouterr().out

@@ -95,6 +95,9 @@ def _free_port():
 
 
 def _extract_on_rank(rank, world, port, root, out_dir):
+    # forked from the test process (no re-import): one thread each, as a
+    # data worker, so the OpenMP pool of the parent is never touched
+    torch.set_num_threads(1)
     torch.distributed.init_process_group(
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
         world_size=world)
@@ -110,8 +113,9 @@ def test_distributed_extraction_equals_single_process(demo_data, tmp_path):
     """3 gloo processes (so the shards are uneven): every process ends with
     the single-process bank, in data set order."""
     root = osp.join(demo_data, 'imagenet')
-    mp.spawn(_extract_on_rank, args=(3, _free_port(), root, str(tmp_path)),
-             nprocs=3)
+    mp.start_processes(_extract_on_rank,
+                       args=(3, _free_port(), root, str(tmp_path)),
+                       nprocs=3, start_method='fork')
     torch.manual_seed(0)
     net = init_backbone(BACKBONE_CFG, None)
     ref_f, ref_y = extract_features(net, knn_dataset(root, 'val', 32, 36),

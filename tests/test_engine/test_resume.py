@@ -113,15 +113,20 @@ def _subprocess_config(tmp_path, demo_data, kill_after=-1):
     return str(path)
 
 
-def _train_subprocess(config, work, *extra):
+def _start_training(config, work, *extra):
     # the hooks module by its own name: a `tests` package of an installed
     # distribution could shadow the repository's
     env = dict(os.environ, OMP_NUM_THREADS='1',
                PYTHONPATH=osp.join(REPO_ROOT, 'tests', 'data'))
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), config,
          '--work-dir', work, *extra], cwd=REPO_ROOT, env=env,
-        capture_output=True, text=True, timeout=900)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc):
+    _, err = proc.communicate(timeout=900)
+    return proc.returncode, err or ''
 
 
 def test_sigkill_and_resume_with_persistent_workers(demo_data, tmp_path):
@@ -132,21 +137,24 @@ def test_sigkill_and_resume_with_persistent_workers(demo_data, tmp_path):
     import torch
     from mmengine.runner.checkpoint import _load_checkpoint
     ref = str(tmp_path / 'ref')
-    proc = _train_subprocess(_subprocess_config(tmp_path, demo_data), ref)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    work = str(tmp_path / 'killed')
+    # the uninterrupted and the killed run side by side (one thread each)
+    ref_proc = _start_training(_subprocess_config(tmp_path, demo_data), ref)
+    killed = _start_training(
+        _subprocess_config(tmp_path, demo_data, kill_after=6), work)
+    code, err = _finish(ref_proc)
+    assert code == 0, err[-3000:]
     expected = _losses(ref)
     assert [i for i, _ in expected] == list(range(2 * ITERS_PER_EPOCH))
 
-    work = str(tmp_path / 'killed')
-    proc = _train_subprocess(
-        _subprocess_config(tmp_path, demo_data, kill_after=6), work)
-    assert proc.returncode == -9  # SIGKILL, not an exception
+    code, err = _finish(killed)
+    assert code == -9, err[-3000:]  # SIGKILL, not an exception
     assert osp.exists(osp.join(work, 'iter_6.pth'))
     assert not osp.exists(osp.join(work, 'iter_8.pth'))
     assert _losses(work) == expected[:7]
-    proc = _train_subprocess(_subprocess_config(tmp_path, demo_data), work,
-                             '--resume')
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, err = _finish(_start_training(
+        _subprocess_config(tmp_path, demo_data), work, '--resume'))
+    assert code == 0, err[-3000:]
     assert _losses(work)[7:] == expected[6:]  # iterations 6 and 7 again
 
     a = _load_checkpoint(osp.join(ref, 'iter_8.pth'), map_location='cpu')

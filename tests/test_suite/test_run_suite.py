@@ -131,6 +131,10 @@ def test_report_tables_flags_and_figures(suite_run, tmp_path):
     assert '| Linear top-1 |' not in text.split('## Missing')[0] or '–' in text
     assert '- missing: ' in text and 'knn_elsewhere (missing)' in text
     assert 'knn_eval.py' in text.split('## Missing results')[1]
+    # the protocol list says which transform the runs really used
+    protocols = text.split('## Protocols')[1]
+    assert 'Measured here with: ResizeEdge(' in protocols
+    assert '"scale": 36}) + CenterCrop(32)' in protocols
     assert (out / 'tables.tex').read_text().count('\\begin{tabular}') >= 1
     assert any(p.suffix == '.csv' for p in out.iterdir())
     # an existing report is not replaced without --overwrite
@@ -210,7 +214,10 @@ def test_shipped_suites_build(name):
     names = [e.name for e in evaluations]
     assert 'knn' in names
     if name != 'quick':
-        assert {'linear', 'robustness.c', 'robustness.c_resize256',
-                'robustness.a_1000way'} <= set(names)
+        assert {'linear', 'robustness.c', 'robustness.a'} <= set(names)
         # the probe runs before what needs it
         assert names.index('linear') < names.index('robustness.c')
+    if name == 'paper':
+        # both protocol families: the paper's rows sit under the authors'
+        assert {'robustness.c_resize256', 'robustness.a_1000way',
+                'robustness.r_1000way'} <= set(names)

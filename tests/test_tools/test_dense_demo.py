@@ -140,3 +140,24 @@ def test_demo_runs_the_suite_on_the_pretrained_teacher(capsys):
     assert 'configs/dino/bcssl-t_9x9_100e_demo.py w/dino/' in out
     assert '--suite configs/suites/demo.py --work-dir w/suite' in out
     assert 'train_dataloader.dataset.data_root=d/imagenet' in out
+
+
+def test_demo_results_table_reads_the_suite_results(tmp_path):
+    """The demo's closing table: accuracies as stored (percent), COCO AP
+    scaled from pycocotools' fractions, a missing result as '–'."""
+    import json
+    from mmbcssl.cli import demo
+    res = tmp_path / 'suite' / 'results'
+    res.mkdir(parents=True)
+    (res / 'knn.json').write_text(json.dumps(
+        dict(metrics={'knn/k10_top1': 12.5, 'knn/k20_top1': 15.0})))
+    (res / 'mask_rcnn.json').write_text(json.dumps(dict(metrics={
+        'coco/bbox_mAP': 0.034, 'coco/bbox_mAP_50': 0.081,
+        'coco/segm_mAP': 0.029, 'coco/segm_mAP_50': 0.07})))
+    rows = {line.split('  ')[1]: line.rsplit('  ', 1)[1].strip()
+            for line in demo.results_table(str(tmp_path)) if '  ' in line}
+    assert rows['k-NN top-1, pre-trained teacher (k=10 / k=20)'] == \
+        '12.5 / 15.0'
+    assert rows['Mask R-CNN box AP / AP50, mask AP / AP50 (%)'] == \
+        '3.4 / 8.1 / 2.9 / 7.0'
+    assert rows['linear probe top-1 (demo val)'] == '–'
