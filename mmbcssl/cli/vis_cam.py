@@ -23,7 +23,7 @@ import argparse
 import os
 import os.path as osp
 import sys
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from mmengine.config import DictAction
@@ -43,6 +43,19 @@ from mmbcssl.visualization.model import build_vis_model
 # Input problems the visualisation tools report in one line.
 VIS_INPUT_ERRORS = (CheckpointMismatchError, UnknownLayerError,
                     OutputExistsError)
+
+
+def run_vis_cli(run: Callable[[], None]) -> int:
+    """``run`` through :func:`run_cli`, with :data:`VIS_INPUT_ERRORS` as
+    one-line input errors (exit 2)."""
+
+    def guarded() -> None:
+        try:
+            run()
+        except VIS_INPUT_ERRORS as e:
+            raise UserError(str(e)) from None
+
+    return run_cli(guarded)
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -181,13 +194,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'wrote {args.out} ({w} x {h} px: {len(specs)} model(s) x '
               f'{len(paths)} image(s))')
 
-    def _guarded() -> None:
-        try:
-            _run()
-        except VIS_INPUT_ERRORS as e:
-            raise UserError(str(e)) from None
-
-    return run_cli(_guarded)
+    return run_vis_cli(_run)
 
 
 if __name__ == '__main__':

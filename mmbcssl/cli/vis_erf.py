@@ -25,11 +25,10 @@ from typing import Iterator, List, Optional
 import torch
 
 from mmbcssl.apis import init_backbone
-from mmbcssl.cli.vis_cam import (VIS_INPUT_ERRORS, add_model_args,
-                                 model_specs, pick_device,
-                                 quiet_init_logs)
+from mmbcssl.cli.vis_cam import (add_model_args, model_specs, pick_device,
+                                 quiet_init_logs, run_vis_cli)
 from mmbcssl.compat import atomic_write
-from mmbcssl.utils.launch import UserError, load_config, run_cli
+from mmbcssl.utils.launch import UserError, load_config
 from mmbcssl.visualization.erf import (GRAD_MODES, THRESHOLDS, area_ratios,
                                        erf_figure, erf_map, erf_record,
                                        erf_report)
@@ -117,13 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             atomic_write(json.dumps(report, indent=2) + '\n', args.json)
             print(f'wrote {args.json}')
 
-    def _guarded() -> None:
-        try:
-            _run()
-        except VIS_INPUT_ERRORS as e:
-            raise UserError(str(e)) from None
-
-    return run_cli(_guarded)
+    return run_vis_cli(_run)
 
 
 if __name__ == '__main__':
