@@ -86,20 +86,24 @@ def test_two_processes_give_the_single_process_result(demo_data, tmp_path):
     root = osp.join(demo_data, 'imagenet')
     ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
     args = ['--data-root', root, '--checkpoint', ckpt, *SMALL]
-    one = str(tmp_path / 'one.json')
-    assert knn_eval.main([CONFIG, *args, '--out', one]) == 0
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     two = str(tmp_path / 'two.json')
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(port),
                OMP_NUM_THREADS='1')
-    proc = subprocess.run(
+    # the 2-process run starts first; the single-process one runs here
+    # while it imports
+    proc = subprocess.Popen(
         ['bash', osp.join(REPO_ROOT, 'tools', 'dist_knn_eval.sh'), CONFIG,
          '2', *args, '--out', two],
-        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=env)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert '2 process(es)' in proc.stdout
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO_ROOT, env=env)
+    one = str(tmp_path / 'one.json')
+    assert knn_eval.main([CONFIG, *args, '--out', one]) == 0
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, (out + err)[-3000:]
+    assert '2 process(es)' in out
     with open(one) as f, open(two) as g:
         single, dist = json.load(f)['metrics'], json.load(g)['metrics']
     assert set(single) == set(dist)
