@@ -1,6 +1,6 @@
 """Build a frozen feature extractor from a config and a checkpoint."""
 from collections import OrderedDict
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -51,6 +51,18 @@ def sub_state(state: Dict, prefix: str) -> Dict:
             if k.startswith(prefix)}
 
 
+def first_shape_mismatch(module: nn.Module, state: Dict
+                         ) -> Optional[Tuple[str, tuple, tuple]]:
+    """The first key of ``state`` that ``module`` has with another shape,
+    as (key, shape in ``state``, shape in ``module``); None when all fit.
+    (load_state_dict reports these as one multi-line RuntimeError.)"""
+    own = module.state_dict()
+    for k, v in state.items():
+        if k in own and own[k].shape != v.shape:
+            return k, tuple(v.shape), tuple(own[k].shape)
+    return None
+
+
 def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
     """Load the backbone weights of ``checkpoint`` into ``backbone``.
 
@@ -71,16 +83,13 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
         sub = sub_state(state, prefix)
         if not sub:
             continue
-        # load_state_dict reports shape mismatches as a multi-line
-        # RuntimeError; name the first one instead
-        own = backbone.state_dict()
-        for k, v in sub.items():
-            if k in own and own[k].shape != v.shape:
-                raise CheckpointMismatchError(
-                    f'{checkpoint}: {prefix}{k} has shape '
-                    f'{tuple(v.shape)}, this {type(backbone).__name__} '
-                    f'expects {tuple(own[k].shape)}; it was trained with '
-                    'another architecture (kernel size, width, depth?)')
+        mismatch = first_shape_mismatch(backbone, sub)
+        if mismatch:
+            k, theirs, ours = mismatch
+            raise CheckpointMismatchError(
+                f'{checkpoint}: {prefix}{k} has shape {theirs}, this '
+                f'{type(backbone).__name__} expects {ours}; it was trained '
+                'with another architecture (kernel size, width, depth?)')
         missing, _ = backbone.load_state_dict(sub, strict=False)
         if missing:
             raise CheckpointMismatchError(

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from mmbcssl.apis.inference import strip_wrappers
+from mmbcssl.apis.inference import strip_wrappers, sub_state
 from mmbcssl.compat import TRUST_ENV, atomic_write, safe_torch_load
 from mmbcssl.utils.launch import UserError, run_cli
 from mmbcssl.utils.outputs import refuse_existing
@@ -30,9 +30,8 @@ def extract(state_dict: Dict[str, torch.Tensor],
     """``backbone.*`` weights of ``source``, and the key groups dropped."""
     state_dict = strip_wrappers(state_dict)
     prefix = SOURCES[source]
-    kept = OrderedDict((f'backbone.{k[len(prefix):]}', v)
-                       for k, v in state_dict.items()
-                       if k.startswith(prefix))
+    kept = OrderedDict((f'backbone.{k}', v)
+                       for k, v in sub_state(state_dict, prefix).items())
     if not kept:
         found = sorted({k.split('.')[0] for k in state_dict})
         raise UserError(

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from mmbcssl.compat import atomic_write, safe_torch_load
+from mmbcssl.compat import atomic_write
 from mmbcssl.evaluation.fingerprint import REPO_ROOT, file_sha256
 
 # Distributed launchers of the tools that have one (tools/dist_*.sh).
@@ -87,11 +87,8 @@ class SuiteContext:
         into the work dir (atomically)."""
         if self.checkpoint is None or self._backbone:
             return self._backbone
-        ckpt = safe_torch_load(self.checkpoint, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
-                                                           dict) else {}
-        from mmbcssl.apis.inference import strip_wrappers
-        state = strip_wrappers(state)
+        from mmbcssl.apis.inference import read_state_dict
+        state = read_state_dict(self.checkpoint)
         if not any(k.startswith('teacher.backbone.') for k in state):
             self._backbone = self.checkpoint
             return self._backbone

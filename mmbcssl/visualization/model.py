@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from mmbcssl.apis.inference import (CheckpointMismatchError, init_backbone,
+from mmbcssl.apis.inference import (CheckpointMismatchError,
+                                    first_shape_mismatch, init_backbone,
                                     read_state_dict, sub_state)
 
 
@@ -69,13 +70,12 @@ def load_head_weights(head: nn.Module, checkpoint: str) -> None:
             f'{checkpoint} has no head.* weights (top-level keys: '
             f'{roots[:10]}); Grad-CAM needs a linear-probe (classifier) '
             'checkpoint, or use --method eigencam')
-    own = head.state_dict()
-    for k, v in sub.items():
-        if k in own and own[k].shape != v.shape:
-            raise CheckpointMismatchError(
-                f'{checkpoint}: head.{k} has shape {tuple(v.shape)}, the '
-                f"config's head expects {tuple(own[k].shape)} (another "
-                'number of classes?)')
+    mismatch = first_shape_mismatch(head, sub)
+    if mismatch:
+        k, theirs, ours = mismatch
+        raise CheckpointMismatchError(
+            f'{checkpoint}: head.{k} has shape {theirs}, the '
+            f"config's head expects {ours} (another number of classes?)")
     missing, _ = head.load_state_dict(sub, strict=False)
     if missing:
         raise CheckpointMismatchError(
