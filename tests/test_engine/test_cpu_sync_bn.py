@@ -3,14 +3,13 @@ process would compute them, and the DINO demo through tools/dist_train.sh
 with 2 gloo processes."""
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
 import torch
 import torch.nn as nn
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 
 MODULE = osp.join(REPO_ROOT, 'mmbcssl', 'engine', 'model_wrappers',
                   'cpu_sync_batch_norm.py')
@@ -43,16 +42,10 @@ torch.save(dict(y=y.detach(), grad=part.grad, weight=bn.weight.grad,
 '''
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(*args):
     return [sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
             '--nproc_per_node=2', '--master_addr=127.0.0.1',
-            f'--master_port={_free_port()}', *args]
+            f'--master_port={free_port()}', *args]
 
 
 def test_two_processes_equal_one_batchnorm_on_the_whole_batch(tmp_path):
@@ -104,7 +97,7 @@ def test_dist_train_dino_demo_two_processes(demo_data, tmp_path):
     """configs/dino/bcssl-t_9x9_100e_demo.py (sync_bn='torch', a BN after
     every depthwise conv) as tools/dist_train.sh runs it, shrunk to one
     step of 2 images per process."""
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()),
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
                OMP_NUM_THREADS='1')
     proc = subprocess.run(
         ['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'),

@@ -3,7 +3,6 @@ tools/knn_eval.py reports for the same weights; modes are restored; the
 distributed feature gather returns the single-process bank."""
 import json
 import os.path as osp
-import socket
 from types import SimpleNamespace
 
 import pytest
@@ -20,7 +19,7 @@ from mmbcssl.cli import knn_eval
 from mmbcssl.engine.hooks import KNNMonitorHook
 from mmbcssl.evaluation.features import extract_features, knn_dataset
 from mmbcssl.utils.data_checks import DataLayoutError
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 
 DINO_DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')
 BACKBONE_CFG = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
@@ -88,12 +87,6 @@ def test_missing_data_root_fails_before_training(tmp_path):
         hook.before_train(_runner(None, str(tmp_path), 0))
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _extract_on_rank(rank, world, port, root, out_dir):
     # forked from the test process (no re-import): one thread each, as a
     # data worker, so the OpenMP pool of the parent is never touched
@@ -114,7 +107,7 @@ def test_distributed_extraction_equals_single_process(demo_data, tmp_path):
     the single-process bank, in data set order."""
     root = osp.join(demo_data, 'imagenet')
     mp.start_processes(_extract_on_rank,
-                       args=(3, _free_port(), root, str(tmp_path)),
+                       args=(3, free_port(), root, str(tmp_path)),
                        nprocs=3, start_method='fork')
     torch.manual_seed(0)
     net = init_backbone(BACKBONE_CFG, None)

@@ -3,24 +3,17 @@
 (with --tta for segmentation) on the demo sets."""
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
 from mmbcssl.cli import test as test_api
 from mmbcssl.cli import train as train_api
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 
 DET_NAME = 'mask-rcnn_bcssl-t-9x9_dino-demo-pre_fpn_1xb4-20e_coco-demo.py'
 DET = osp.join(REPO_ROOT, 'configs', 'mask_rcnn', DET_NAME)
 SEG_NAME = 'upernet_bcssl-t-9x9_dino-demo-pre_1xb4-300iter_ade20k-demo.py'
 SEG = osp.join(REPO_ROOT, 'configs', 'upernet', SEG_NAME)
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _det_options(root):
@@ -44,7 +37,7 @@ def test_mask_rcnn_dist_train_two_processes_then_test(demo_data, tmp_path,
     """tools/dist_train.sh -> torchrun -> 2 gloo processes; COCO bbox and
     segm AP gathered across both; then tools/test.py on the checkpoint."""
     root = osp.join(demo_data, 'coco')
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()),
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
                OMP_NUM_THREADS='1')
     proc = subprocess.run(
         ['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), DET, '2',

@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ import torch
 
 from mmbcssl.cli import test as test_api
 from mmbcssl.cli import train as train_api
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 
 CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'tiny_classifier.py')
 
@@ -118,12 +117,6 @@ def test_scripts_run_as_commands(trained, tmp_path):
     assert osp.isfile(osp.join(tmp_path, 'iter_1.pth'))
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_a_dead_rank_ends_the_job(demo_data, tmp_path):
     """tools/dist_train.sh -> torchrun -> 2 CPU processes (gloo), then
     process 1 of 2 is SIGKILLed after its first iteration: torchrun tears
@@ -132,7 +125,7 @@ def test_a_dead_rank_ends_the_job(demo_data, tmp_path):
     checkpoint, written by the distributed run, stays loadable."""
     import time
     root = osp.join(demo_data, 'imagenet')
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()),
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
                OMP_NUM_THREADS='1',
                PYTHONPATH=osp.join(REPO_ROOT, 'tests', 'data'))
     config = tmp_path / 'kill_rank1.py'

@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import torch
 import mmbcssl  # noqa: F401
 from mmbcssl.apis import init_backbone
 from mmbcssl.cli import knn_eval
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 
 CONFIG = osp.join(REPO_ROOT, 'configs', '_base_', 'models', 'bcssl-t_9x9.py')
 SMALL = ['--img-size', '32', '--resize', '36', '--ks', '1', '5',
@@ -86,11 +85,8 @@ def test_two_processes_give_the_single_process_result(demo_data, tmp_path):
     root = osp.join(demo_data, 'imagenet')
     ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
     args = ['--data-root', root, '--checkpoint', ckpt, *SMALL]
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
     two = str(tmp_path / 'two.json')
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port),
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
                OMP_NUM_THREADS='1')
     # the 2-process run starts first; the single-process one runs here
     # while it imports
