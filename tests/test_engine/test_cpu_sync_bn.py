@@ -1,6 +1,7 @@
 """SyncBN on CPU processes: the statistics of the global batch, as one
-process would compute them, and the DINO demo through tools/dist_train.sh
-with 2 gloo processes."""
+process would compute them. (The DINO demo with SyncBN through
+tools/dist_train.sh on 2 gloo processes: tests/test_tools/test_entry_tools.py,
+test_dino_demo_on_two_processes_and_a_dead_rank.)"""
 import os
 import os.path as osp
 import subprocess
@@ -91,29 +92,3 @@ def test_two_processes_equal_one_batchnorm_on_the_whole_batch(tmp_path):
     local = nn.BatchNorm2d(4)
     local(x[:4])
     assert not torch.allclose(local.running_mean, ranks[0]['mean'])
-
-
-def test_dist_train_dino_demo_two_processes(demo_data, tmp_path):
-    """configs/dino/bcssl-t_9x9_100e_demo.py (sync_bn='torch', a BN after
-    every depthwise conv) as tools/dist_train.sh runs it, shrunk to one
-    step of 2 images per process."""
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
-               OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        ['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'),
-         osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py'),
-         '2', '--work-dir', str(tmp_path), '--cfg-options',
-         f'train_dataloader.dataset.data_root={demo_data}/imagenet',
-         'train_dataloader.dataset.indices=4',
-         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-         'train_cfg.max_epochs=1', 'default_hooks.logger.interval=1',
-         # no 450 MB checkpoint: the run itself is what is tested
-         'default_hooks.checkpoint.interval=100',
-         'default_hooks.checkpoint.save_last=False'],
-        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
-    assert 'GPU number: 2' in log
-    assert 'layers run as CPUSyncBatchNorm' in log
-    assert 'Epoch(train) [1][1/1]' in log
-    assert 'SyncBatchNorm layers only work with GPU modules' not in log

@@ -226,3 +226,40 @@ def test_stale_parts_only_of_this_folder_are_removed(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['epoch_1.pth', 'sub']
     assert os.listdir(keep) == ['.epoch_2.pth.abc.part']
     shutil.rmtree(keep)
+
+
+def test_rng_states_are_gathered_on_every_rank_not_in_the_save(
+        monkeypatch, tmp_path):
+    """mmengine calls before_save_checkpoint on rank 0 only, so a gather
+    there hangs a distributed run. RNGStateHook gathers in
+    collect_for_checkpoint, which SafeCheckpointHook calls on every rank
+    before each save (the 2-process run: test_entry_tools.py,
+    test_dino_demo_on_two_processes_and_a_dead_rank); without it, a
+    distributed save holds no states and does no collective."""
+    from mmbcssl.engine.hooks import rng_state_hook
+    gathers = []
+
+    def gather(obj):
+        gathers.append(obj)
+        return [obj, obj]
+
+    monkeypatch.setattr(rng_state_hook.dist, 'all_gather_object', gather)
+    monkeypatch.setattr(rng_state_hook.dist, 'get_world_size', lambda: 2)
+    hook = rng_state_hook.RNGStateHook()
+
+    class Runner:
+        hooks = [hook]
+        model = torch.nn.Linear(2, 2)
+
+    from mmbcssl.engine.hooks import SafeCheckpointHook
+    from mmengine.fileio.backends import LocalBackend
+    saver = SafeCheckpointHook(interval=1)
+    saver.file_backend, saver.out_dir = LocalBackend(), str(tmp_path)
+    with saver._removals_after_save(Runner):
+        checkpoint = {}
+        hook.before_save_checkpoint(Runner, checkpoint)
+    assert len(gathers) == 1 and len(checkpoint['rng_state']) == 2
+    # the next save, from a hook that does not collect: nothing gathered
+    checkpoint = {}
+    hook.before_save_checkpoint(Runner, checkpoint)
+    assert len(gathers) == 1 and 'rng_state' not in checkpoint

@@ -117,29 +117,44 @@ def test_scripts_run_as_commands(trained, tmp_path):
     assert osp.isfile(osp.join(tmp_path, 'iter_1.pth'))
 
 
-def test_a_dead_rank_ends_the_job(demo_data, tmp_path):
-    """tools/dist_train.sh -> torchrun -> 2 CPU processes (gloo), then
-    process 1 of 2 is SIGKILLed after its first iteration: torchrun tears
-    the job down (the other process would wait forever in its next
-    all-reduce) and exits with an error naming the dead rank; the first
-    checkpoint, written by the distributed run, stays loadable."""
+DINO_DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')
+
+
+def test_dino_demo_on_two_processes_and_a_dead_rank(demo_data, tmp_path):
+    """configs/dino/bcssl-t_9x9_100e_demo.py (sync_bn='torch': a BN after
+    every depthwise conv) as tools/dist_train.sh runs it: torchrun -> 2 gloo
+    CPU processes with synchronised BN. Then process 1 of 2 is SIGKILLed
+    after its second iteration: torchrun tears the job down (the other
+    process would wait forever in its next all-reduce) and exits with an
+    error naming the dead rank; the first checkpoint, written by the
+    distributed run, stays loadable."""
     import time
-    root = osp.join(demo_data, 'imagenet')
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
                OMP_NUM_THREADS='1',
                PYTHONPATH=osp.join(REPO_ROOT, 'tests', 'data'))
     config = tmp_path / 'kill_rank1.py'
+    # the demo recipe on a narrow BC-SSL (the same blocks, one per stage):
+    # what is tested is the launch, the SyncBN and the failure handling
     config.write_text(
-        f'_base_ = {CONFIG!r}\n'
+        f'_base_ = {DINO_DEMO!r}\n'
         "custom_imports = dict(imports=['mmbcssl', 'recording_hooks'], "
         'allow_failed_imports=False)\n'
-        "custom_hooks = [dict(type='RecordLossAndKillHook', kill_after=1, "
-        'rank=1)]\n')
+        'model = dict(backbone=dict(arch=dict(_delete_=True, '
+        'depths=[1, 1, 1, 1], channels=[8, 8, 16, 16])), head=dict('
+        'in_channels=16, hidden_channels=32, bottleneck_channels=16, '
+        'out_channels=64), loss=dict(out_channels=64))\n'
+        "custom_hooks = [dict(type='DINOTeacherHook'), "
+        "dict(type='RNGStateHook'), "
+        "dict(type='RecordLossAndKillHook', kill_after=1, rank=1)]\n")
     start = time.time()
     proc = subprocess.run(
         ['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), str(config),
          '2', '--work-dir', str(tmp_path / 'work'), '--cfg-options',
-         *_data_options(root), 'train_cfg.max_iters=4',
+         f'train_dataloader.dataset.data_root={demo_data}/imagenet',
+         'train_dataloader.dataset.indices=8',
+         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+         'train_cfg.max_epochs=2', 'default_hooks.logger.interval=1',
+         'default_hooks.checkpoint.by_epoch=False',
          'default_hooks.checkpoint.interval=1'],
         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=env)
     took = time.time() - start
@@ -148,13 +163,21 @@ def test_a_dead_rank_ends_the_job(demo_data, tmp_path):
     # the run was distributed over 2 CPU processes before the kill
     assert 'Distributed training: True' in log
     # mmengine logs the world size as "GPU number", CPU processes included.
-    assert 'GPU number: 2' in log
+    assert 'GPU number: 2' in log, log[-3000:]
     assert 'CPUDistributedDataParallel' in log
-    assert 'Signal 9 (SIGKILL)' in log and 'rank' in log
+    assert 'layers run as CPUSyncBatchNorm' in log
+    assert 'SyncBatchNorm layers only work with GPU modules' not in log
+    assert 'Epoch(train) [1][1/2]' in log
+    assert 'Signal 9 (SIGKILL)' in log and 'rank' in log, log[-3000:]
     work = tmp_path / 'work'
-    assert not osp.exists(work / 'iter_4.pth')
+    # 2 iterations per epoch (8 images, 2 processes x 2): killed in the 2nd
+    assert not osp.exists(work / 'iter_2.pth')
     from mmengine.runner.checkpoint import _load_checkpoint
-    assert _load_checkpoint(str(work / 'iter_1.pth'))['meta']['iter'] == 1
+    first = _load_checkpoint(str(work / 'iter_1.pth'))
+    assert first['meta']['iter'] == 1
+    # both processes' generator states, gathered on every rank before the
+    # save (a gather on the saving rank alone would hang the job)
+    assert len(first['rng_state']) == 2
     assert took < 300
 
 

@@ -40,11 +40,40 @@ class RNGStateHook(Hook):
     kernels are). Every process's state is gathered into the checkpoint
     (only rank 0 writes it) and each process restores its own; a resume on
     another number of processes re-seeds instead, with a warning.
+
+    The gathering is a collective operation, so it cannot happen in
+    ``before_save_checkpoint``, which mmengine calls on rank 0 only: it
+    happens in :meth:`collect_for_checkpoint`, which
+    :class:`~mmbcssl.engine.hooks.SafeCheckpointHook` calls on every rank
+    just before each save. With another checkpoint hook, a distributed run
+    saves no generator states (a warning says so) and one process saves its
+    own.
     """
     priority = 'VERY_LOW'
 
+    def __init__(self) -> None:
+        self._states = None
+        self._warned = False
+
+    def collect_for_checkpoint(self, runner) -> None:
+        """Gather every process's generator states (call on all ranks)."""
+        self._states = dist.all_gather_object(get_rng_state())
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['rng_state'] = dist.all_gather_object(get_rng_state())
+        states, self._states = self._states, None
+        if states is None and dist.get_world_size() == 1:
+            states = [get_rng_state()]
+        if states is None:
+            if not self._warned:
+                print_log(
+                    'RNGStateHook: the checkpoints of this distributed run '
+                    'hold no generator states, so a resume re-seeds; use '
+                    "default_hooks.checkpoint.type='mmpretrain."
+                    "SafeCheckpointHook' to save them", logger='current',
+                    level=30)
+                self._warned = True
+            return
+        checkpoint['rng_state'] = states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get('rng_state')

@@ -56,7 +56,13 @@ class SafeCheckpointHook(CheckpointHook):
       checkpoint on disk stays the last good one;
     * an argument the hook does not know (``intervl=...``) is refused when
       the hook is built: mmengine passes unknown ones to
-      ``runner.save_checkpoint``, which fails only at the first save.
+      ``runner.save_checkpoint``, which fails only at the first save;
+    * hooks that need every process's data in the checkpoint get to collect
+      it first: ``runner.save_checkpoint`` and its ``before_save_checkpoint``
+      calls run on rank 0 only, where a collective operation would wait
+      forever for the other ranks. Just before each save, on every rank,
+      this hook calls ``collect_for_checkpoint(runner)`` of each hook that
+      has one (:class:`~mmbcssl.engine.hooks.RNGStateHook` does).
 
     Args:
         **kwargs: The arguments of mmengine's ``CheckpointHook``.
@@ -105,6 +111,10 @@ class SafeCheckpointHook(CheckpointHook):
             yield
             return
         check_finite(runner.model)
+        for hook in runner.hooks:
+            collect = getattr(hook, 'collect_for_checkpoint', None)
+            if collect is not None:
+                collect(runner)
         self._remove_stale_temp_files()
         backend = self.file_backend
         deferred = self.file_backend = _DeferredRemovals(backend)
