@@ -22,8 +22,10 @@ from mmbcssl.utils.data_checks import DataLayoutError
 from tests.conftest import REPO_ROOT, free_port
 
 DINO_DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')
-BACKBONE_CFG = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
-                        'bcssl-t_9x9.py')
+# BC-SSL-T's config on a narrow backbone, and the DINO demo on the same
+# one: the hook's mechanics do not depend on the width
+BACKBONE_CFG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
+                        'narrow_bcssl.py')
 SIZES = dict(img_size=32, resize=36, ks=(1, 5), batch_size=40)
 
 
@@ -36,6 +38,9 @@ def _runner(model, work_dir, epoch, max_epochs=3):
 
 def _dino():
     cfg = Config.fromfile(DINO_DEMO)
+    narrow = Config.fromfile(BACKBONE_CFG).model.backbone.arch
+    cfg.model.backbone.arch = narrow
+    cfg.model.head.in_channels = narrow.channels[-1]
     model = MODELS.build(cfg.model)
     model.init_weights()
     # a teacher that differs from the student, as after some training
