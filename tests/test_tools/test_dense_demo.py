@@ -16,6 +16,30 @@ SEG_NAME = 'upernet_bcssl-t-9x9_dino-demo-pre_1xb4-300iter_ade20k-demo.py'
 SEG = osp.join(REPO_ROOT, 'configs', 'upernet', SEG_NAME)
 
 
+# The demo recipes on a narrow BC-SSL (the same blocks, one per stage, 16-128
+# channels) and necks/heads fed by it: launch, evaluation and test-time
+# augmentation do not depend on the width.
+NARROW_ARCH = ('arch=dict(_delete_=True, depths=[1, 1, 1, 1], '
+               'channels=[16, 32, 64, 128])')
+
+
+def _narrow(tmp_path, config, rest):
+    path = tmp_path / f'narrow_{osp.basename(config)}'
+    path.write_text(f'_base_ = {config!r}\n'
+                    f'model = dict(backbone=dict({NARROW_ARCH}), {rest})\n')
+    return str(path)
+
+
+def _narrow_det(tmp_path):
+    return _narrow(tmp_path, DET, 'neck=dict(in_channels=[16, 32, 64, 128])')
+
+
+def _narrow_seg(tmp_path):
+    return _narrow(tmp_path, SEG,
+                   'decode_head=dict(in_channels=[16, 32, 64, 128]), '
+                   'auxiliary_head=dict(in_channels=64)')
+
+
 def _det_options(root):
     return [
         # no SSL checkpoint in the test: random initialisation
@@ -37,10 +61,11 @@ def test_mask_rcnn_dist_train_two_processes_then_test(demo_data, tmp_path,
     """tools/dist_train.sh -> torchrun -> 2 gloo processes; COCO bbox and
     segm AP gathered across both; then tools/test.py on the checkpoint."""
     root = osp.join(demo_data, 'coco')
+    det = _narrow_det(tmp_path)
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
                OMP_NUM_THREADS='1')
     proc = subprocess.run(
-        ['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), DET, '2',
+        ['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), det, '2',
          '--work-dir', str(tmp_path), '--cfg-options', *_det_options(root)],
         capture_output=True, text=True, timeout=900, cwd=REPO_ROOT, env=env)
     log = proc.stdout + proc.stderr
@@ -55,7 +80,7 @@ def test_mask_rcnn_dist_train_two_processes_then_test(demo_data, tmp_path,
 
     out = tmp_path / 'metrics.json'
     code = test_api.main([
-        DET, ckpt, '--work-dir', str(tmp_path / 'test'), '--out', str(out),
+        det, ckpt, '--work-dir', str(tmp_path / 'test'), '--out', str(out),
         '--cfg-options', *_det_options(root)
     ])
     assert code == 0
@@ -80,13 +105,14 @@ def test_upernet_demo_trains_and_tests_with_tta(demo_data, tmp_path):
         'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
         'test_dataloader.num_workers=0'
     ]
-    assert train_api.main([SEG, '--work-dir',
+    seg = _narrow_seg(tmp_path)
+    assert train_api.main([seg, '--work-dir',
                            str(tmp_path), '--cfg-options', *opts]) == 0
     ckpt = osp.join(tmp_path, 'iter_2.pth')
     assert osp.isfile(ckpt)
     for extra in ([], ['--tta']):
         out = tmp_path / f'miou{len(extra)}.json'
-        code = test_api.main([SEG, ckpt, '--work-dir', str(tmp_path / 't'),
+        code = test_api.main([seg, ckpt, '--work-dir', str(tmp_path / 't'),
                               '--out', str(out), *extra, '--cfg-options',
                               *opts])
         assert code == 0
