@@ -1,5 +1,7 @@
 """tools/train.py, tools/test.py and tools/dist_train.sh, run for real on a
-tiny config and the generated demo data."""
+tiny config and the generated demo data. (tools/train.py as a command of its
+own: the SIGKILL test in tests/test_engine/test_resume.py and the torchrun
+launches here.)"""
 import hashlib
 import json
 import os
@@ -102,19 +104,6 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
     # The resumed run starts at iteration 2, so it saves only iteration 3.
     saved = sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth'))
     assert saved == ['iter_3.pth']
-
-
-def test_scripts_run_as_commands(trained, tmp_path):
-    """The actual tools/*.py files, as a user runs them."""
-    _, root = trained
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), CONFIG,
-         '--work-dir', str(tmp_path), '--no-validate', '--cfg-options',
-         'train_cfg.max_iters=1', 'default_hooks.checkpoint.interval=1',
-         *_data_options(root)],
-        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert osp.isfile(osp.join(tmp_path, 'iter_1.pth'))
 
 
 DINO_DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')
