@@ -65,9 +65,20 @@ def test_amp_switches_dino_wrapper():
     assert cfg.optim_wrapper.type == 'DINOAmpOptimWrapper'
 
 
+def _narrow(tmp_path, config, model):
+    """``config`` with ``model`` merged in: the demo recipes on narrow
+    backbones, whose saved state has the same parts."""
+    path = tmp_path / f'narrow_{osp.basename(config)}'
+    path.write_text(f'_base_ = {config!r}\nmodel = {model}\n')
+    return str(path)
+
+
 def test_demo_config_trains_through_the_tool(demo_data, tmp_path):
-    config = osp.join(REPO_ROOT, 'configs', 'dino',
-                      'bcssl-t_9x9_100e_demo.py')
+    config = _narrow(
+        tmp_path, osp.join(REPO_ROOT, 'configs', 'dino',
+                           'bcssl-t_9x9_100e_demo.py'),
+        'dict(backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 1, 1], '
+        'channels=[16, 32, 64, 128])), head=dict(in_channels=128))')
     code = train_api.main([
         config, '--work-dir', str(tmp_path), '--cfg-options',
         f'train_dataloader.dataset.data_root={demo_data}/imagenet',
@@ -91,7 +102,13 @@ def test_demo_config_trains_through_the_tool(demo_data, tmp_path):
 def test_esvit_demo_trains_through_the_tool(demo_data, tmp_path):
     """Two EsViT steps on 16 demo images: both heads, both centres, the
     teacher's region head saved; the loss terms are logged."""
-    config = osp.join(REPO_ROOT, 'configs', 'esvit', 'esvit_swin-t_demo.py')
+    config = _narrow(
+        tmp_path, osp.join(REPO_ROOT, 'configs', 'esvit',
+                           'esvit_swin-t_demo.py'),
+        'dict(backbone=dict(arch=dict(_delete_=True, embed_dims=16, '
+        'depths=[1, 1, 1, 1], '
+        'num_heads=[1, 2, 4, 8])), head=dict(in_channels=128), '
+        'region_head=dict(in_channels=128))')
     code = train_api.main([
         config, '--work-dir', str(tmp_path), '--cfg-options',
         f'train_dataloader.dataset.data_root={demo_data}/imagenet',
