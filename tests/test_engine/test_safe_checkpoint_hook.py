@@ -57,9 +57,12 @@ def _parts(work):
     return sorted(glob.glob(osp.join(work, '.*.part')))
 
 
-@pytest.mark.parametrize('keep', [1, 2])
-def test_sigkill_mid_save_keeps_every_checkpoint(demo_data, tmp_path, keep):
+def _start_killable_run(demo_data, tmp_path, keep):
+    """tools/train.py with max_keep_ckpts=``keep``, started so that it
+    stops in the middle of writing the first checkpoint that retires an
+    older one. Returns the process and what the checks need."""
     root = osp.join(demo_data, 'imagenet')
+    tmp_path.mkdir()
     work = str(tmp_path / 'work')
     (tmp_path / 'slow_save.py').write_text(SLOW_SAVE)
     mark = str(tmp_path / 'saving')
@@ -78,32 +81,47 @@ def test_sigkill_mid_save_keeps_every_checkpoint(demo_data, tmp_path, keep):
              osp.join(REPO_ROOT, 'tools', 'train.py'), *argv],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
-        deadline = time.time() + 180
-        while not osp.exists(mark) and proc.poll() is None \
+    return dict(proc=proc, mark=mark, log=log, work=work, argv=argv,
+                keep=keep)
+
+
+def test_sigkill_mid_save_keeps_every_checkpoint(demo_data, tmp_path):
+    """max_keep_ckpts 1 and 2, side by side: each run is SIGKILLed while
+    it writes the checkpoint whose save would retire the oldest."""
+    runs = [_start_killable_run(demo_data, tmp_path / f'keep{keep}', keep)
+            for keep in (1, 2)]
+    deadline = time.time() + 180
+    for run in runs:
+        proc = run['proc']
+        while not osp.exists(run['mark']) and proc.poll() is None \
                 and time.time() < deadline:
             time.sleep(0.2)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert osp.exists(mark), log.read_text()[-3000:]
-    assert proc.returncode == -signal.SIGKILL
+    for run in runs:
+        keep, work = run['keep'], run['work']
+        assert osp.exists(run['mark']), run['log'].read_text()[-3000:]
+        assert run['proc'].returncode == -signal.SIGKILL
 
-    # all `keep` earlier checkpoints are there and load, and the work dir
-    # points at the newest of them
-    assert _checkpoints(work) == [f'iter_{i}.pth' for i in range(1, keep + 1)]
-    for name in _checkpoints(work):
-        assert _load_checkpoint(osp.join(work, name))['meta']['iter'] == \
-            int(name[5:-4])
-    with open(osp.join(work, 'last_checkpoint')) as f:
-        assert f.read().strip() == osp.join(work, f'iter_{keep}.pth')
-    assert [osp.basename(p).split('.pth')[0] for p in _parts(work)] == \
-        [f'.iter_{keep + 1}']  # the killed write
+        # all `keep` earlier checkpoints are there and load, and the work
+        # dir points at the newest of them
+        assert _checkpoints(work) == [
+            f'iter_{i}.pth' for i in range(1, keep + 1)]
+        for name in _checkpoints(work):
+            assert _load_checkpoint(osp.join(work, name))['meta']['iter'] \
+                == int(name[5:-4])
+        with open(osp.join(work, 'last_checkpoint')) as f:
+            assert f.read().strip() == osp.join(work, f'iter_{keep}.pth')
+        assert [osp.basename(p).split('.pth')[0] for p in _parts(work)] == \
+            [f'.iter_{keep + 1}']  # the killed write
 
-    # resuming continues from it, cleans the stale file and keeps `keep`
-    assert train_api.main([*argv, '--resume']) == 0
-    assert _parts(work) == []
-    assert _checkpoints(work) == [
-        f'iter_{i}.pth' for i in range(2, keep + 2)]
+        # resuming continues from it, cleans the stale file and keeps
+        # `keep`
+        assert train_api.main([*run['argv'], '--resume']) == 0
+        assert _parts(work) == []
+        assert _checkpoints(work) == [
+            f'iter_{i}.pth' for i in range(2, keep + 2)]
 
 
 @pytest.fixture(scope='module')
