@@ -1,3 +1,5 @@
+import copy
+import functools
 import os
 import socket
 
@@ -5,6 +7,19 @@ import pytest
 import torch
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_config(path: str):
+    from mmengine.config import Config
+    return Config.fromfile(path)
+
+
+def load_config(path: str):
+    """``Config.fromfile(path)``, parsed once per test session: several
+    test files walk every config of the repository. Each call returns its
+    own copy, free to change."""
+    return copy.deepcopy(_parsed_config(os.path.abspath(path)))
 
 
 def free_port() -> int:

@@ -6,21 +6,20 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
 import mmbcssl  # noqa: F401
 from mmbcssl.cli.extract_backbone import extract
 from mmbcssl.utils.pretrained_checks import check_pretrained
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_config
 
 DET = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'mask_rcnn', '*.py')))
 SEG = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'upernet', '*.py')))
 
 
 def _build(path):
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     init_default_scope(cfg.default_scope)
     return cfg, MODELS.build(cfg.model)
 
@@ -107,7 +106,7 @@ def test_dense_config_builds(path):
 def _ssl_checkpoint(tmp_path, dino_config, seed=0):
     """A DINO model with a teacher that differs from its student, saved as
     an mmengine checkpoint, then extracted as the tools do."""
-    cfg = Config.fromfile(dino_config)
+    cfg = load_config(dino_config)
     init_default_scope('mmpretrain')
     torch.manual_seed(seed)
     dino = MODELS.build(cfg.model)
@@ -138,7 +137,7 @@ def _ssl_checkpoint(tmp_path, dino_config, seed=0):
 def test_extracted_teacher_loads_into_dense_model(tmp_path, dino, dense):
     full, extracted, teacher = _ssl_checkpoint(
         tmp_path, osp.join(REPO_ROOT, 'configs', 'dino', dino))
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', dense))
+    cfg = load_config(osp.join(REPO_ROOT, 'configs', dense))
     cfg.model.backbone.init_cfg.checkpoint = extracted
     check_pretrained(cfg)  # no missing keys, no shape mismatch
     init_default_scope(cfg.default_scope)

@@ -5,13 +5,12 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 
 import mmbcssl  # noqa: F401
 from mmbcssl.cli import train as train_api
 from mmbcssl.models.heads import WeightNormLinear
 from mmpretrain.registry import MODELS
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_config
 
 CONFIGS = sorted(
     glob.glob(osp.join(REPO_ROOT, 'configs', 'dino', '*.py')) +
@@ -20,7 +19,7 @@ CONFIGS = sorted(
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_dino_config_builds_and_runs_its_crop_sizes(path):
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     model = MODELS.build(cfg.model)
     model.init_weights()
     esvit = osp.basename(osp.dirname(path)) == 'esvit'
@@ -59,8 +58,8 @@ def test_dino_config_builds_and_runs_its_crop_sizes(path):
 
 
 def test_amp_switches_dino_wrapper():
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'dino',
-                                   'bcssl-t_9x9_100e.py'))
+    cfg = load_config(osp.join(REPO_ROOT, 'configs', 'dino',
+                               'bcssl-t_9x9_100e.py'))
     train_api.enable_amp(cfg)
     assert cfg.optim_wrapper.type == 'DINOAmpOptimWrapper'
 
@@ -140,7 +139,7 @@ def test_supervised_check_config_trains_everything_from_scratch(path):
     """The trainability check of configs/dino/README.md: a classifier on
     the 10 demo classes whose backbone starts random and is not frozen,
     fed 48-px crops."""
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     assert cfg.model.backbone.get('init_cfg') is None
     model = MODELS.build(cfg.model)
     model.init_weights()

@@ -6,11 +6,10 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import mmbcssl  # noqa: F401  (registers the project's modules)
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_config
 
 LINEAR = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'linear', '*.py')))
 ROBUST = sorted(
@@ -19,7 +18,7 @@ ROBUST = sorted(
 
 @pytest.mark.parametrize('path', LINEAR, ids=osp.basename)
 def test_linear_probe_freezes_backbone(path):
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     # the recipe: SGD momentum 0.9, no weight decay, cosine, 100 epochs
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.momentum, opt.weight_decay) == ('SGD', 0.9, 0.)
@@ -51,7 +50,7 @@ def test_linear_probe_freezes_backbone(path):
 
 @pytest.mark.parametrize('path', ROBUST, ids=osp.basename)
 def test_robustness_configs(path):
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     assert cfg.test_evaluator.type == 'SubsetAccuracy'
     dataset = cfg.test_dataloader.dataset
     if 'imagenet-c' in path:

@@ -7,10 +7,9 @@ import re
 from collections import defaultdict
 
 import pytest
-from mmengine.config import Config
 
 from mmbcssl.utils.launch import default_work_dir
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_config
 
 CONFIG_ROOT = osp.join(REPO_ROOT, 'configs')
 # runnable configs: everything but bases, the transfer registries
@@ -55,7 +54,7 @@ def test_runnable_configs_found():
 def test_no_two_configs_share_a_work_dir_or_an_output():
     by_output = defaultdict(list)
     for path in RUNNABLE:
-        cfg = Config.fromfile(path)
+        cfg = load_config(path)
         work_dir = cfg.get('work_dir') or default_work_dir(path)
         by_output[osp.normpath(work_dir)].append(path)
         for key, value in _outputs(cfg._cfg_dict.to_dict()):
@@ -102,7 +101,7 @@ def test_downstream_name_says_what_it_builds(path):
 def test_downstream_starts_from_its_named_pretraining(path):
     """The default weights are those of the pre-training config the name
     gives: checkpoints/<pre-training config>_backbone.pth."""
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     checkpoint = cfg.model.backbone.init_cfg.checkpoint
     name = _stem(path)
     algo, epochs = re.search(r'_(dino|esvit)-(\d+e|demo)-pre_',
@@ -128,7 +127,7 @@ def test_downstream_starts_from_its_named_pretraining(path):
 
 def test_every_pretraining_config_has_a_linear_probe():
     probes = {
-        Config.fromfile(p).model.backbone.init_cfg.checkpoint
+        load_config(p).model.backbone.init_cfg.checkpoint
         for p in glob.glob(osp.join(CONFIG_ROOT, 'linear', '*.py'))
     }
     for path in PRETRAIN:

@@ -7,13 +7,12 @@ import re
 
 import pytest
 import yaml
-from mmengine.config import Config
 
 from mmbcssl.cli import render_paper_tables
 from mmbcssl.evaluation.paper_results import (COLUMNS, README_TABLES,
                                               load_entries, metafiles,
                                               render_readme)
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_config
 
 CONFIGS = sorted(
     osp.relpath(p, REPO_ROOT)
@@ -29,7 +28,7 @@ def test_every_config_is_in_a_metafile_and_back():
     assert len(listed) == len(set(listed)), 'a config listed twice'
     assert sorted(listed) == CONFIGS
     for e in entries:
-        cfg = Config.fromfile(osp.join(REPO_ROOT, e.config))
+        cfg = load_config(osp.join(REPO_ROOT, e.config))
         assert 'model' in cfg, e.config
         pre = e.metadata.get('Pre-training')
         if pre:

@@ -8,7 +8,6 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn as nn
-from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import AmpOptimWrapper, build_optim_wrapper
@@ -19,7 +18,7 @@ from mmbcssl.engine.optimizers import (DINOAmpOptimWrapper, DINOOptimWrapper,
                                        GuardedOptimWrapperConstructor,
                                        NonFiniteLossGuard)
 from mmbcssl.utils.loss_terms import TrainingDivergedError
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_config
 
 # the training configs of every kind (pre-training, linear probe,
 # detection, segmentation); their full-size siblings share the optimizer
@@ -39,7 +38,7 @@ _models = {}
 
 def _model(kind):
     """The config's model (built once per test session)."""
-    cfg = Config.fromfile(osp.join(REPO_ROOT, CONFIGS[kind]))
+    cfg = load_config(osp.join(REPO_ROOT, CONFIGS[kind]))
     if kind not in _models:
         init_default_scope(cfg.default_scope)
         _models[kind] = MODELS.build(cfg.model)
@@ -99,7 +98,7 @@ def test_every_config_names_the_guarded_parts():
                                          '*.py'))]
     assert len(paths) > 40
     for path in paths:
-        cfg = Config.fromfile(path)
+        cfg = load_config(path)
         constructor = OPTIM_WRAPPER_CONSTRUCTORS.get(
             cfg.optim_wrapper.constructor)
         assert issubclass(constructor, GuardedOptimWrapperConstructor), path
