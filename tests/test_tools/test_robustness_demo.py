@@ -33,30 +33,21 @@ def _eval_options(demo_data):
     ]
 
 
-# The demo probe's recipe and pipelines on a narrow BC-SSL (the same
-# blocks, one per stage): the evaluation protocols do not depend on the
-# width, and the full BC-SSL-T made up most of this file's run time.
-NARROW = (
-    'model = dict(backbone=dict(arch=dict(_delete_=True, '
-    'depths=[1, 1, 1, 1], channels=[32, 64, 128, 256])), '
-    'head=dict(in_channels=256))\n')
+# The demo probe on a narrow BC-SSL: the evaluation protocols do not
+# depend on the width, and the full BC-SSL-T made up most of this file's
+# run time.
+NARROW_PROBE = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
+                        'narrow_linear_demo.py')
 
 
 @pytest.fixture(scope='module')
-def probe_config(tmp_path_factory):
-    path = tmp_path_factory.mktemp('probe_config') / 'linear_narrow.py'
-    path.write_text(f'_base_ = {LINEAR_DEMO!r}\n' + NARROW)
-    return str(path)
-
-
-@pytest.fixture(scope='module')
-def probe(demo_data, probe_config, tmp_path_factory):
+def probe(demo_data, tmp_path_factory):
     """The demo linear probe (20 epochs, through tools/train.py) on a
     randomly initialised narrow BC-SSL: no SSL checkpoint in the tests."""
     work = str(tmp_path_factory.mktemp('linear_demo'))
     root = f'{demo_data}/imagenet'
     code = train_api.main([
-        probe_config, '--work-dir', work, '--cfg-options',
+        NARROW_PROBE, '--work-dir', work, '--cfg-options',
         'model.backbone.init_cfg=None',
         f'train_dataloader.dataset.data_root={root}',
         f'val_dataloader.dataset.data_root={root}',
@@ -68,8 +59,7 @@ def probe(demo_data, probe_config, tmp_path_factory):
     return work, osp.join(work, 'epoch_20.pth')
 
 
-def test_linear_probe_fits_frozen_features(probe, probe_config, demo_data,
-                                           tmp_path):
+def test_linear_probe_fits_frozen_features(probe, demo_data, tmp_path):
     """The probe learns a linear map of the frozen features: on its own
     training images it is far above chance. (Random-init features do not
     generalise on the demo set, whose classes differ in shape, not colour;
@@ -78,7 +68,7 @@ def test_linear_probe_fits_frozen_features(probe, probe_config, demo_data,
     out = tmp_path / 'train.json'
     root = f'{demo_data}/imagenet'
     code = test_api.main([
-        probe_config, ckpt, '--work-dir',
+        NARROW_PROBE, ckpt, '--work-dir',
         str(tmp_path), '--out',
         str(out), '--cfg-options', f'test_dataloader.dataset.data_root={root}',
         'test_dataloader.dataset.ann_file=meta/train.txt',
@@ -92,8 +82,8 @@ def test_linear_probe_fits_frozen_features(probe, probe_config, demo_data,
     assert top1 > 2.5 * CHANCE, top1
 
 
-def test_robustness_report_on_demo_sets(probe, probe_config, demo_data,
-                                        tmp_path, capsys):
+def test_robustness_report_on_demo_sets(probe, demo_data, tmp_path,
+                                        capsys):
     _, ckpt = probe
     out = tmp_path / 'report'
     roots = []
@@ -102,7 +92,7 @@ def test_robustness_report_on_demo_sets(probe, probe_config, demo_data,
                          ('a', 'imagenet-a')):
         roots += ['--root', f'{name}={demo_data}/{folder}']
     args = [
-        probe_config, ckpt, '--out-dir',
+        NARROW_PROBE, ckpt, '--out-dir',
         str(out), '--demo', '--protocols', 'official', 'authors',
         '--config-dir', ROBUST_DIR, '--classes', _classes(demo_data), *roots,
         '--cfg-options', 'test_dataloader.num_workers=0'
@@ -171,8 +161,8 @@ def test_paper_rows_sit_under_their_own_protocol():
     assert '60.00' in ours
 
 
-def test_model_from_and_mismatched_checkpoint(probe, probe_config,
-                                              demo_data, tmp_path, capsys):
+def test_model_from_and_mismatched_checkpoint(probe, demo_data, tmp_path,
+                                              capsys):
     """The 1000-class imagenet-r.py evaluates the 10-class demo probe with
     --model-from; without it the checkpoint does not fit and test.py stops
     with a message instead of evaluating a half-loaded model."""
@@ -183,7 +173,7 @@ def test_model_from_and_mismatched_checkpoint(probe, probe_config,
         'test_dataloader.batch_size=8', *_eval_options(demo_data)
     ]
     code = test_api.main([
-        config, ckpt, '--model-from', probe_config, '--work-dir',
+        config, ckpt, '--model-from', NARROW_PROBE, '--work-dir',
         str(tmp_path / 'ok'), '--out',
         str(tmp_path / 'r.json'), '--cfg-options', *opts
     ])
