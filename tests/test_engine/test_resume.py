@@ -14,7 +14,9 @@ from mmbcssl.cli import train as train_api
 from tests.conftest import REPO_ROOT
 from tests.data.recording_hooks import Interrupted
 
-DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')
+# The DINO demo recipe on a narrow BC-SSL: the resumption mechanics do not
+# depend on the width.
+DEMO = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'narrow_dino_demo.py')
 ITERS_PER_EPOCH = 4  # 8 images, batch 2
 
 
@@ -29,21 +31,10 @@ def _config(tmp_path, demo_data, stop_after=-1, loop=None, workers=0):
         f'train_cfg = dict(max_epochs=2{loop_arg})\n'
         # a checkpoint every 2 iterations: the first is mid-epoch
         'default_hooks = dict(checkpoint=dict(by_epoch=False, interval=2))\n'
-        + SMALL_MODEL +
         'custom_hooks = [dict(type="DINOTeacherHook"), '
         'dict(type="RNGStateHook"), '
         f'dict(type="RecordLossAndKillHook", raise_after={stop_after})]\n')
     return str(path)
-
-
-# The DINO demo recipe on a narrow BC-SSL (the same blocks, 1 per stage)
-# and a small head: the resumption mechanics do not depend on the width.
-SMALL_MODEL = (
-    'model = dict(backbone=dict(arch=dict(_delete_=True, '
-    'depths=[1, 1, 1, 1], channels=[8, 8, 16, 16])), head=dict('
-    'in_channels=16, '
-    'hidden_channels=32, bottleneck_channels=16, out_channels=64), '
-    'loss=dict(out_channels=64))\n')
 
 
 def _losses(work):
@@ -106,7 +97,7 @@ def _subprocess_config(tmp_path, demo_data, kill_after=-1):
         f'data_root={demo_data + "/imagenet"!r}, indices=8))\n'
         'train_cfg = dict(max_epochs=2)\n'
         'default_hooks = dict(checkpoint=dict(by_epoch=False, interval=2, '
-        'max_keep_ckpts=-1))\n' + SMALL_MODEL +
+        'max_keep_ckpts=-1))\n'
         'custom_hooks = [dict(type="DINOTeacherHook"), '
         'dict(type="RNGStateHook"), '
         f'dict(type="RecordLossAndKillHook", kill_after={kill_after})]\n')

@@ -106,7 +106,10 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
     assert saved == ['iter_3.pth']
 
 
-DINO_DEMO = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e_demo.py')
+# the DINO demo recipe on a narrow BC-SSL: what is tested is the launch,
+# the SyncBN and the failure handling
+DINO_DEMO = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
+                     'narrow_dino_demo.py')
 
 
 def test_dino_demo_on_two_processes_and_a_dead_rank(demo_data, tmp_path):
@@ -122,16 +125,10 @@ def test_dino_demo_on_two_processes_and_a_dead_rank(demo_data, tmp_path):
                OMP_NUM_THREADS='1',
                PYTHONPATH=osp.join(REPO_ROOT, 'tests', 'data'))
     config = tmp_path / 'kill_rank1.py'
-    # the demo recipe on a narrow BC-SSL (the same blocks, one per stage):
-    # what is tested is the launch, the SyncBN and the failure handling
     config.write_text(
         f'_base_ = {DINO_DEMO!r}\n'
         "custom_imports = dict(imports=['mmbcssl', 'recording_hooks'], "
         'allow_failed_imports=False)\n'
-        'model = dict(backbone=dict(arch=dict(_delete_=True, '
-        'depths=[1, 1, 1, 1], channels=[8, 8, 16, 16])), head=dict('
-        'in_channels=16, hidden_channels=32, bottleneck_channels=16, '
-        'out_channels=64), loss=dict(out_channels=64))\n'
         "custom_hooks = [dict(type='DINOTeacherHook'), "
         "dict(type='RNGStateHook'), "
         "dict(type='RecordLossAndKillHook', kill_after=1, rank=1)]\n")
