@@ -46,8 +46,8 @@ class RNGStateHook(Hook):
     happens in :meth:`collect_for_checkpoint`, which
     :class:`~mmbcssl.engine.hooks.SafeCheckpointHook` calls on every rank
     just before each save. With another checkpoint hook, a distributed run
-    saves no generator states (a warning says so) and one process saves its
-    own.
+    saves no generator states (a warning says so); a single-process run
+    saves its state either way.
     """
     priority = 'VERY_LOW'
 
