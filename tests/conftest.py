@@ -22,6 +22,13 @@ def load_config(path: str):
     return copy.deepcopy(_parsed_config(os.path.abspath(path)))
 
 
+def derived_config(path, base: str, body: str) -> str:
+    """Write a config at ``path`` (a ``pathlib.Path``) that inherits
+    ``base`` and adds ``body`` (config text); return its path."""
+    path.write_text(f'_base_ = {base!r}\n{body}')
+    return str(path)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now, for a test's process group."""
     with socket.socket() as s:

@@ -10,7 +10,7 @@ import mmbcssl  # noqa: F401
 from mmbcssl.cli import train as train_api
 from mmbcssl.models.heads import WeightNormLinear
 from mmpretrain.registry import MODELS
-from tests.conftest import REPO_ROOT, load_config
+from tests.conftest import REPO_ROOT, derived_config, load_config
 
 CONFIGS = sorted(
     glob.glob(osp.join(REPO_ROOT, 'configs', 'dino', '*.py')) +
@@ -64,20 +64,10 @@ def test_amp_switches_dino_wrapper():
     assert cfg.optim_wrapper.type == 'DINOAmpOptimWrapper'
 
 
-def _narrow(tmp_path, config, model):
-    """``config`` with ``model`` merged in: the demo recipes on narrow
-    backbones, whose saved state has the same parts."""
-    path = tmp_path / f'narrow_{osp.basename(config)}'
-    path.write_text(f'_base_ = {config!r}\nmodel = {model}\n')
-    return str(path)
-
-
 def test_demo_config_trains_through_the_tool(demo_data, tmp_path):
-    config = _narrow(
-        tmp_path, osp.join(REPO_ROOT, 'configs', 'dino',
-                           'bcssl-t_9x9_100e_demo.py'),
-        'dict(backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 1, 1], '
-        'channels=[16, 32, 64, 128])), head=dict(in_channels=128))')
+    # the demo recipe on a narrow BC-SSL: its saved state has the same parts
+    config = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
+                      'narrow_dino_demo.py')
     code = train_api.main([
         config, '--work-dir', str(tmp_path), '--cfg-options',
         f'train_dataloader.dataset.data_root={demo_data}/imagenet',
@@ -101,13 +91,13 @@ def test_demo_config_trains_through_the_tool(demo_data, tmp_path):
 def test_esvit_demo_trains_through_the_tool(demo_data, tmp_path):
     """Two EsViT steps on 16 demo images: both heads, both centres, the
     teacher's region head saved; the loss terms are logged."""
-    config = _narrow(
-        tmp_path, osp.join(REPO_ROOT, 'configs', 'esvit',
-                           'esvit_swin-t_demo.py'),
-        'dict(backbone=dict(arch=dict(_delete_=True, embed_dims=16, '
-        'depths=[1, 1, 1, 1], '
-        'num_heads=[1, 2, 4, 8])), head=dict(in_channels=128), '
-        'region_head=dict(in_channels=128))')
+    # the demo recipe on a narrow Swin: its saved state has the same parts
+    config = derived_config(
+        tmp_path / 'narrow_esvit.py',
+        osp.join(REPO_ROOT, 'configs', 'esvit', 'esvit_swin-t_demo.py'),
+        'model = dict(backbone=dict(arch=dict(_delete_=True, embed_dims=16, '
+        'depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])), '
+        'head=dict(in_channels=128), region_head=dict(in_channels=128))\n')
     code = train_api.main([
         config, '--work-dir', str(tmp_path), '--cfg-options',
         f'train_dataloader.dataset.data_root={demo_data}/imagenet',

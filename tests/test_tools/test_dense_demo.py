@@ -8,7 +8,7 @@ import sys
 
 from mmbcssl.cli import test as test_api
 from mmbcssl.cli import train as train_api
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT, derived_config, free_port
 
 DET_NAME = 'mask-rcnn_bcssl-t-9x9_dino-demo-pre_fpn_1xb4-20e_coco-demo.py'
 DET = osp.join(REPO_ROOT, 'configs', 'mask_rcnn', DET_NAME)
@@ -24,10 +24,9 @@ NARROW_ARCH = ('arch=dict(_delete_=True, depths=[1, 1, 1, 1], '
 
 
 def _narrow(tmp_path, config, rest):
-    path = tmp_path / f'narrow_{osp.basename(config)}'
-    path.write_text(f'_base_ = {config!r}\n'
-                    f'model = dict(backbone=dict({NARROW_ARCH}), {rest})\n')
-    return str(path)
+    return derived_config(
+        tmp_path / f'narrow_{osp.basename(config)}', config,
+        f'model = dict(backbone=dict({NARROW_ARCH}), {rest})\n')
 
 
 def _narrow_det(tmp_path):
