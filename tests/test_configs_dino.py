@@ -57,6 +57,28 @@ def test_dino_config_builds_and_runs_its_crop_sizes(path):
         assert layer.weight_g.requires_grad == ('300e' in name), name
 
 
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_teacher_temperature_follows_the_schedule_length(path):
+    """100 epochs (paper section 3.2, "vanilla" DINO, and the demo that
+    runs that recipe): 0.04 at every epoch. 300 epochs (paper section 4.1;
+    EsViT's README command): 0.04 -> 0.07 over the first 30 epochs."""
+    from mmbcssl.models.losses import teacher_temperature
+    loss = load_config(path).model.loss
+    name = osp.basename(path)
+    temps = [teacher_temperature(e, loss.teacher_temp,
+                                 loss.warmup_teacher_temp,
+                                 loss.warmup_teacher_temp_epochs)
+             for e in range(300)]
+    if '300e' in name:
+        assert temps[0] == pytest.approx(0.04)
+        assert temps[15] == pytest.approx(0.04 + 0.03 * 15 / 29)
+        assert temps[29:] == pytest.approx([0.07] * 271)
+    elif name == 'esvit_swin-t_demo.py':  # EsViT's warm-up, in 1 epoch
+        assert temps[:2] == pytest.approx([0.04, 0.07])
+    else:
+        assert temps == pytest.approx([0.04] * 300)
+
+
 def test_amp_switches_dino_wrapper():
     cfg = load_config(osp.join(REPO_ROOT, 'configs', 'dino',
                                'bcssl-t_9x9_100e.py'))

@@ -13,7 +13,7 @@ data_root = 'data/demo/imagenet'
 model = dict(
     head=dict(out_channels=4096, hidden_channels=512,
               bottleneck_channels=128),
-    loss=dict(out_channels=4096, warmup_teacher_temp_epochs=1))
+    loss=dict(out_channels=4096))
 
 # dataset settings
 train_dataloader = dict(
