@@ -192,7 +192,7 @@ def published_rows(runs: List[Row]) -> List[Row]:
             m = re.search(r'_(\d+)x\d+_', osp.basename(rel))
             made = (f'measured on the released {pre.published_weights}'
                     if pre.published_weights else
-                    f'the paper\'s run of the recipe of {rel}')
+                    f'published for the paper-text recipe of {rel}')
             rows.append(Row(f'{osp.splitext(osp.basename(rel))[0]} '
                             '(published)', values, published=True,
                             source='; '.join(sorted(sources)),
