@@ -40,21 +40,79 @@ def test_dino_config_builds_and_runs_its_crop_sizes(path):
     assert any(h.type == 'DINOTeacherHook' for h in cfg.custom_hooks)
     name = osp.basename(path)
     if '_demo' not in name:
-        # 8 GPUs x 64 = 512; lr = 0.0005 * 512 / 256.
+        # 8 GPUs x 64 = 512 (the authors' Swin-T 100-epoch run: 4 x 64);
+        # lr = 0.0005 * batch / 256.
+        batch = 256 if '_4xb64_' in name else 512
         assert cfg.train_dataloader.batch_size == 64
-        assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.001)
+        assert cfg.auto_scale_lr.base_batch_size == batch
+        assert cfg.optim_wrapper.optimizer.lr == pytest.approx(
+            0.0005 * batch / 256)
         assert cfg.train_cfg.max_epochs == (300 if '300e' in name else 100)
         crop = cfg.train_dataloader.dataset.pipeline[1]
         assert (crop.global_crop_size, crop.local_crop_size,
                 crop.num_local_crops) == (224, 96, 8)
+    else:  # one process: --auto-scale-lr scales from the demo's own batch
+        assert cfg.auto_scale_lr.base_batch_size == \
+            cfg.train_dataloader.batch_size == 32
     # The prototypes layer's weight-norm gain: fixed at 1 in the 100-epoch
     # recipes, trained in the 300-epoch ones (paper section 4; EsViT's
-    # README command frees both heads).
+    # README command frees both heads), except our ResNet-50 300-epoch
+    # recipe (DINO's README: a free last layer is safe only with ViT-S).
     last_layers = [m for m in model.student.modules()
                    if isinstance(m, WeightNormLinear)]
     assert len(last_layers) == (2 if esvit else 1)
+    free = '300e' in name and not name.startswith('resnet50')
     for layer in last_layers:
-        assert layer.weight_g.requires_grad == ('300e' in name), name
+        assert layer.weight_g.requires_grad == free, name
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_teacher_temperature_follows_the_schedule_length(path):
+    """100 epochs (paper section 3.2, "vanilla" DINO, and the demo that
+    runs that recipe): 0.04 at every epoch. 300 epochs (paper section 4.1;
+    EsViT's README command): 0.04 -> 0.07 over the first 30 epochs."""
+    from mmbcssl.models.losses import teacher_temperature
+    loss = load_config(path).model.loss
+    name = osp.basename(path)
+    temps = [teacher_temperature(e, loss.teacher_temp,
+                                 loss.warmup_teacher_temp,
+                                 loss.warmup_teacher_temp_epochs)
+             for e in range(300)]
+    if '300e' in name:
+        assert temps[0] == pytest.approx(0.04)
+        assert temps[15] == pytest.approx(0.04 + 0.03 * 15 / 29)
+        assert temps[29:] == pytest.approx([0.07] * 271)
+    elif name == 'esvit_swin-t_demo.py':  # EsViT's warm-up, in 1 epoch
+        assert temps[:2] == pytest.approx([0.04, 0.07])
+    else:
+        assert temps == pytest.approx([0.04] * 300)
+
+
+def test_named_options_build_what_their_names_say():
+    """The options for where the authors' code differs from the paper's
+    text: a teacher with active stochastic depth 0.1, and the Swin-T
+    100-epoch batch of 4 x 64 = 256 (lr 0.0005 by DINO's scaling rule);
+    each differs from its paper-text config in that setting alone."""
+    def cfg(name):
+        return load_config(osp.join(REPO_ROOT, 'configs', 'dino', name))
+
+    for epochs in (100, 300):
+        paper = cfg(f'bcssl-t_9x9_{epochs}e.py')
+        option = cfg(f'bcssl-t_9x9_teacher-droppath_{epochs}e.py')
+        assert not paper.model.get('teacher_drop_path', False)
+        assert option.model.teacher_drop_path is True
+        assert option.model.backbone.drop_path_rate == 0.1
+        model = MODELS.build(option.model)
+        assert max(m.drop_prob for m in model.teacher.modules()
+                   if hasattr(m, 'drop_prob')) == pytest.approx(0.1)
+        option.model.pop('teacher_drop_path')
+        assert option.model == paper.model
+    paper, option = cfg('swin-t_100e.py'), cfg('swin-t_4xb64_100e.py')
+    assert paper.auto_scale_lr.base_batch_size == 512
+    assert option.auto_scale_lr.base_batch_size == 256
+    assert option.optim_wrapper.optimizer.lr == pytest.approx(0.0005)
+    assert option.model == paper.model
+    assert option.train_dataloader == paper.train_dataloader
 
 
 def test_amp_switches_dino_wrapper():

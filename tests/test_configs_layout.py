@@ -126,12 +126,26 @@ def test_downstream_starts_from_its_named_pretraining(path):
 
 
 def test_every_pretraining_config_has_a_linear_probe():
+    """Each pre-training config has a linear probe that starts from its
+    backbone; a recipe option (metafile ``Variant Of``) is probed with the
+    probe of the config it is a variant of, and the suite finds it."""
+    from mmbcssl.evaluation.paper_results import load_entries
+    from mmbcssl.suite.evaluations import downstream_config
     probes = {
         load_config(p).model.backbone.init_cfg.checkpoint
         for p in glob.glob(osp.join(CONFIG_ROOT, 'linear', '*.py'))
     }
+    variant_of = {e.config: e.metadata['Variant Of'] for e in load_entries()
+                  if e.metadata.get('Variant Of')}
+    assert len(variant_of) == 3  # teacher drop path (x2), Swin-T 4 x 64
     for path in PRETRAIN:
         if path.endswith('_demo.py'):
             continue
-        wanted = f'checkpoints/{_stem(path)}_backbone.pth'
+        rel = osp.relpath(path, REPO_ROOT)
+        base = variant_of.get(rel, rel)
+        assert osp.isfile(osp.join(REPO_ROOT, base)) and base not in \
+            variant_of, rel
+        wanted = f'checkpoints/{_stem(base)}_backbone.pth'
         assert wanted in probes, f'no linear probe starts from {path}'
+        assert downstream_config(path, 'linear') == downstream_config(
+            osp.join(REPO_ROOT, base), 'linear') is not None

@@ -13,7 +13,7 @@ data_root = 'data/demo/imagenet'
 model = dict(
     head=dict(out_channels=4096, hidden_channels=512,
               bottleneck_channels=128),
-    loss=dict(out_channels=4096, warmup_teacher_temp_epochs=1))
+    loss=dict(out_channels=4096))
 
 # dataset settings
 train_dataloader = dict(
@@ -42,6 +42,8 @@ train_dataloader = dict(
 
 # optimizer: 1 process x 32 images; lr scaled as 0.0005 * 32 / 256
 optim_wrapper = dict(optimizer=dict(lr=0.0005 * 32 / 256))
+# the batch that lr is for (--auto-scale-lr scales from it)
+auto_scale_lr = dict(base_batch_size=32)
 
 # learning rate
 param_scheduler = [

@@ -1,4 +1,6 @@
-# DINO with Swin-T (mmpretrain SwinTransformer), pooled by GAP.
+# DINO with Swin-T (mmpretrain SwinTransformer), pooled by GAP. Global
+# batch 512 as the paper's text; the authors ran 4 x 64 = 256:
+# swin-t_4xb64_100e.py.
 _base_ = './bcssl-t_9x9_100e.py'
 
 # model settings

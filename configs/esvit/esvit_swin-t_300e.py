@@ -2,9 +2,13 @@
 # 2021; the EsViT baseline of the BC-SSL paper's Table 4): the DINO Swin-T
 # 300-epoch recipe (configs/dino/swin-t_300e.py: same crops, optimiser,
 # schedules and teacher), plus a region head and the region-matching loss.
-# Both heads leave their last layer free (norm_last_layer=False), as
-# EsViT's README command for Swin-T (microsoft/esvit) does.
-# 8 GPUs x 64 = 512 images per step: tools/dist_train.sh <this> 8
+# EsViT's README command for Swin-T (microsoft/esvit) sets what differs
+# from main_esvit.py's defaults: teacher temperature 0.04 -> 0.07 over the
+# first 30 epochs (--teacher_temp 0.07 --warmup_teacher_temp_epochs 30,
+# from the default --warmup_teacher_temp 0.04), 10 warm-up epochs, and both
+# heads with their last layer free (--norm_last_layer false); 16 GPUs x 32.
+# 8 GPUs x 64 = 512 images per step (EsViT: 16 x 32 = 512):
+# tools/dist_train.sh <this> 8
 _base_ = ['../dino/swin-t_300e.py']
 
 # model settings

@@ -12,7 +12,11 @@ JSON therefore records, beside its metrics, a ``fingerprint``:
   k-NN, the class restriction, the corruption list and its normalisation,
   the number of images evaluated, and for trained evaluations their
   schedule;
-* ``run``: global batch, world size and seed.
+* ``run``: global batch, world size and seed;
+* ``pretraining`` (suite results): the pre-training config, whether the
+  weights are a run of this code or a converted published checkpoint, and
+  the recipe with where it departs from the paper's text
+  (:func:`pretraining_record`).
 
 ``protocol_id`` hashes ``protocol`` alone: cells of one column of a table
 (one metric over several models) must share it. Model, checkpoint and code
@@ -63,33 +67,147 @@ def checkpoint_record(path: Optional[str],
         path (str, optional): The checkpoint file; None for a randomly
             initialised network.
         weights (str, optional): ``'teacher'``, ``'student'`` or
-            ``'model'``; read from an extracted file's ``meta.part`` when
-            not given.
+            ``'model'``. When not given, read from the file's ``meta``,
+            with the published file a converted checkpoint holds
+            (``converted_from``, see :func:`converted_from`).
     """
     if path is None:
         return dict(file=None, sha256=None, weights='random init')
+    record = dict(file=path, sha256=file_sha256(path), weights=weights)
     if weights is None:
-        weights = _weights_of(path)
-    return dict(file=path, sha256=file_sha256(path), weights=weights)
+        ckpt = _load(path)
+        record['weights'] = _part_of(ckpt)
+        source = _converted_source(ckpt)
+        if source:
+            record['converted_from'] = source
+    return record
 
 
-def _weights_of(path: str) -> Optional[str]:
-    """``meta.part`` of a file written by extract_backbone.py or the
-    converters (teacher/student), else None."""
+def _load(path: str) -> Optional[Mapping]:
+    """The checkpoint as a dict, or None when it cannot be read (an
+    unreadable file is reported where it is used)."""
     from mmbcssl.compat import safe_torch_load
     try:
         ckpt = safe_torch_load(path, map_location='cpu')
-    except Exception:  # an unreadable file is reported where it is used
+    except Exception:
         return None
-    if isinstance(ckpt, dict):
-        meta = ckpt.get('meta') or {}
-        if isinstance(meta, dict) and meta.get('part'):
-            return str(meta['part'])
-        state = ckpt.get('state_dict', ckpt)
-        if isinstance(state, dict) and any(
-                k.startswith('teacher.') for k in state):
-            return 'teacher'
+    return ckpt if isinstance(ckpt, dict) else None
+
+
+def _meta(ckpt: Optional[Mapping]) -> Mapping:
+    meta = (ckpt or {}).get('meta') or {}
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _part_of(ckpt: Optional[Mapping]) -> Optional[str]:
+    """The part a file holds (teacher/student): ``meta.part`` of a file
+    written by extract_backbone.py, ``meta.weights`` of one written by the
+    converters, ``teacher`` for a whole pre-training checkpoint (whose
+    teacher is evaluated), else None."""
+    if ckpt is None:
+        return None
+    meta = _meta(ckpt)
+    for key in ('part', 'weights'):
+        if meta.get(key):
+            return str(meta[key])
+    state = ckpt.get('state_dict', ckpt)
+    if isinstance(state, dict) and any(k.startswith('teacher.')
+                                       for k in state):
+        return 'teacher'
     return None
+
+
+def _converted_source(ckpt: Optional[Mapping]) -> Optional[str]:
+    meta = _meta(ckpt)
+    if meta.get('converted_by') and meta.get('source'):
+        return osp.basename(str(meta['source']))
+    return None
+
+
+def converted_from(path: Optional[str]) -> Optional[str]:
+    """The published file whose weights a checkpoint holds, or None.
+
+    The rule: a file is a converted published checkpoint when the
+    converters wrote it (:func:`mmbcssl.converters.save_backbone` marks
+    its ``meta`` with ``converted_by`` and the ``source`` file); the
+    published file is named by the base name of that source (e.g.
+    ``dino_resnet50_pretrain.pth``). Whole pre-training checkpoints and
+    backbones extracted from them (``meta.part``) are runs of this code:
+    None.
+    """
+    return None if path is None else _converted_source(_load(path))
+
+
+# The pre-training recipe as the BC-SSL paper's text gives it (arXiv
+# 2312.05695): section 3.2, "the vanilla 100-epoch training configuration
+# used in DINO" (teacher temperature 0.04, last layer weight-normalised),
+# and section 4.1 for 300 epochs; global batch 512 in both, DINO's teacher
+# without stochastic depth.
+PAPER_RECIPES: Dict[int, Dict[str, Any]] = {
+    100: dict(global_batch=512, teacher_temp='0.04',
+              norm_last_layer=True, teacher_drop_path=False),
+    300: dict(global_batch=512, teacher_temp='0.04 -> 0.07 over 30 epochs',
+              norm_last_layer=False, teacher_drop_path=False),
+}
+
+
+def recipe_record(cfg) -> Dict[str, Any]:
+    """The settings of a DINO/EsViT pre-training config that the BC-SSL
+    paper's rows depend on and its text or the authors' code set
+    differently: epochs, global batch (the one the lr is scaled for,
+    ``auto_scale_lr.base_batch_size``), teacher temperature schedule,
+    last-layer normalisation, stochastic depth in the teacher. Empty for a
+    config that is not a DINO-style pre-training."""
+    model = cfg.get('model') or {}
+    loss, head = model.get('loss'), model.get('head')
+    if not loss or not head or 'teacher_temp' not in loss:
+        return {}
+    final = loss['teacher_temp']
+    start = loss.get('warmup_teacher_temp', final)
+    epochs = loss.get('warmup_teacher_temp_epochs', 0)
+    temp = (f'{final:g}' if not epochs or start == final else
+            f'{start:g} -> {final:g} over {epochs} epochs')
+    return dict(
+        epochs=(cfg.get('train_cfg') or {}).get('max_epochs'),
+        global_batch=(cfg.get('auto_scale_lr') or {}).get('base_batch_size'),
+        teacher_temp=temp,
+        norm_last_layer=head.get('norm_last_layer', True),
+        teacher_drop_path=bool(model.get('teacher_drop_path', False)))
+
+
+def recipe_variant(recipe: Mapping) -> List[str]:
+    """Where a recipe departs from the paper's text for its schedule, one
+    ``setting=value (paper text: value)`` each; [] for the paper's own."""
+    if not recipe:
+        return []
+    paper = PAPER_RECIPES.get(recipe.get('epochs'))
+    if paper is None:
+        return [f'epochs={recipe.get("epochs")} (paper text: '
+                f'{" or ".join(map(str, PAPER_RECIPES))})']
+    return [f'{k}={recipe.get(k)} (paper text: {v})'
+            for k, v in paper.items() if recipe.get(k) != v]
+
+
+def pretraining_record(config: str,
+                       checkpoint: Optional[str]) -> Dict[str, Any]:
+    """How the evaluated weights were made: the pre-training config, the
+    weights' provenance and, for a run of this code, the config's recipe
+    and where it departs from the paper's text.
+
+    ``weights`` is ``'random init'``, ``'converted from <published
+    file>'`` (see :func:`converted_from`: the recipe of the config then
+    says nothing about them) or ``'a run of this code'``.
+    """
+    from mmengine.config import Config
+    rel = osp.relpath(osp.abspath(config), REPO_ROOT)
+    if checkpoint is None:
+        return dict(config=rel, weights='random init')
+    source = converted_from(checkpoint)
+    if source:
+        return dict(config=rel, weights=f'converted from {source}')
+    recipe = recipe_record(Config.fromfile(config))
+    return dict(config=rel, weights='a run of this code', recipe=recipe,
+                variant=recipe_variant(recipe))
 
 
 def _short(cfg: Mapping, keys: Sequence[str]) -> str:

@@ -4,11 +4,12 @@ Each ``configs/<folder>/metafile.yml`` lists its configs in OpenMMLab's
 model-index format; a config's ``Results`` hold the numbers a paper reports
 for it, each with its ``Source`` (paper and table) and its ``Protocol``: the
 id of the column it belongs to (:data:`COLUMNS`). A number goes beside ours
-only under a column of the same protocol.
+only under a column of the same protocol, and only beside a run whose
+weights were made the same way (:func:`made_the_same_way`).
 """
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional
 
 from mmbcssl.evaluation.fingerprint import REPO_ROOT
 
@@ -68,6 +69,31 @@ class PaperEntry:
     metadata: Dict = field(default_factory=dict)
     # column id -> (value, source)
     results: Dict[str, tuple] = field(default_factory=dict)
+
+    @property
+    def published_weights(self) -> Optional[str]:
+        """The released checkpoint the published numbers were measured on
+        (the metafile's ``Published Weights``: its file name), or None when
+        they come from training with the config's recipe."""
+        return self.metadata.get('Published Weights')
+
+
+def made_the_same_way(entry: PaperEntry, pretraining: Mapping) -> bool:
+    """Whether the published numbers of a pre-training entry (and of the
+    downstream entries that start from it) may sit beside a run whose
+    weights :func:`mmbcssl.evaluation.fingerprint.pretraining_record`
+    describes.
+
+    Numbers measured on a released checkpoint sit beside that checkpoint,
+    converted, only; the others beside a run of this code with the
+    entry's config only (a converted file, random weights or another
+    config's run were made another way).
+    """
+    weights = pretraining.get('weights')
+    if entry.published_weights:
+        return weights == f'converted from {entry.published_weights}'
+    return (weights == 'a run of this code'
+            and pretraining.get('config') == entry.config)
 
 
 def metafiles(root: str = REPO_ROOT) -> List[str]:

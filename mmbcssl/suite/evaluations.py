@@ -28,11 +28,16 @@ EVALUATIONS = Registry('suite evaluation')
 def downstream_config(pretrain_config: str, folder: str) -> Optional[str]:
     """The config of ``configs/<folder>`` that starts from
     ``pretrain_config`` (the metafiles' ``Pre-training``); the one with
-    published numbers when there are several (the paper's protocol)."""
+    published numbers when there are several (the paper's protocol). A
+    recipe option (metafile ``Variant Of``) is evaluated with the
+    downstream configs of the config it is a variant of."""
     from mmbcssl.evaluation.paper_results import load_entries
+    entries = load_entries()
     rel = osp.relpath(osp.abspath(pretrain_config), REPO_ROOT)
+    rel = next((e.metadata['Variant Of'] for e in entries
+                if e.config == rel and e.metadata.get('Variant Of')), rel)
     found = [
-        e for e in load_entries() if e.config.startswith(f'configs/{folder}/')
+        e for e in entries if e.config.startswith(f'configs/{folder}/')
         and e.metadata.get('Pre-training') == rel
     ]
     found.sort(key=lambda e: (not e.results, e.config))

@@ -5,7 +5,12 @@ Each table column is one protocol (:data:`mmbcssl.evaluation.paper_results.
 COLUMNS`); a cell whose fingerprint differs from the rest of its column is
 flagged with a dagger and the differing fields; a result that is not there
 is "–", never 0; published numbers appear as reference rows, marked with
-their source, and only under the column of their own protocol.
+their source, only under the column of their own protocol and only beside
+a run whose weights were made the same way (a run of the same config, or
+the converted released checkpoint they were measured on:
+:func:`mmbcssl.evaluation.paper_results.made_the_same_way`). The protocol
+list names how each row's weights were made and where its recipe departs
+from the paper's text.
 """
 import csv
 import io
@@ -17,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from mmbcssl.compat import atomic_write
-from mmbcssl.evaluation.fingerprint import REPO_ROOT, flag_mixed
-from mmbcssl.evaluation.paper_results import COLUMNS, load_entries
+from mmbcssl.evaluation.fingerprint import (REPO_ROOT, flag_mixed,
+                                            pretraining_record)
+from mmbcssl.evaluation.paper_results import (COLUMNS, load_entries,
+                                              made_the_same_way)
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
 from .context import read_json
 
@@ -79,6 +86,10 @@ class Row:
     fingerprints: Dict[str, Dict] = field(default_factory=dict)
     published: bool = False
     source: str = ''
+    config: str = ''
+    # how the weights were made (fingerprint.pretraining_record); for a
+    # published row, what its numbers were measured on
+    pretraining: Dict = field(default_factory=dict)
     kernel: Optional[int] = None
     problems: List[Tuple[str, str, str, str]] = field(default_factory=list)
     c_errors: Dict[Tuple[str, int], float] = field(default_factory=dict)
@@ -94,7 +105,8 @@ def load_run(work_dir: str) -> Row:
                          'suite.json); run tools/run_suite.py first')
     sha = (info.get('checkpoint_sha256') or 'random init')[:8]
     label = f'{osp.splitext(osp.basename(info["config"]))[0]} @ {sha}'
-    row = Row(label)
+    row = Row(label, config=info['config'],
+              pretraining=_pretraining_of(info))
     results = {}
     folder = osp.join(work_dir, 'results')
     for name in sorted(os.listdir(folder)) if osp.isdir(folder) else []:
@@ -135,14 +147,35 @@ def load_run(work_dir: str) -> Row:
     return row
 
 
-def published_rows(configs: List[str]) -> List[Row]:
-    """The published numbers of these pre-training configs and of the
-    downstream configs that start from them."""
+def _pretraining_of(info: Dict) -> Dict:
+    """suite.json's record of how the weights were made; for a work dir
+    written before it was recorded, made now if the config and checkpoint
+    are still there, else {} (no published row can be matched to it)."""
+    if info.get('pretraining'):
+        return dict(info['pretraining'])
+    config = osp.join(REPO_ROOT, info['config']) \
+        if not osp.isabs(info['config']) else info['config']
+    checkpoint = info.get('checkpoint')
+    if osp.isfile(config) and (checkpoint is None or osp.isfile(checkpoint)):
+        return pretraining_record(config, checkpoint)
+    return {}
+
+
+def published_rows(runs: List[Row]) -> List[Row]:
+    """The published numbers of the runs' pre-training configs and of the
+    downstream configs that start from them, each once, and only for a
+    config with a run made the same way
+    (:func:`mmbcssl.evaluation.paper_results.made_the_same_way`)."""
     entries = load_entries()
-    rows = []
-    for config in configs:
-        rel = osp.relpath(osp.abspath(config), REPO_ROOT) \
-            if osp.isabs(config) else config
+    rows: List[Row] = []
+    for run in runs:
+        config = run.config
+        rel = osp.relpath(config, REPO_ROOT) if osp.isabs(config) else config
+        pre = next((e for e in entries if e.config == rel), None)
+        if pre is None or any(r.config == rel for r in rows) or \
+                not made_the_same_way(pre, dict(run.pretraining,
+                                                config=rel)):
+            continue
         linked = [e for e in entries
                   if e.config == rel or e.metadata.get('Pre-training') == rel]
         values, sources = {}, set()
@@ -150,19 +183,21 @@ def published_rows(configs: List[str]) -> List[Row]:
             for column, (value, source) in e.results.items():
                 values.setdefault(column, value)
                 sources.add(source)
-        pre = next((e for e in entries if e.config == rel), None)
-        if pre:
-            for column, key, unit in (('params_m', 'Parameters', 'M'),
-                                      ('flops_g', 'FLOPs', 'G')):
-                text = str(pre.metadata.get(key, ''))
-                if text.endswith(unit):
-                    values[column] = float(text[:-1])
+        for column, key, unit in (('params_m', 'Parameters', 'M'),
+                                  ('flops_g', 'FLOPs', 'G')):
+            text = str(pre.metadata.get(key, ''))
+            if text.endswith(unit):
+                values[column] = float(text[:-1])
         if values:
             m = re.search(r'_(\d+)x\d+_', osp.basename(rel))
+            made = (f'measured on the released {pre.published_weights}'
+                    if pre.published_weights else
+                    f'published for the paper-text recipe of {rel}')
             rows.append(Row(f'{osp.splitext(osp.basename(rel))[0]} '
                             '(published)', values, published=True,
                             source='; '.join(sorted(sources)),
-                            kernel=int(m.group(1)) if m else None))
+                            kernel=int(m.group(1)) if m else None,
+                            config=rel, pretraining=dict(weights=made)))
     return rows
 
 
@@ -238,6 +273,11 @@ def markdown(rows: List[Row], demo: bool = False) -> str:
                                         if command else ''))
         lines.append('')
     lines += ['## Protocols', '']
+    made = [r for r in rows if r.pretraining]
+    if made:
+        lines.append('- Pre-training (how each row\'s weights were made):')
+        lines += [f'  - {r.label}: {_pretraining_text(r.pretraining)}'
+                  for r in made]
     for c in COLUMNS:
         if c in used:
             measured = _measured_transforms(rows, c)
@@ -245,6 +285,22 @@ def markdown(rows: List[Row], demo: bool = False) -> str:
                 f'. Measured here with: {"; ".join(measured)}'
                 if measured else ''))
     return '\n'.join(lines) + '\n'
+
+
+def _pretraining_text(record: Dict) -> str:
+    """One line of the protocol list: the weights, the recipe and, for a
+    variant, where it departs from the paper's text."""
+    text = str(record.get('weights', 'unknown'))
+    if record.get('config') and record.get('weights') != 'random init':
+        text += f' ({record["config"]})'
+    recipe = record.get('recipe') or {}
+    if recipe:  # a DINO-style pre-training config
+        text += '; recipe: ' + ', '.join(f'{k}={v}'
+                                         for k, v in recipe.items())
+        variant = record.get('variant') or []
+        text += ('; variant: ' + ', '.join(variant) if variant else
+                 '; paper text')
+    return text
 
 
 def _measured_transforms(rows: List[Row], column: str) -> List[str]:
@@ -389,14 +445,9 @@ def write_report(work_dirs: List[str], out_dir: str,
                  demo: Optional[bool] = None) -> Dict[str, List[str]]:
     """Load the runs, write the report; returns ``{kind: [paths]}``."""
     runs = [load_run(d) for d in work_dirs]
-    configs = []
-    for d in work_dirs:
-        config = read_json(osp.join(d, 'suite.json'))['config']
-        if config not in configs:
-            configs.append(config)
     if demo is None:
-        demo = all('demo' in c for c in configs)
-    rows = runs + (published_rows(configs) if with_published else [])
+        demo = all('demo' in r.config for r in runs)
+    rows = runs + (published_rows(runs) if with_published else [])
     os.makedirs(out_dir, exist_ok=True)
     written: Dict[str, List[str]] = {}
     pngs = figures(rows, out_dir)

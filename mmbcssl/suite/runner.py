@@ -4,6 +4,7 @@ checkpoint, one result file each, resumable and never overwriting.
 Layout of a suite work dir::
 
     suite.json              what was evaluated (config, checkpoint, SHA)
+                            and how the weights were made (pretraining)
     results/<name>.json     one per evaluation: status, metrics, protocol
                             fingerprint, the command that made it
     results/superseded/     results replaced by --force, kept
@@ -23,7 +24,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, code_version,
-                                            protocol_id)
+                                            pretraining_record, protocol_id)
 from mmbcssl.utils.launch import UserError
 from mmbcssl.utils.outputs import write_json
 from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
@@ -95,6 +96,7 @@ class SuiteRunner:
         self.evaluations = evaluations
         self.force = set(force)
         self.only = set(only) if only else None
+        self.pretraining: Optional[Dict] = None  # set by run()
 
     def result_path(self, name: str) -> str:
         return self.ctx.path('results', f'{name}.json')
@@ -122,8 +124,11 @@ class SuiteRunner:
         """Every evaluation in order; returns ``{name: result}``."""
         self.check_work_dir()
         os.makedirs(self.ctx.path('results'), exist_ok=True)
+        self.pretraining = pretraining_record(self.ctx.config,
+                                              self.ctx.checkpoint)
         write_json(self.ctx.path('suite.json'),
                    dict(self._identity(), code=code_version(),
+                        pretraining=self.pretraining,
                         evaluations=[e.name for e in self.evaluations]))
         done: Dict[str, Dict] = {}
         for evaluation in self.evaluations:
@@ -162,6 +167,9 @@ class SuiteRunner:
                           reason=f'{type(e).__name__}: {e}', command='')
         result.update(name=name, request=request, request_id=key,
                       seconds=round(time.time() - start, 1))
+        if result.get('fingerprint') and self.pretraining:
+            # how the evaluated weights were made, for the report
+            result['fingerprint']['pretraining'] = self.pretraining
         write_json(path, result)
         status = result['status']
         detail = '' if status == 'ok' else f': {result["reason"]}'

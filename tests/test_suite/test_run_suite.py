@@ -81,6 +81,26 @@ def test_each_evaluation_writes_a_result_with_its_fingerprint(suite_run):
     assert len([d for d in os.listdir(cache)]) == 4  # 2 weights x 2 splits
 
 
+def test_the_run_records_how_its_weights_were_made(suite_run):
+    """suite.json and every result's fingerprint say how the evaluated
+    weights were made: here a run of this code (no converter wrote the
+    file) with a config that is no DINO recipe; the report lists it."""
+    _, _, _, work, _ = suite_run
+    with open(osp.join(work, 'suite.json')) as f:
+        record = json.load(f)['pretraining']
+    assert record == dict(config='tests/data/configs/tiny_classifier.py',
+                          weights='a run of this code', recipe={},
+                          variant=[])
+    for name in ('knn', 'knn_random_init', 'complexity'):
+        assert _result(work, name)['fingerprint']['pretraining'] == record
+    from mmbcssl.suite.report import load_run, markdown
+    text = markdown([load_run(work)])
+    assert ('a run of this code (tests/data/configs/tiny_classifier.py); '
+            'paper text') not in text  # no recipe: no claim about it
+    assert 'a run of this code (tests/data/configs/tiny_classifier.py)' \
+        in text.split('## Protocols')[1]
+
+
 def test_missing_data_and_missing_needs_become_rows(suite_run):
     _, _, _, work, _ = suite_run
     missing = _result(work, 'knn_elsewhere')

@@ -61,8 +61,18 @@ class DINO(BaseSelfSupervisor):
             Defaults to None.
         num_global_views (int): Views that go through the teacher (the
             first ones of the input list). Defaults to 2.
+        teacher_drop_path (bool): Keep the student's stochastic depth
+            active in the teacher. False (the default) follows DINO: its
+            ViT teacher is built without drop path. Defaults to False.
         data_preprocessor (dict, optional): Defaults to None.
         init_cfg (dict, optional): Defaults to None.
+
+    Note:
+        ``teacher_drop_path=True`` reproduces the BC-SSL authors' code
+        (Shiweiliuiiiiiii/dino, ``main_dino.py``): it builds the SLaK
+        teacher with the student's ``drop_path_rate`` (0.1) and never puts
+        it in eval mode, so the teacher's residual branches are dropped at
+        random in every forward. The paper text does not mention it.
     """
 
     def __init__(self,
@@ -71,6 +81,7 @@ class DINO(BaseSelfSupervisor):
                  loss: dict,
                  neck: Optional[dict] = None,
                  num_global_views: int = 2,
+                 teacher_drop_path: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
@@ -81,8 +92,9 @@ class DINO(BaseSelfSupervisor):
             init_cfg=init_cfg)
         self.loss_module = MODELS.build(loss)
         self.num_global_views = num_global_views
+        self.teacher_drop_path = teacher_drop_path
         self.teacher = self._copy_for_teacher(
-            _Network(self.backbone, self.neck, self.head))
+            _Network(self.backbone, self.neck, self.head), teacher_drop_path)
         # Counts EMA updates (DINOTeacherHook) and loss calls, to fail
         # loudly if the hook is missing (a teacher that never moves).
         self.register_buffer('teacher_updates',
@@ -96,12 +108,15 @@ class DINO(BaseSelfSupervisor):
         return _Network(self.backbone, self.neck, self.head)
 
     @staticmethod
-    def _copy_for_teacher(student: nn.Module) -> nn.Module:
+    def _copy_for_teacher(student: nn.Module,
+                          drop_path: bool = False) -> nn.Module:
         teacher = copy.deepcopy(student)
         for p in teacher.parameters():
             p.requires_grad = False
-        # The reference teacher has no stochastic depth; ours is a copy of
-        # the student and runs in train mode (for BN), so switch it off.
+        if drop_path:  # the authors' code: the student's rates, active
+            return teacher
+        # DINO's teacher has no stochastic depth; ours is a copy of the
+        # student and runs in train mode (for BN), so switch it off.
         for m in teacher.modules():
             if hasattr(m, 'drop_prob'):  # mmcv and timm DropPath
                 m.drop_prob = 0.0

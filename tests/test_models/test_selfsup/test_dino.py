@@ -199,3 +199,25 @@ def test_teacher_has_no_stochastic_depth():
     x = torch.randn(4, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model.teacher(x), model.teacher(x))
+
+
+def test_teacher_drop_path_option_keeps_the_students_rates_active():
+    """teacher_drop_path=True: the BC-SSL authors' teacher, built with the
+    student's stochastic depth and left in train mode, so two forwards of
+    the same batch differ; the rates are the student's, layer by layer."""
+    model = _dino(backbone=dict(TINY_BACKBONE, drop_path_rate=0.5),
+                  teacher_drop_path=True)
+    rates = [m.drop_prob for m in model.backbone.modules()
+             if hasattr(m, 'drop_prob')]
+    assert max(rates) == 0.5
+    assert [m.drop_prob for m in model.teacher.backbone.modules()
+            if hasattr(m, 'drop_prob')] == rates
+    # still a frozen copy of the student, moved only by the EMA
+    for s, t in zip(model.student.parameters(), model.teacher.parameters()):
+        assert torch.equal(s, t) and not t.requires_grad
+    model.train()
+    x = torch.randn(4, 3, 64, 64)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        first, second = model.teacher(x), model.teacher(x)
+    assert not torch.allclose(first, second)
