@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from mmbcssl.apis.inference import strip_wrappers, sub_state
-from mmbcssl.compat import TRUST_ENV, atomic_write, safe_torch_load
+from mmbcssl.fileio import TRUST_ENV, atomic_write, safe_torch_load
 from mmbcssl.utils.launch import UserError, run_cli
 from mmbcssl.utils.outputs import refuse_existing
 

@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from mmbcssl.compat import (UnsafeCheckpointError, atomic_write,
+from mmbcssl.fileio import (UnsafeCheckpointError, atomic_write,
                             safe_torch_load, trusted_checkpoints)
 from mmbcssl.version import __version__
 from .base import (ConversionError, SourceFormat, detect_format, get_format,

@@ -76,7 +76,7 @@ def checkpoint_record(path: Optional[str],
 def _weights_of(path: str) -> Optional[str]:
     """``meta.part`` of a file written by extract_backbone.py or the
     converters (teacher/student), else None."""
-    from mmbcssl.compat import safe_torch_load
+    from mmbcssl.fileio import safe_torch_load
     try:
         ckpt = safe_torch_load(path, map_location='cpu')
     except Exception:  # an unreadable file is reported where it is used

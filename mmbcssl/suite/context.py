@@ -12,8 +12,8 @@ from typing import Dict, List, Optional
 
 import torch
 
-from mmbcssl.compat import atomic_write
 from mmbcssl.evaluation.fingerprint import REPO_ROOT, file_sha256
+from mmbcssl.fileio import atomic_write
 
 # Distributed launchers of the tools that have one (tools/dist_*.sh).
 DIST_LAUNCHERS = {

@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-from mmbcssl.compat import atomic_write
 from mmbcssl.evaluation.fingerprint import REPO_ROOT, flag_mixed
 from mmbcssl.evaluation.paper_results import COLUMNS, load_entries
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
+from mmbcssl.fileio import atomic_write
 from .context import read_json
 
 

@@ -10,9 +10,9 @@ from typing import Callable, List, Optional
 from mmengine.config import Config, DictAction
 
 from mmbcssl.apis.inference import CheckpointMismatchError
-from mmbcssl.compat import (TRUST_ENV, CorruptCheckpointError, DiskFullError,
-                            UnsafeCheckpointError)
 from mmbcssl.datasets.transforms.load_image_safe import CorruptImageError
+from mmbcssl.fileio import (TRUST_ENV, CorruptCheckpointError, DiskFullError,
+                            UnsafeCheckpointError)
 from .config_checks import ConfigError, check_cfg_options
 from .data_checks import DataLayoutError
 from .distributed import cpu_only, init_cpu_process_group
