@@ -244,9 +244,10 @@ def _register_checkpoint_loaders() -> None:
     def load_from_http(filename: str,
                        map_location: Any = None,
                        model_dir: Optional[str] = None) -> Any:
-        from mmengine.utils.dl_utils.hub import _get_torch_home
-        from torch.hub import download_url_to_file
-        model_dir = model_dir or osp.join(_get_torch_home(), 'checkpoints')
+        from torch.hub import download_url_to_file, get_dir
+
+        # torch.hub's download folder, which mmengine's own loader uses
+        model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
         os.makedirs(model_dir, exist_ok=True)
         cached = osp.join(model_dir, osp.basename(filename.split('?')[0]))
         if not osp.isfile(cached):

@@ -173,6 +173,68 @@ def test_getattr_to_anything_else_is_refused(tmp_path, monkeypatch):
         _load_checkpoint(path)
 
 
+# --- checkpoints from http(s) URLs ----------------------------------------
+@pytest.fixture
+def http_folder(tmp_path, monkeypatch):
+    """A folder served over HTTP on the loopback interface; yields the
+    folder, its URL and the list of request paths."""
+    import functools
+    import http.server
+    import threading
+    root = tmp_path / 'served'
+    root.mkdir()
+    hits = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+
+        def do_GET(self):
+            hits.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    for var in ('http_proxy', 'HTTP_PROXY', 'all_proxy', 'ALL_PROXY'):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('no_proxy', '127.0.0.1')
+    # torch.hub's download folder: $TORCH_HOME/hub/checkpoints
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    yield root, f'http://127.0.0.1:{server.server_port}', hits
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_http_checkpoint_is_downloaded_once_and_loaded_safely(
+        http_folder, tmp_path, monkeypatch):
+    monkeypatch.delenv(fileio.TRUST_ENV, raising=False)
+    root, url, hits = http_folder
+    save_checkpoint(_mmengine_style_checkpoint(), str(root / 'epoch_3.pth'))
+    ckpt = _load_checkpoint(f'{url}/epoch_3.pth?v=1', map_location='cpu')
+    assert ckpt['meta']['epoch'] == 3
+    assert isinstance(ckpt['message_hub']['log_scalars']['loss'],
+                      HistoryBuffer)
+    # cached under its name without the query, then read from there
+    cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'epoch_3.pth'
+    assert cached.read_bytes() == (root / 'epoch_3.pth').read_bytes()
+    assert _load_checkpoint(f'{url}/epoch_3.pth')['meta']['epoch'] == 3
+    assert hits == ['/epoch_3.pth?v=1']
+
+
+def test_http_checkpoint_that_pickles_code_is_refused(http_folder,
+                                                      monkeypatch):
+    monkeypatch.delenv(fileio.TRUST_ENV, raising=False)
+    root, url, _ = http_folder
+    torch.save({'state_dict': {}, 'payload': _Evil()}, str(root / 'e.pth'))
+    with pytest.raises(fileio.UnsafeCheckpointError) as info:
+        _load_checkpoint(f'{url}/e.pth')
+    assert f'refused to load checkpoint {url}/e.pth:' in str(info.value)
+
+
 # --- atomic writes -----------------------------------------------------------
 def test_interrupted_checkpoint_write_keeps_the_old_file(tmp_path,
                                                          monkeypatch):
@@ -196,3 +258,20 @@ def test_atomic_write_replaces_content(tmp_path):
     fileio.atomic_write('one', path)
     fileio.atomic_write(b'two', path)
     assert path.read_text() == 'two'
+
+
+def test_local_backends_cached_before_the_atomic_one_are_dropped():
+    """mmengine caches file backends (``get_file_backend(...,
+    enable_singleton=True)``); a plain one cached before ``import mmbcssl``
+    would keep writing checkpoints in place."""
+    from mmengine.fileio import (LocalBackend, get_file_backend,
+                                 register_backend)
+    register_backend('local', LocalBackend, force=True, prefixes='')
+    try:
+        plain = get_file_backend('work/epoch_1.pth', enable_singleton=True)
+        assert type(plain) is LocalBackend
+    finally:
+        fileio._register_atomic_local_backend()
+    backend = get_file_backend('work/epoch_1.pth', enable_singleton=True)
+    assert type(backend) is not LocalBackend
+    assert type(backend).__name__ == 'AtomicLocalBackend'
