@@ -1,16 +1,17 @@
-"""The compatibility fixes of mmbcssl.compat, each against the breakage."""
-import os
+"""The version shims of mmbcssl.compat, each against its breakage, and
+each checked again once its package moves past the version it was made
+for."""
 import os.path as osp
 import pickle
 
 import numpy as np
 import pytest
 import torch
+import torch._weights_only_unpickler as wou
 from mmengine.logging import HistoryBuffer
-from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
 
-import mmbcssl  # noqa: F401  (applies the fixes)
-from mmbcssl import compat
+import mmbcssl  # noqa: F401  (applies the shims)
+from mmbcssl import compat, fileio
 
 
 # --- numpy 2 and mmcv.adjust_hue --------------------------------------------
@@ -63,169 +64,6 @@ def test_adjust_hue_rejects_out_of_range():
         compat.adjust_hue(np.zeros((2, 2, 3), np.uint8), 0.6)
 
 
-# --- safe checkpoint loading -------------------------------------------------
-def _mmengine_style_checkpoint():
-    buf = HistoryBuffer()
-    buf.update(1.5)
-    buf.update(np.float64(2.0))
-    return dict(
-        meta=dict(epoch=3, iter=7, seed=np.int64(5),
-                  dataset_meta=dict(classes=('a', 'b'))),
-        state_dict={'w': torch.ones(2)},
-        message_hub=dict(log_scalars={'loss': buf},
-                         runtime_info=dict(arr=np.arange(3))))
-
-
-def test_mmengine_checkpoint_loads_safely(tmp_path):
-    path = str(tmp_path / 'epoch_3.pth')
-    save_checkpoint(_mmengine_style_checkpoint(), path)
-    ckpt = _load_checkpoint(path, map_location='cpu')
-    assert ckpt['meta']['epoch'] == 3
-    hb = ckpt['message_hub']['log_scalars']['loss']
-    assert isinstance(hb, HistoryBuffer) and hb.current() == 2.0
-    np.testing.assert_array_equal(
-        ckpt['message_hub']['runtime_info']['arr'], np.arange(3))
-
-
-class _Evil:
-    """Unpickling this would run code if the loader allowed it."""
-
-    def __reduce__(self):
-        return (os.system, ('echo pwned',))
-
-
-def test_unsafe_checkpoint_is_refused_with_the_fix(tmp_path, monkeypatch):
-    monkeypatch.delenv(compat.TRUST_ENV, raising=False)
-    path = str(tmp_path / 'evil.pth')
-    torch.save({'state_dict': {}, 'payload': _Evil()}, path)
-    with pytest.raises(compat.UnsafeCheckpointError) as info:
-        _load_checkpoint(path, map_location='cpu')
-    msg = str(info.value)
-    assert path in msg and '--trust-checkpoint' in msg
-    assert compat.TRUST_ENV in msg and 'system' in msg
-
-
-class Point:
-    """A harmless class that is on no allow-list."""
-
-    def __init__(self, x):
-        self.x = x
-
-
-def test_trusted_opt_in_loads_arbitrary_objects(tmp_path, monkeypatch):
-    monkeypatch.delenv(compat.TRUST_ENV, raising=False)
-    path = str(tmp_path / 'custom.pth')
-    torch.save({'p': Point(3)}, path)
-    with pytest.raises(compat.UnsafeCheckpointError, match='Point'):
-        _load_checkpoint(path, map_location='cpu')
-    with compat.trusted_checkpoints():
-        assert _load_checkpoint(path)['p'].x == 3
-    assert compat.TRUST_ENV not in os.environ
-
-
-def test_empty_history_buffer_checkpoint_loads_safely(tmp_path,
-                                                      monkeypatch):
-    """A fresh HistoryBuffer holds empty numpy arrays, which pickle the
-    call ``builtins.bytes()`` (protocol 2, torch's default)."""
-    monkeypatch.delenv(compat.TRUST_ENV, raising=False)
-    path = str(tmp_path / 'iter_1.pth')
-    save_checkpoint(dict(meta=dict(iter=1), state_dict={'w': torch.ones(1)},
-                         message_hub=dict(log_scalars={
-                             'val/acc': HistoryBuffer()
-                         })), path)
-    assert b'c__builtin__\nbytes\n' in _pickle_of(path)  # the global
-    ckpt = _load_checkpoint(path, map_location='cpu')
-    hb = ckpt['message_hub']['log_scalars']['val/acc']
-    assert isinstance(hb, HistoryBuffer)
-    assert hb.data[0].shape == (0, ) and hb.data[1].shape == (0, )
-
-
-def _pickle_of(path):
-    import zipfile
-    with zipfile.ZipFile(path) as z:
-        return z.read(next(n for n in z.namelist()
-                           if n.endswith('data.pkl')))
-
-
-class _BigBytes:
-    """``bytes(n)`` in a pickle: allocates n bytes if it were allowed."""
-
-    def __reduce__(self):
-        return (bytes, (10, ))
-
-
-def test_bytes_with_arguments_is_refused(tmp_path, monkeypatch):
-    monkeypatch.delenv(compat.TRUST_ENV, raising=False)
-    path = str(tmp_path / 'big.pth')
-    torch.save({'x': _BigBytes()}, path)
-    with pytest.raises(compat.UnsafeCheckpointError, match='bytes'):
-        _load_checkpoint(path)
-    with pytest.raises(pickle.UnpicklingError):
-        compat._empty_bytes(10)
-    assert compat._empty_bytes() == b''
-
-
-@pytest.mark.parametrize('cut', [0, 10, 0.5, -20])
-def test_truncated_checkpoint_names_the_file(tmp_path, cut):
-    """Cut at 0 bytes, inside the zip header, in the middle and just before
-    the end (the zip directory is at the end: every cut loses it)."""
-    whole = str(tmp_path / 'whole.pth')
-    save_checkpoint(_mmengine_style_checkpoint(), whole)
-    data = open(whole, 'rb').read()
-    n = int(len(data) * cut) if isinstance(cut, float) else cut % len(data)
-    path = str(tmp_path / 'epoch_3.pth')
-    with open(path, 'wb') as f:
-        f.write(data[:n])
-    for trusted in (False, True):
-        with pytest.raises(compat.CorruptCheckpointError) as info:
-            if trusted:
-                with compat.trusted_checkpoints():
-                    _load_checkpoint(path)
-            else:
-                _load_checkpoint(path)
-        msg = str(info.value)
-        assert msg.startswith(f'checkpoint {path} ({n} bytes) is truncated '
-                              'or corrupt (')
-        assert 'Use another checkpoint' in msg and '\n' not in msg
-
-
-def test_other_load_errors_are_not_called_corruption(tmp_path):
-    path = str(tmp_path / 'dir.pth')
-    os.mkdir(path)
-    with pytest.raises(IsADirectoryError):
-        compat.safe_torch_load(path)
-
-
-def test_missing_checkpoint_names_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match='nope.pth'):
-        _load_checkpoint(str(tmp_path / 'nope.pth'))
-
-
-# --- atomic writes -----------------------------------------------------------
-def test_interrupted_checkpoint_write_keeps_the_old_file(tmp_path,
-                                                         monkeypatch):
-    path = str(tmp_path / 'epoch_1.pth')
-    save_checkpoint({'state_dict': {'w': torch.zeros(1)}}, path)
-    before = open(path, 'rb').read()
-
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, 'replace', crash)
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint({'state_dict': {'w': torch.ones(1)}}, path)
-    monkeypatch.undo()
-    assert open(path, 'rb').read() == before
-    assert os.listdir(tmp_path) == ['epoch_1.pth']  # no temp file left
-
-
-def test_atomic_write_replaces_content(tmp_path):
-    path = tmp_path / 'sub' / 'f.txt'
-    compat.atomic_write('one', path)
-    compat.atomic_write(b'two', path)
-    assert path.read_text() == 'two'
-
-
 # --- pkg_resources -----------------------------------------------------
 def test_missing_pkg_resources_names_the_fix(monkeypatch):
     import builtins
@@ -251,23 +89,96 @@ def test_mmdet_style_base_config_resolves():
     assert pickle.dumps(cfg.to_dict())
 
 
-def test_restricted_getattr_only_reaches_history_buffer_methods():
-    assert compat._history_buffer_method(HistoryBuffer, 'mean') is \
-        HistoryBuffer.mean
-    with pytest.raises(pickle.UnpicklingError):
-        compat._history_buffer_method(os, 'system')
-    with pytest.raises(pickle.UnpicklingError):
-        compat._history_buffer_method(HistoryBuffer, '__init_subclass__')
+# --- torch's weights-only allow-list on torch 2.1 - 2.4 ---------------------
+@pytest.fixture
+def bare_torch_allow_list(monkeypatch):
+    """torch's weights-only allow-list without what mmbcssl added, restored
+    afterwards."""
+    added = torch.serialization.get_safe_globals()
+    current = wou._get_allowed_globals
+    monkeypatch.setattr(wou, '_get_allowed_globals',
+                        getattr(current, 'mmbcssl_original', current))
+    torch.serialization.clear_safe_globals()
+    yield
+    torch.serialization.clear_safe_globals()
+    torch.serialization.add_safe_globals(added)
 
 
-def test_getattr_to_anything_else_is_refused(tmp_path, monkeypatch):
-    monkeypatch.delenv(compat.TRUST_ENV, raising=False)
+def _checkpoint_with_history(path):
+    buf = HistoryBuffer()  # empty: its arrays pickle `bytes()`
+    buf_used = HistoryBuffer()
+    buf_used.update(2.5)
+    torch.save(dict(state_dict={'w': torch.ones(2)},
+                    message_hub=dict(fresh=buf, used=buf_used,
+                                     seed=np.int64(3))), path)
 
-    class Sneaky:
-        def __reduce__(self):
-            return (getattr, (HistoryBuffer, '__class__'))
 
-    path = str(tmp_path / 'sneaky.pth')
-    torch.save({'x': Sneaky()}, path)
-    with pytest.raises(compat.UnsafeCheckpointError):
-        _load_checkpoint(path)
+class _BigBytes:
+    """``bytes(n)`` in a pickle."""
+
+    def __reduce__(self):
+        return (bytes, (10, ))
+
+
+def test_private_allow_list_branch_loads_mmengine_checkpoints(
+        tmp_path, bare_torch_allow_list):
+    """The torch 2.1 - 2.4 branch, run on the installed torch (whose
+    weights-only unpickler still consults the private function it
+    extends)."""
+    path = str(tmp_path / 'iter_1.pth')
+    _checkpoint_with_history(path)
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+        torch.load(path, weights_only=True)  # torch alone refuses it
+    compat.extend_private_allow_list(fileio._safe_checkpoint_globals(),
+                                     fileio._renamed_safe_globals())
+    ckpt = torch.load(path, weights_only=True)
+    assert isinstance(ckpt['message_hub']['fresh'], HistoryBuffer)
+    assert ckpt['message_hub']['used'].current() == 2.5
+    assert ckpt['message_hub']['seed'] == 3
+    # the stand-ins, not the builtins, are what the branch allows
+    torch.save({'x': _BigBytes()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='bytes'):
+        torch.load(path, weights_only=True)
+    # applied twice, it wraps once
+    patched = wou._get_allowed_globals
+    compat.extend_private_allow_list([], {})
+    assert wou._get_allowed_globals is patched
+
+
+def test_allow_list_shim_takes_the_private_branch_only_before_torch_2_5():
+    private = hasattr(wou._get_allowed_globals, 'mmbcssl_original')
+    public = (fileio._empty_bytes, 'builtins.bytes') in \
+        torch.serialization.get_safe_globals()
+    needed_up_to = tuple(
+        int(v) for v in compat.SHIMS['add_safe_globals'].needed_up_to.split(
+            '.'))
+    if compat.torch_version() <= needed_up_to:
+        assert private and not public
+    else:
+        assert public and not private
+
+
+# --- each shim is checked again when its package moves on ------------------
+# add_safe_globals checks the torch version itself (the test above).
+VERSIONED_SHIMS = ['check_pkg_resources', 'adjust_hue']
+
+
+def test_every_shim_has_a_version_check():
+    assert set(compat.SHIMS) == set(VERSIONED_SHIMS) | {'add_safe_globals'}
+    for name in compat.SHIMS:
+        assert callable(getattr(compat, name)), name
+
+
+@pytest.mark.parametrize('name', VERSIONED_SHIMS)
+def test_shim_is_checked_again_past_the_version_it_was_made_for(name):
+    from importlib.metadata import version
+
+    from packaging.version import Version
+    shim = compat.SHIMS[name]
+    installed = version(shim.package)
+    assert Version(installed) <= Version(shim.needed_up_to), (
+        f'{shim.package} {installed} is newer than {shim.needed_up_to}, the '
+        f'newest version the shim mmbcssl.compat.{name} was checked against '
+        f'(why it exists: {shim.why}). Check whether {shim.package} '
+        f'{installed} still needs it: drop the shim if not, else raise its '
+        'needed_up_to in mmbcssl.compat.SHIMS.')

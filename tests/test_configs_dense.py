@@ -10,7 +10,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
 import mmbcssl  # noqa: F401
-from mmbcssl.cli.extract_backbone import extract
+from mmbcssl.apis.backbone_weights import extract_backbone
 from mmbcssl.utils.pretrained_checks import check_pretrained
 from tests.conftest import REPO_ROOT, load_config
 
@@ -118,7 +118,7 @@ def _ssl_checkpoint(tmp_path, dino_config, seed=0):
         f'backbone.{k}': v.clone()
         for k, v in dino.teacher.backbone.state_dict().items()
     }
-    kept, _ = extract(dino.state_dict(), 'teacher')
+    kept, _ = extract_backbone(dino.state_dict(), 'teacher')
     full = tmp_path / 'epoch_100.pth'
     out = tmp_path / 'backbone.pth'
     torch.save(dict(state_dict=dino.state_dict()), full)

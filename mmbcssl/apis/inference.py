@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from mmbcssl.compat import safe_torch_load
+from mmbcssl.fileio import safe_torch_load
 
 # Where a backbone's weights sit in the checkpoints this project reads, in
 # the order they are tried: a whole DINO/EsViT checkpoint holds the teacher

@@ -49,7 +49,7 @@ from mmbcssl.datasets.imagenet_c import scan_tree
 from mmbcssl.engine.runner.imagenet_c_loop import pass_loader_cfg
 from mmbcssl.engine.runner.pass_batches import all_passes_loader
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
-from mmbcssl.utils.launch import UserError
+from mmbcssl.utils.launch import UserError, take_model_from
 from mmbcssl.utils.outputs import write_json
 from .common import format_table, round_robin, run_main, sync, timed
 
@@ -232,7 +232,6 @@ def loop_overhead(config_path: str, model_from: str, root: str,
     """Wall time of :class:`ImageNetCTestLoop` over a tree against the
     summed time of its model steps, with random weights."""
     from mmengine.hooks import Hook
-    from mmbcssl.cli.test import take_model_from
     config = Config.fromfile(config_path)
     take_model_from(config, model_from)
     config.model.backbone.init_cfg = None

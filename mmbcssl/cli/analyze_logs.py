@@ -19,7 +19,7 @@ import json
 import sys
 from typing import List, Optional
 
-from mmbcssl.compat import atomic_write
+from mmbcssl.fileio import atomic_write
 from mmbcssl.utils.launch import UserError, run_cli
 from mmbcssl.visualization.images import (OutputExistsError, check_output,
                                           save_figure)

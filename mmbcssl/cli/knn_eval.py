@@ -18,7 +18,6 @@ import torch
 from mmengine import dist
 
 from mmbcssl.apis import CheckpointMismatchError, init_backbone
-from mmbcssl.compat import TRUST_ENV
 from mmbcssl.datasets.transforms.load_image_safe import CorruptImageError
 from mmbcssl.evaluation.feature_cache import FeatureCache, dataset_identity
 from mmbcssl.evaluation.features import (extract_features, knn_dataset,
@@ -27,6 +26,7 @@ from mmbcssl.evaluation.fingerprint import (checkpoint_record,
                                             make_fingerprint, model_record,
                                             transform_record)
 from mmbcssl.evaluation.knn import DEFAULT_KS, knn_evaluate
+from mmbcssl.fileio import TRUST_ENV
 from mmbcssl.utils.data_checks import check_dataset
 from mmbcssl.utils.distributed import cpu_only, init_cpu_process_group
 from mmbcssl.utils.launch import UserError, run_cli

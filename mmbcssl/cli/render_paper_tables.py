@@ -8,9 +8,9 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-from mmbcssl.compat import atomic_write
 from mmbcssl.evaluation.fingerprint import REPO_ROOT
 from mmbcssl.evaluation.paper_results import README_TABLES, render_readme
+from mmbcssl.fileio import atomic_write
 from mmbcssl.utils.launch import UserError, run_cli
 
 

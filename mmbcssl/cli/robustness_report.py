@@ -340,7 +340,7 @@ def main(argv: Optional[List[str]] = None, test_main=None) -> int:
             results=results)
         write_json(osp.join(args.out_dir, 'report.json'), report)
         text = format_markdown(label, row, results, args.demo)
-        from mmbcssl.compat import atomic_write
+        from mmbcssl.fileio import atomic_write
         atomic_write(text, osp.join(args.out_dir, 'report.md'))
         print(text)
 

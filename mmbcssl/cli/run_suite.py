@@ -54,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     def _run() -> None:
         import os
 
-        from mmbcssl.compat import TRUST_ENV
+        from mmbcssl.fileio import TRUST_ENV
         from mmbcssl.suite import (SuiteContext, SuiteRunner,
                                    build_evaluations)
         from mmbcssl.suite.report import summary_lines

@@ -13,8 +13,8 @@ from mmbcssl.utils.config_checks import (check_cfg_options,
                                          check_config_values)
 from mmbcssl.utils.data_checks import check_data, check_labels
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
-                                  build_runner, load_config, parse_cli,
-                                  run_cli)
+                                  build_runner, enable_tta, load_config,
+                                  parse_cli, run_cli, take_model_from)
 from mmbcssl.utils.outputs import refuse_existing, write_json
 from mmbcssl.utils.pretrained_checks import check_checkpoint_fits
 
@@ -78,32 +78,6 @@ def setup_cfg(args: argparse.Namespace) -> Config:
             dict(type='DumpResults', out_file_path=args.dump)
         ]
     return cfg
-
-
-def take_model_from(cfg: Config, path: str) -> None:
-    """Replace ``cfg.model`` by the model of the config at ``path``.
-
-    The evaluation configs (``configs/robustness``) carry a default model;
-    this evaluates any other one on the same data and metrics without a
-    config per (model, data set) pair.
-    """
-    other = load_config(path)
-    if 'model' not in other:
-        raise UserError(f'--model-from {path}: the config has no model')
-    cfg.model = other.model
-    for key in ('default_scope', 'custom_imports'):
-        if key in other:
-            cfg[key] = other[key]
-
-
-def enable_tta(cfg: Config, path: str) -> None:
-    """Wrap the model in the config's TTA model and use its pipeline, as
-    mmseg's and mmdet's own ``tools/test.py --tta`` do."""
-    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-        raise UserError(f'--tta: {path} defines no tta_model/tta_pipeline')
-    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-    cfg.tta_model.module = cfg.model
-    cfg.model = cfg.tta_model
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from mmbcssl.compat import atomic_write
 from mmbcssl.evaluation.feature_cache import FeatureCache
 from mmbcssl.evaluation.fingerprint import (checkpoint_record, flag_mixed,
                                             make_fingerprint, model_record,
                                             transform_record)
 from mmbcssl.evaluation.transfer import (METRICS, holdout_split, summarise,
                                          transfer_one)
+from mmbcssl.fileio import atomic_write
 from mmbcssl.utils.launch import UserError, run_cli
 from mmbcssl.utils.outputs import refuse_existing, write_json
 

@@ -29,7 +29,7 @@ import torch
 from mmengine.config import DictAction
 
 from mmbcssl.apis import CheckpointMismatchError
-from mmbcssl.compat import TRUST_ENV
+from mmbcssl.fileio import TRUST_ENV
 from mmbcssl.utils.launch import UserError, load_config, run_cli
 from mmbcssl.visualization.cam import (METHOD_NAMES, METHODS, compute_maps,
                                        default_layer, grid_figure,

@@ -27,7 +27,7 @@ import torch
 from mmbcssl.apis import init_backbone
 from mmbcssl.cli.vis_cam import (add_model_args, model_specs, pick_device,
                                  quiet_init_logs, run_vis_cli)
-from mmbcssl.compat import atomic_write
+from mmbcssl.fileio import atomic_write
 from mmbcssl.utils.launch import UserError, load_config
 from mmbcssl.visualization.erf import (GRAD_MODES, THRESHOLDS, area_ratios,
                                        erf_figure, erf_map, erf_record,

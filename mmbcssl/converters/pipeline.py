@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from mmbcssl.compat import (UnsafeCheckpointError, atomic_write,
+from mmbcssl.fileio import (UnsafeCheckpointError, atomic_write,
                             safe_torch_load, trusted_checkpoints)
 from mmbcssl.version import __version__
 from .base import (ConversionError, SourceFormat, detect_format, get_format,
@@ -62,7 +62,7 @@ def _is_safetensors(path: str, head: bytes) -> bool:
 def load_source(path: str, trust: bool = False) -> Any:
     """Load a checkpoint file without running code from it.
 
-    PyTorch files go through :func:`mmbcssl.compat.safe_torch_load` (an
+    PyTorch files go through :func:`mmbcssl.fileio.safe_torch_load` (an
     allow-list of tensor and numpy types; ``trust=True`` lifts it for this
     call only). ``.safetensors`` files (timm's hub weights) hold no pickle
     and are read with the ``safetensors`` package.

@@ -27,7 +27,7 @@ import torch.nn as nn
 from mmengine import dist
 from mmengine.logging import print_log
 
-from mmbcssl.compat import atomic_write, safe_torch_load
+from mmbcssl.fileio import atomic_write, safe_torch_load
 from .features import extract_features
 
 

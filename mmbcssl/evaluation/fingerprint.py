@@ -86,7 +86,7 @@ def checkpoint_record(path: Optional[str],
 def _load(path: str) -> Optional[Mapping]:
     """The checkpoint as a dict, or None when it cannot be read (an
     unreadable file is reported where it is used)."""
-    from mmbcssl.compat import safe_torch_load
+    from mmbcssl.fileio import safe_torch_load
     try:
         ckpt = safe_torch_load(path, map_location='cpu')
     except Exception:

@@ -1,6 +1,5 @@
 """What every evaluation of a suite run shares: the backbone config, the
 weights, the work dir, and how to launch a tool."""
-import io
 import json
 import os
 import os.path as osp
@@ -10,9 +9,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-import torch
-
-from mmbcssl.compat import atomic_write
 from mmbcssl.evaluation.fingerprint import REPO_ROOT, file_sha256
 
 # Distributed launchers of the tools that have one (tools/dist_*.sh).
@@ -94,14 +90,12 @@ class SuiteContext:
             return self._backbone
         out = self.path('weights', 'backbone_teacher.pth')
         if not osp.isfile(out):
-            from mmbcssl.cli.extract_backbone import extract
-            kept, _ = extract(state, 'teacher')
-            buf = io.BytesIO()
-            torch.save(dict(state_dict=kept,
-                            meta=dict(source=osp.abspath(self.checkpoint),
-                                      part='teacher',
-                                      source_sha256=self.sha256)), buf)
-            atomic_write(buf.getvalue(), out)
+            from mmbcssl.apis.backbone_weights import (extract_backbone,
+                                                       save_backbone_weights)
+            kept, _ = extract_backbone(state, 'teacher')
+            save_backbone_weights(
+                kept, out, dict(source=osp.abspath(self.checkpoint),
+                                part='teacher', source_sha256=self.sha256))
         self._backbone = out
         return out
 

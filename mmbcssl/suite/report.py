@@ -21,12 +21,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-from mmbcssl.compat import atomic_write
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, flag_mixed,
                                             pretraining_record)
 from mmbcssl.evaluation.paper_results import (COLUMNS, load_entries,
                                               made_the_same_way)
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
+from mmbcssl.fileio import atomic_write
 from .context import read_json
 
 

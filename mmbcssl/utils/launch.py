@@ -10,9 +10,9 @@ from typing import Callable, List, Optional
 from mmengine.config import Config, DictAction
 
 from mmbcssl.apis.inference import CheckpointMismatchError
-from mmbcssl.compat import (TRUST_ENV, CorruptCheckpointError, DiskFullError,
-                            UnsafeCheckpointError)
 from mmbcssl.datasets.transforms.load_image_safe import CorruptImageError
+from mmbcssl.fileio import (TRUST_ENV, CorruptCheckpointError, DiskFullError,
+                            UnsafeCheckpointError)
 from .config_checks import ConfigError, check_cfg_options
 from .data_checks import DataLayoutError
 from .distributed import cpu_only, init_cpu_process_group
@@ -90,6 +90,32 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+def take_model_from(cfg: Config, path: str) -> None:
+    """Replace ``cfg.model`` by the model of the config at ``path``.
+
+    The evaluation configs (``configs/robustness``) carry a default model;
+    this evaluates any other one on the same data and metrics without a
+    config per (model, data set) pair.
+    """
+    other = load_config(path)
+    if 'model' not in other:
+        raise UserError(f'--model-from {path}: the config has no model')
+    cfg.model = other.model
+    for key in ('default_scope', 'custom_imports'):
+        if key in other:
+            cfg[key] = other[key]
+
+
+def enable_tta(cfg: Config, path: str) -> None:
+    """Wrap the model in the config's TTA model and use its pipeline, as
+    mmseg's and mmdet's own ``tools/test.py --tta`` do."""
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise UserError(f'--tta: {path} defines no tta_model/tta_pipeline')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
 
 
 def default_work_dir(config_path: str) -> str:

@@ -3,7 +3,7 @@ import json
 import os.path as osp
 from typing import Any, Iterable
 
-from mmbcssl.compat import atomic_write
+from mmbcssl.fileio import atomic_write
 from .launch import UserError
 
 

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Tuple
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
-from mmbcssl.compat import safe_torch_load
+from mmbcssl.fileio import safe_torch_load
 
 # Output norms added for dense prediction (mmpretrain ConvNeXt/BCSSL/Swin).
 FRESH_KEY = re.compile(r'^norm\d+\.')

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmbcssl.compat import atomic_write
 from mmbcssl.evaluation.features import MEAN, STD
+from mmbcssl.fileio import atomic_write
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.tif', '.tiff',
                   '.webp')

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmbcssl.compat import safe_torch_load
+from mmbcssl.fileio import safe_torch_load
 
 
 @torch.no_grad()

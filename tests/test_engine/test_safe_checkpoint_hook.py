@@ -231,7 +231,7 @@ def test_unknown_hook_argument_is_refused_when_built():
 
 
 def test_stale_parts_only_of_this_folder_are_removed(tmp_path):
-    from mmbcssl.compat import remove_stale_temp_files
+    from mmbcssl.fileio import remove_stale_temp_files
     keep = tmp_path / 'sub'
     keep.mkdir()
     for name in ('.epoch_1.pth.abc.part', '.last_checkpoint.x.part'):

@@ -97,7 +97,7 @@ def test_truncated_checkpoint_extract_backbone(truncated, tmp_path, capsys):
 
 
 def test_truncated_checkpoint_load_backbone_weights(truncated):
-    from mmbcssl.compat import CorruptCheckpointError
+    from mmbcssl.fileio import CorruptCheckpointError
     backbone = MODELS.build(dict(type='BCSSL', arch=TINY_ARCH,
                                  kernel_size=9))
     with pytest.raises(CorruptCheckpointError, match=truncated):

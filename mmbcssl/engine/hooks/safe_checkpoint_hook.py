@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from mmbcssl.compat import remove_stale_temp_files
+from mmbcssl.fileio import remove_stale_temp_files
 from mmbcssl.utils.config_checks import ConfigError
 from mmbcssl.utils.loss_terms import TrainingDivergedError
 
@@ -46,7 +46,7 @@ class SafeCheckpointHook(CheckpointHook):
     a deleted file. Here:
 
     * the deletions the parent asks for are held back until the new file
-      is complete and renamed into place (:func:`mmbcssl.compat.atomic_write`
+      is complete and renamed into place (:func:`mmbcssl.fileio.atomic_write`
       writes it), and dropped if the save fails. The disk needs room for one
       checkpoint more than ``max_keep_ckpts`` during a save;
     * temporary ``.*.part`` files that a killed save left in the checkpoint

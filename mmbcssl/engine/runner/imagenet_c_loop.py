@@ -16,12 +16,12 @@ from mmengine.logging import print_log
 from mmengine.runner import TestLoop
 from mmpretrain.registry import LOOPS
 
-from mmbcssl.compat import atomic_write
 from mmbcssl.datasets.imagenet_c import scan_tree
 from mmbcssl.engine.runner.pass_batches import all_passes_loader
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            EXTRA_CORRUPTIONS, SEVERITIES,
                                            corruption_errors)
+from mmbcssl.fileio import atomic_write
 from mmbcssl.utils.data_checks import DataLayoutError
 
 
