@@ -7,7 +7,6 @@ import os.path as osp
 import timm
 import torch
 import torchvision
-
 from mmpretrain.registry import MODELS
 
 import mmbcssl  # noqa: F401
