@@ -1,15 +1,16 @@
-# DINO with Swin-T (mmpretrain SwinTransformer), pooled by GAP. Global
+# DINO with Swin-T (EsViT's Swin definition), pooled by GAP. Global
 # batch 512 as the paper's text; the authors ran 4 x 64 = 256:
 # swin-t_4xb64_100e.py.
 _base_ = './bcssl-t_9x9_100e.py'
 
 # model settings
 model = dict(
-    backbone=dict(_delete_=True, type='SwinTransformer', arch='tiny',
-                  img_size=224, drop_path_rate=0.1,
-                  # 96 px local crops give 6 x 6 and 3 x 3 maps in the last
-                  # two stages, smaller than the 7 x 7 window. Note: the
-                  # original Swin (and EsViT) shrinks the window to the map
-                  # there; mmpretrain can only pad the map to the window.
-                  pad_small_map=True),
+    # The Swin of the authors' fork (Shiweiliuiiiiiii/dino), which is
+    # microsoft/esvit models/swin_transformer.py: windows and shifts decided
+    # for 224 px (the 7 x 7 last stage does not shift), maps of 96-px local
+    # crops (24, 12, 6, 3 per side) zero-padded to the window at run time,
+    # every LayerNorm with eps 1e-6 (get_cls_model).
+    backbone=dict(_delete_=True, type='OriginalSwinTransformer', arch='tiny',
+                  img_size=224, windows_at_img_size=True,
+                  norm_cfg=dict(type='LN', eps=1e-6), drop_path_rate=0.1),
     neck=dict(type='GlobalAveragePooling'))

@@ -10,9 +10,13 @@ _base_ = '../dino/bcssl-t_9x9_100e_demo.py'
 # model settings
 model = dict(
     type='EsViT',
-    backbone=dict(_delete_=True, type='SwinTransformer', arch='tiny',
-                  img_size=64, drop_path_rate=0.1, out_indices=(3, ),
-                  pad_small_map=True),
+    # EsViT's Swin (configs/_base_/models/swin-t.py) built for 64-px
+    # inputs: as EsViT would, the 4 x 4 and 2 x 2 last two stages get one
+    # window of their size and no shift
+    backbone=dict(_delete_=True, type='OriginalSwinTransformer', arch='tiny',
+                  img_size=64, windows_at_img_size=True,
+                  norm_cfg=dict(type='LN', eps=1e-6), drop_path_rate=0.1,
+                  out_indices=(3, )),
     neck=None,
     head=dict(in_channels=768),
     region_head=dict(type='DINOHead', in_channels=768, out_channels=4096,

@@ -11,10 +11,14 @@ pretrained = '{{$MMBCSSL_PRETRAINED:checkpoints/swin-t_300e_backbone.pth}}'  # n
 
 # model settings
 model = dict(
+    # the Swin-T of the config without -lrd: Swin's dense windows, the
+    # pre-trained network's LayerNorms (eps 1e-6)
     backbone=dict(
         _delete_=True,
-        type='mmpretrain.SwinTransformer',
+        type='mmpretrain.OriginalSwinTransformer',
         arch='tiny',
+        windows_at_img_size=False,
+        norm_cfg=dict(type='LN', eps=1e-6),
         drop_path_rate=0.4,
         out_indices=(0, 1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained,

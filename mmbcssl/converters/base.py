@@ -43,11 +43,16 @@ class Converted:
         unrecognised: Source keys that no rule of the format knows.
         dropped: Source keys left out on purpose (heads, buffers that the
             target backbone computes itself).
+        layer_norm_eps: The eps every LayerNorm of the source network is
+            built with, which the tensors do not tell (EsViT's Swin and
+            DINO's ViT: 1e-6); None where the format does not know it or
+            the network has none.
     """
     state_dict: 'OrderedDict[str, torch.Tensor]' = field(
         default_factory=OrderedDict)
     unrecognised: List[str] = field(default_factory=list)
     dropped: List[str] = field(default_factory=list)
+    layer_norm_eps: Optional[float] = None
 
 
 @dataclass

@@ -60,6 +60,9 @@ VIT_RULES = (
 )
 # A classifier head (timm); DINO's backbone has none.
 VIT_DROP = (r'head\..*', )
+# DINO's vision_transformer.py (vit_small/base: partial(nn.LayerNorm,
+# eps=1e-6)) and timm's VisionTransformer alike.
+VIT_LAYER_NORM_EPS = 1e-6
 
 
 def is_resnet_layout(keys: Iterable[str]) -> bool:
@@ -149,7 +152,9 @@ class DINOFormat(SourceFormat):
         if layout == 'resnet':
             return apply_rules(state_dict, RESNET_RULES, RESNET_DROP)
         if layout == 'vit':
-            return apply_rules(state_dict, VIT_RULES, VIT_DROP)
+            converted = apply_rules(state_dict, VIT_RULES, VIT_DROP)
+            converted.layer_norm_eps = VIT_LAYER_NORM_EPS
+            return converted
         raise ConversionError(
             'not a DINO ResNet or ViT backbone: expected torchvision ResNet '
             "keys ('conv1.weight', 'layer1.0.conv1.weight', ...) or DINO "

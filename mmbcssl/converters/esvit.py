@@ -24,6 +24,12 @@ this module renames to mmpretrain's ``SwinTransformer``:
   ``4 c + 2 h + w``), so its norm and reduction are permuted accordingly;
 * ``relative_position_index`` is dropped: the target computes the same
   buffer itself.
+
+The network is the reference's, not only its weights: the target is
+:class:`mmbcssl.models.backbones.OriginalSwinTransformer`, whose windows
+and shifts are decided for the 224-px input as the reference decides them,
+with every LayerNorm at EsViT's eps 1e-6 (``get_cls_model``:
+``norm_layer=partial(nn.LayerNorm, eps=1e-6)``).
 """
 from typing import Any, Iterable, Optional
 
@@ -101,8 +107,19 @@ def is_swin_layout(keys: Iterable[str]) -> bool:
         'layers.0.downsample.reduction.weight' in keys
 
 
-def convert_swin(state_dict: StateDict) -> Converted:
-    """Original-layout Swin -> mmpretrain ``SwinTransformer`` keys."""
+# microsoft/esvit models/swin_transformer.py, get_cls_model
+ESVIT_LAYER_NORM_EPS = 1e-6
+
+
+def convert_swin(state_dict: StateDict,
+                 layer_norm_eps: Optional[float] = None) -> Converted:
+    """Original-layout Swin -> mmpretrain ``SwinTransformer`` keys.
+
+    Args:
+        state_dict: The source tensors.
+        layer_norm_eps: The eps of the source network's LayerNorms, if
+            known. Defaults to None.
+    """
     if not is_swin_layout(state_dict):
         raise ConversionError(
             'not a Swin backbone in the original layout: expected '
@@ -110,7 +127,9 @@ def convert_swin(state_dict: StateDict) -> Converted:
             "and 'layers.0.downsample.reduction.weight'; first keys: "
             f'{head_keys(state_dict)}')
     depths = count_indices(state_dict, _BLOCK)
-    return apply_rules(state_dict, swin_rules(len(depths)), SWIN_DROP)
+    converted = apply_rules(state_dict, swin_rules(len(depths)), SWIN_DROP)
+    converted.layer_norm_eps = layer_norm_eps
+    return converted
 
 
 @register_format
@@ -140,4 +159,4 @@ class EsViTFormat(SourceFormat):
                                 prefix='')
 
     def convert(self, state_dict: StateDict) -> Converted:
-        return convert_swin(state_dict)
+        return convert_swin(state_dict, ESVIT_LAYER_NORM_EPS)

@@ -24,11 +24,12 @@ import torch
 from mmbcssl.fileio import (UnsafeCheckpointError, atomic_write,
                             safe_torch_load, trusted_checkpoints)
 from mmbcssl.version import __version__
-from .base import (ConversionError, SourceFormat, detect_format, get_format,
-                   head_keys)
+from .base import (ConversionError, Converted, SourceFormat, detect_format,
+                   get_format, head_keys)
 from .export_timm import TimmExport, export_to_timm
 from .targets import (KeyReport, backbone_cfg_from_config, build_backbone,
-                      check_against, describe_cfg, infer_backbone_cfg)
+                      check_against, describe_cfg, infer_backbone_cfg,
+                      layer_norm_eps_mismatches)
 
 
 @dataclass
@@ -161,11 +162,15 @@ def convert_checkpoint(path: str,
     if config:
         backbone_cfg, scope = backbone_cfg_from_config(config)
     else:
-        backbone_cfg, scope = infer_backbone_cfg(converted.state_dict), None
+        backbone_cfg = infer_backbone_cfg(converted.state_dict,
+                                          converted.layer_norm_eps)
+        scope = None
     backbone = build_backbone(backbone_cfg, scope)
     report, state = check_against(converted, backbone)
     report.left_out = list(selected.left_out)
     _refuse_unfit(report, path, source_format, backbone_cfg, allow_unmatched)
+    _refuse_other_norms(converted, backbone, path, source_format,
+                        backbone_cfg)
     result = ConversionResult(state, backbone_cfg, report,
                               source_format.name, selected.part,
                               osp.abspath(path))
@@ -191,6 +196,25 @@ def _refuse_unfit(report: KeyReport, path: str, source: SourceFormat,
             f'{len(report.unexpected)} source keys unused, first 10: '
             f'{head_keys(differing)}; no file written. Pass '
             '--allow-unmatched to write the matched weights anyway')
+
+
+def _refuse_other_norms(converted: Converted, backbone: torch.nn.Module,
+                        path: str, source: SourceFormat,
+                        backbone_cfg: dict) -> None:
+    """The same weights under another LayerNorm eps are another function
+    (measurably so where a norm's input variance is small)."""
+    eps = converted.layer_norm_eps
+    if eps is None:
+        return
+    other = layer_norm_eps_mismatches(backbone, eps)
+    if other:
+        raise ConversionError(
+            f'{path} ({source.name}) is a network whose LayerNorms have eps '
+            f'{eps:g}, but {len(other)} of {describe_cfg(backbone_cfg)} do '
+            f'not: {head_keys(other, 3)}; no file written. Set '
+            f"model.backbone.norm_cfg=dict(type='LN', eps={eps:g}) (it "
+            'reaches every norm of OriginalSwinTransformer and '
+            'VisionTransformer)')
 
 
 def save_backbone(result: ConversionResult, out: str,

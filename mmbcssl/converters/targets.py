@@ -1,12 +1,16 @@
 """The backbone converted weights are for, and the report of how they fit.
 
 Every converter writes keys of one of four mmpretrain-registered backbones:
-``ResNet``, ``VisionTransformer``, ``SwinTransformer`` or this project's
-``BCSSL`` (ConvNeXt with or without the depthwise BatchNorm). Without a
-config, :func:`infer_backbone_cfg` reads the architecture off the converted
-tensors (stage depths, widths, kernel and window sizes); with one, the
-config's ``model.backbone`` is the target. :func:`check_against` builds the
-target and sorts every key into matched, missing and unexpected.
+``ResNet``, ``VisionTransformer``, ``SwinTransformer`` (built as this
+project's ``OriginalSwinTransformer``, the reference network in the same
+layout) or this project's ``BCSSL`` (ConvNeXt with or without the depthwise
+BatchNorm). Without a config, :func:`infer_backbone_cfg` reads the
+architecture off the converted tensors (stage depths, widths, kernel and
+window sizes) and takes the LayerNorm eps from the source format; with
+one, the config's ``model.backbone`` is the target.
+:func:`check_against` sorts every key into matched, missing and
+unexpected; :func:`layer_norm_eps_mismatches` finds LayerNorms of the target
+that are not built as the source's.
 """
 import copy
 import math
@@ -68,7 +72,8 @@ def _out_indices(sd: Mapping[str, torch.Tensor],
     return tuple(found) if found else (num_stages - 1, )
 
 
-def _resnet_cfg(sd: Mapping[str, torch.Tensor]) -> dict:
+def _resnet_cfg(sd: Mapping[str, torch.Tensor],
+                layer_norm_eps: Optional[float]) -> dict:
     from mmpretrain.models.backbones.resnet import Bottleneck, ResNet
     depths = tuple(count_indices(sd, r'layer(\d+)\.(\d+)\.conv1\.weight'))
     depths = depths[1:]  # layer1 .. layer4 (index 0 never occurs)
@@ -82,7 +87,8 @@ def _resnet_cfg(sd: Mapping[str, torch.Tensor]) -> dict:
         f'{sorted(ResNet.arch_settings)}')
 
 
-def _vit_cfg(sd: Mapping[str, torch.Tensor]) -> dict:
+def _vit_cfg(sd: Mapping[str, torch.Tensor],
+             layer_norm_eps: Optional[float]) -> dict:
     from mmpretrain.models.backbones import VisionTransformer
     dims = sd['layers.0.attn.qkv.weight'].shape[1]
     patch = sd['patch_embed.projection.weight'].shape[-1]
@@ -101,7 +107,7 @@ def _vit_cfg(sd: Mapping[str, torch.Tensor]) -> dict:
         num_layers=max(layers) + 1,
         num_heads=max(dims // 64, 1),
         feedforward_channels=sd['layers.0.ffn.layers.0.0.weight'].shape[0])
-    return dict(
+    cfg = dict(
         type='VisionTransformer',
         arch=_arch_name(VisionTransformer.arch_zoo, settings) or settings,
         img_size=grid * patch,
@@ -110,32 +116,52 @@ def _vit_cfg(sd: Mapping[str, torch.Tensor]) -> dict:
         final_norm=_has(sd, 'ln1.'),
         with_cls_token=bool(extra),
         out_type='cls_token' if extra else 'avg_featmap')
+    if layer_norm_eps is not None:  # reaches every norm of mmpretrain's ViT
+        cfg['norm_cfg'] = dict(type='LN', eps=layer_norm_eps)
+    return cfg
 
 
-def _swin_cfg(sd: Mapping[str, torch.Tensor]) -> dict:
+def _swin_cfg(sd: Mapping[str, torch.Tensor],
+              layer_norm_eps: Optional[float]) -> dict:
+    """``OriginalSwinTransformer`` with every LayerNorm at the source's eps
+    (nn.LayerNorm's 1e-5 where the source format does not say) and the
+    windows the reference decides for its input size.
+
+    The position tables give each stage's window at build time, not the
+    input size: a last stage with a smaller table than the first stage's
+    had that map side (EsViT W=14 at 224 px: 7), one with the full window
+    is taken to be exactly one window, as in every size Swin is released
+    at (224 px for window 7, 384 for window 12). An absolute position
+    embedding gives the size outright.
+    """
     from mmpretrain.models.backbones import SwinTransformer
     block = r'stages\.(\d+)\.blocks\.(\d+)\.norm1\.weight'
     depths = count_indices(sd, block)
     tables = [sd[f'stages.{i}.blocks.0.attn.w_msa.relative_position_bias_'
                  'table'] for i in range(len(depths))]
-    side = math.isqrt(tables[0].shape[0])  # (2 W - 1) ** 2 rows
+    # (2 W - 1) ** 2 rows for a W x W window
+    windows = [(math.isqrt(t.shape[0]) + 1) // 2 for t in tables]
     proj = sd['patch_embed.projection.weight']
+    patch = proj.shape[-1]
     settings = dict(embed_dims=proj.shape[0], depths=depths,
                     num_heads=[t.shape[1] for t in tables])
     cfg = dict(
-        type='SwinTransformer',
+        type='OriginalSwinTransformer',
         arch=_arch_name(SwinTransformer.arch_zoo, settings) or settings,
-        img_size=224,
-        patch_size=proj.shape[-1],
-        window_size=(side + 1) // 2,
+        img_size=windows[-1] * patch * 2**(len(depths) - 1),
+        patch_size=patch,
+        window_size=windows[0],
+        windows_at_img_size=True,
+        norm_cfg=dict(type='LN', eps=layer_norm_eps or 1e-5),
         out_indices=_out_indices(sd, len(depths)))
     if 'absolute_pos_embed' in sd:
         grid = math.isqrt(sd['absolute_pos_embed'].shape[1])
-        cfg.update(use_abs_pos_embed=True, img_size=grid * proj.shape[-1])
+        cfg.update(use_abs_pos_embed=True, img_size=grid * patch)
     return cfg
 
 
-def _bcssl_cfg(sd: Mapping[str, torch.Tensor]) -> dict:
+def _bcssl_cfg(sd: Mapping[str, torch.Tensor],
+               layer_norm_eps: Optional[float]) -> dict:
     from mmpretrain.models.backbones import ConvNeXt
     depths = count_indices(sd, r'stages\.(\d+)\.(\d+)\.depthwise_conv\.'
                            r'weight')
@@ -166,9 +192,16 @@ _INFER = dict(resnet=_resnet_cfg, vit=_vit_cfg, swin=_swin_cfg,
               bcssl=_bcssl_cfg)
 
 
-def infer_backbone_cfg(state_dict: Mapping[str, torch.Tensor]) -> dict:
+def infer_backbone_cfg(state_dict: Mapping[str, torch.Tensor],
+                       layer_norm_eps: Optional[float] = None) -> dict:
     """The mmpretrain backbone config that ``state_dict`` (target layout)
     fits, read off the tensors.
+
+    Args:
+        state_dict: Converted tensors.
+        layer_norm_eps: The eps of the source network's LayerNorms
+            (:attr:`Converted.layer_norm_eps`), which the tensors do not
+            tell. Defaults to None (the target's default).
 
     Raises:
         ConversionError: None of the four families, or an architecture they
@@ -181,7 +214,7 @@ def infer_backbone_cfg(state_dict: Mapping[str, torch.Tensor]) -> dict:
             f'{head_keys(state_dict)}); pass --config <a config whose '
             'model.backbone they fit>')
     try:
-        return _INFER[family](state_dict)
+        return _INFER[family](state_dict, layer_norm_eps)
     except KeyError as e:
         raise ConversionError(
             f'incomplete {family} weights: {e.args[0]!r} is missing') from None
@@ -298,6 +331,17 @@ def check_against(converted: Converted, backbone: nn.Module
         k for k in given if k not in expected
     ]
     return report, out
+
+
+def layer_norm_eps_mismatches(backbone: nn.Module,
+                              eps: float) -> List[str]:
+    """``'name (eps=...)'`` of every LayerNorm of ``backbone`` (mmcv's
+    ``LayerNorm2d`` included) whose eps is not ``eps``."""
+    return [
+        f'{name} (eps={m.eps:g})' for name, m in backbone.named_modules()
+        if isinstance(m, nn.LayerNorm) and not math.isclose(
+            m.eps, eps, rel_tol=1e-9)
+    ]
 
 
 def _is_fresh_norm(key: str, num_stages: int) -> bool:

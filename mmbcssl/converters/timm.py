@@ -37,6 +37,8 @@ from .esvit import convert_swin, is_swin_layout
 
 _PARAM = r'(weight|bias)'
 _BLOCK = r'stages\.(\d+)\.blocks\.(\d+)'
+# timm/models/swin_transformer.py: norm_layer=nn.LayerNorm
+TIMM_SWIN_LAYER_NORM_EPS = 1e-5
 
 
 def conv1x1_as_linear(value: torch.Tensor) -> torch.Tensor:
@@ -137,10 +139,12 @@ class TimmFormat(SourceFormat):
     def convert(self, state_dict: StateDict) -> Converted:
         if is_timm_convnext_layout(state_dict):
             return convert_timm_convnext(state_dict)
+        # timm builds Swin's LayerNorms with nn.LayerNorm's default eps
         if is_timm_swin_layout(state_dict):
-            return convert_swin(swin_to_original(state_dict))
+            return convert_swin(swin_to_original(state_dict),
+                                TIMM_SWIN_LAYER_NORM_EPS)
         if is_swin_layout(state_dict):  # timm < 0.9
-            return convert_swin(state_dict)
+            return convert_swin(state_dict, TIMM_SWIN_LAYER_NORM_EPS)
         raise ConversionError(
             'not a timm ConvNeXt or Swin: expected '
             "'stem.0.weight' + 'stages.0.blocks.0.conv_dw.weight' or "

@@ -7,12 +7,13 @@ import os.path as osp
 import timm
 import torch
 import torchvision
+from mmpretrain.registry import MODELS
 
 import mmbcssl  # noqa: F401
 from mmbcssl.apis import init_backbone
 from mmbcssl.cli import convert
 from mmbcssl.converters import get_format, infer_backbone_cfg
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_config
 from tests.test_converters.sources import (config_backbone,
                                            dino_full_checkpoint, fit_to_config,
                                            load_as_pretrained, load_output,
@@ -116,3 +117,33 @@ def test_vit_s16_fits_the_project_config():
     assert not report.unmatched and not report.filled
     converted = get_format('dino').convert(model.state_dict()).state_dict
     assert infer_backbone_cfg(converted)['arch'] == 'deit-small'
+
+
+def test_vit_layer_norms_are_dinos(tmp_path):
+    """DINO builds every LayerNorm of its ViT with eps 1e-6
+    (facebookresearch/dino vision_transformer.py, vit_small: norm_layer=
+    partial(nn.LayerNorm, eps=1e-6)); so do a converted file's
+    meta['backbone'] and configs/_base_/models/vit-s16.py. The comparison
+    with timm (also 1e-6) is made where a LayerNorm's input variance is
+    about 1e-4, so that another eps would show."""
+    model = _small_vit(7)
+    with torch.no_grad():  # the first block's norm1 sees the small tokens
+        for name in ('patch_embed.proj.weight', 'patch_embed.proj.bias',
+                     'cls_token', 'pos_embed'):
+            model.get_parameter(name).mul_(0.01)
+    src = str(tmp_path / 'dino_pretrain.pth')
+    torch.save(model.state_dict(), src)
+    out = str(tmp_path / 'out.pth')
+    assert convert.main([src, out]) == 0
+    assert load_output(out)['meta']['backbone']['norm_cfg'] == dict(
+        type='LN', eps=1e-6)
+    ours = load_as_pretrained(out)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model.forward_features(x)[:, 0]
+        torch.testing.assert_close(ours(x)[-1], expected, rtol=1e-4,
+                                   atol=1e-5)
+    cfg = load_config(osp.join(MODELS_DIR, 'vit-s16.py')).model.backbone
+    norms = [m.eps for m in MODELS.build(cfg).modules()
+             if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 2 * 12 + 1 and set(norms) == {1e-6}

@@ -1,25 +1,26 @@
 """microsoft/esvit Swin-T full checkpoints (original Swin layout), converted
-and compared with timm's Swin-T, which reads the original layout through
-its own ``checkpoint_filter_fn`` (the independent reference)."""
+and compared with EsViT's own network definition (eps 1e-6, windows decided
+for 224 px; tests/test_converters/esvit_swin.py); timm's
+``checkpoint_filter_fn`` confirms the original layout itself."""
 import os.path as osp
 from collections import OrderedDict
 
 import timm
 import torch
-from timm.models.swin_transformer import SwinTransformer, checkpoint_filter_fn
+from timm.models.swin_transformer import checkpoint_filter_fn
 
 import mmbcssl  # noqa: F401
 from mmbcssl.cli import convert
-from mmbcssl.converters import get_format, infer_backbone_cfg
+from mmbcssl.converters import build_backbone, get_format, infer_backbone_cfg
 from mmbcssl.converters.esvit import merge_order
 from tests.conftest import REPO_ROOT
+from tests.test_converters.esvit_swin import EsViTSwin
 from tests.test_converters.sources import (dino_args, dino_head_state,
                                            fit_to_config, load_as_pretrained,
-                                           load_output, max_abs, randomize_,
+                                           load_output, randomize_,
                                            swin_timm_to_original)
 
 SWIN_T = osp.join(REPO_ROOT, 'configs/_base_/models/swin-t.py')
-TOL = 1e-5
 
 
 def _esvit_network(model, prefix):
@@ -51,23 +52,41 @@ def test_merge_order_is_a_permutation():
     assert perm[4 * 3 + 2].item() == 5 + 3
 
 
-def _small_swin(seed):
-    """A small Swin: 4x4 windows on 128 px, so that the last stage is one
-    window and does not shift, as Swin-T's last stage at 224 px."""
-    return randomize_(SwinTransformer(
-        img_size=128, embed_dim=16, depths=(2, 2, 2, 2),
-        num_heads=(1, 2, 2, 4), window_size=4, num_classes=0), seed)
+def _small_esvit(seed):
+    """EsViT's Swin (its own definition: LayerNorm eps 1e-6, windows decided
+    for 224 px) with Swin-T's window and input size at a small width; the
+    patch projection is scaled down so that the first LayerNorm's input
+    variance is small and its eps shows in the output."""
+    net = randomize_(EsViTSwin(embed_dim=16, depths=(2, 2, 2, 2),
+                               num_heads=(1, 2, 2, 4)), seed)
+    with torch.no_grad():
+        net.patch_embed.proj.weight.mul_(0.01)
+        net.patch_embed.proj.bias.mul_(0.01)
+    return net
 
 
-def test_esvit_teacher_and_student(tmp_path):
-    teacher, student = _small_swin(5), _small_swin(6)
-    ckpt = dict(student=_esvit_network(student, 'module.'),
-                teacher=_esvit_network(teacher, ''),
-                optimizer={}, epoch=300, args=dino_args(),
-                dino_loss=dict(center=torch.zeros(1, 32)))
+def _esvit_checkpoint(teacher, student):
+    """What main_esvit.py saves: both networks with their heads as
+    attributes (``head``, ``head_dense``), the student under DDP."""
+
+    def network(net, prefix):
+        sd = OrderedDict((prefix + k, v) for k, v in net.state_dict().items())
+        sd.update(dino_head_state(128, prefix + 'head.'))
+        sd.update(dino_head_state(128, prefix + 'head_dense.'))
+        return sd
+
+    return dict(student=network(student, 'module.'),
+                teacher=network(teacher, ''), optimizer={}, epoch=300,
+                args=dino_args(), dino_loss=dict(center=torch.zeros(1, 32)))
+
+
+def test_esvit_teacher_and_student_are_esvits_network(tmp_path):
+    """The converted file, built from its own meta['backbone'], computes
+    EsViT's network: at 224 px and at the 96-px local crops, with EsViT's
+    LayerNorm eps."""
+    teacher, student = _small_esvit(5), _small_esvit(6)
     src = str(tmp_path / 'checkpoint_best.pth')
-    torch.save(ckpt, src)
-    x = torch.randn(1, 3, 128, 128)
+    torch.save(_esvit_checkpoint(teacher, student), src)
 
     for part, net in (('teacher', teacher), ('student', student)):
         out = str(tmp_path / f'{part}.pth')
@@ -75,11 +94,57 @@ def test_esvit_teacher_and_student(tmp_path):
         assert convert.main([src, out, '--trust-checkpoint', *extra]) == 0
         meta = load_output(out)['meta']
         assert (meta['format'], meta['weights']) == ('esvit', part)
-        with torch.no_grad():
-            expected = net.forward_head(net.forward_features(x),
-                                        pre_logits=True)
-            got = load_as_pretrained(out)(x)[-1].mean((2, 3))
-        assert max_abs(got, expected) <= TOL, part
+        assert meta['backbone']['type'] == 'OriginalSwinTransformer'
+        assert meta['backbone']['norm_cfg'] == dict(type='LN', eps=1e-6)
+        backbone = load_as_pretrained(out)
+        for size in (224, 96):
+            x = torch.randn(2, 3, size, size)
+            with torch.no_grad():
+                expected = net.regions(x)  # [B, L, C]
+                got = backbone(x)[-1].flatten(2).transpose(1, 2)
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5,
+                                       msg=f'{part}, {size} px')
+
+
+def test_window_14_is_built_as_esvit_builds_it():
+    """EsViT's Swin-T W=14 at 224 px: stage 3 (14 x 14) is one window
+    without shift, stage 4 (7 x 7) a 7 x 7 window, with a smaller position
+    table; the converted file's meta['backbone'] builds those windows."""
+    ref = randomize_(EsViTSwin(embed_dim=16, depths=(2, 2, 2, 2),
+                               num_heads=(1, 2, 2, 4), window_size=14), 2)
+    converted = get_format('esvit').convert(ref.state_dict())
+    cfg = infer_backbone_cfg(converted.state_dict, converted.layer_norm_eps)
+    assert (cfg['img_size'], cfg['window_size']) == (224, 14)
+    backbone = build_backbone(cfg)
+    backbone.load_state_dict(converted.state_dict, strict=False)
+    assert [[(b.attn.window_size, b.attn.shift_size) for b in s.blocks]
+            for s in backbone.stages] == ref.windows()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(backbone(x)[-1].mean((2, 3)), ref(x),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_a_target_with_other_norms_is_refused(tmp_path, capsys):
+    """A config whose LayerNorms are not EsViT's would compute another
+    function of the same weights: no file is written."""
+    net = _small_esvit(0)
+    src = str(tmp_path / 'checkpoint.pth')
+    torch.save(_esvit_checkpoint(net, net), src)
+    config = tmp_path / 'plain_swin.py'
+    config.write_text(
+        "model = dict(backbone=dict(type='SwinTransformer', arch=dict("
+        'embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4]), '
+        "norm_cfg=dict(type='LN', eps=1e-6)))\n")
+    out = str(tmp_path / 'out.pth')
+    assert convert.main([src, out, '--trust-checkpoint', '--config',
+                         str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert 'LayerNorms have eps 1e-06' in err
+    assert 'patch_embed.norm (eps=1e-05)' in err
+    assert "norm_cfg=dict(type='LN', eps=1e-06)" in err
+    assert not osp.exists(out)
 
 
 def test_swin_t_fits_the_project_config():

@@ -75,3 +75,54 @@ def test_train_checkpoint_reports_left_out_entries(tmp_path):
     assert "'state_dict_ema'" in result.report.left_out
     assert result.report.dropped == ['head.fc.weight', 'head.fc.bias']
     assert not result.report.missing and not result.report.unexpected
+
+
+def _timm_swin_t(seed=0):
+    """timm's Swin with Swin-T's window (7) and input size (224) at a small
+    width. timm decides each block's window and shift for ``img_size`` as
+    the original Swin does (a stage whose map is no larger than the window
+    does not shift: the 7 x 7 last stage); ``strict_img_size=False`` lets it
+    take other input sizes (masks computed per input)."""
+    return randomize_(SwinTransformer(
+        img_size=224, embed_dim=16, depths=(2, 2, 2, 2),
+        num_heads=(1, 2, 2, 4), window_size=7, num_classes=0,
+        strict_img_size=False), seed)
+
+
+def test_swin_t_is_timms_network_at_224_112_and_96(tmp_path):
+    """The converted Swin computes timm's network from the file's own
+    meta['backbone'].
+
+    Whole network at 224 px (maps 56, 28, 14, 7) and 112 px (28, 14, 7, 4:
+    the last stage smaller than the window, padded, unshifted). At 96 px
+    only the last stage is compared, on the same 6 x 6 input: on the 24-
+    and 12-wide maps timm rolls a shifted block before padding it, the
+    original Swin and EsViT pad before rolling (compared with EsViT's own
+    network in tests/test_models/test_backbones/
+    test_original_swin_transformer.py)."""
+    model = _timm_swin_t()
+    assert [b.shift_size for b in model.layers[3].blocks] == [(0, 0)] * 2
+    src = str(tmp_path / 'model.safetensors')
+    save_file(model.state_dict(), src)
+    out = str(tmp_path / 'out.pth')
+    assert convert.main([src, out]) == 0
+    cfg = load_output(out)['meta']['backbone']
+    assert cfg['type'] == 'OriginalSwinTransformer'
+    assert cfg['norm_cfg'] == dict(type='LN', eps=1e-5)  # timm's
+    ours = load_as_pretrained(out)
+    for size in (224, 112):
+        x = torch.randn(2, 3, size, size)
+        with torch.no_grad():
+            expected = model.forward_head(model.forward_features(x),
+                                          pre_logits=True)
+            got = ours(x)[-1].mean((2, 3))
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5,
+                                   msg=f'{size} px')
+
+    tokens = torch.randn(2, 6, 6, 64)  # stage 3 of a 96-px crop [B, H, W, C]
+    with torch.no_grad():
+        expected = model.layers[3](tokens).flatten(1, 2)  # [B, 9, C]
+        x, hw = ours.stages[2].downsample(tokens.flatten(1, 2), (6, 6))
+        got, hw = ours.stages[3](x, hw)
+    assert hw == (3, 3)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

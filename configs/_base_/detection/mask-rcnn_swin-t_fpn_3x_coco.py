@@ -6,8 +6,14 @@
 # decay, 36 epochs with steps at 27 and 33, 1000-iteration warm-up,
 # multi-scale 480-800 + DETR's crop policy, mixed precision. mmdet's port of
 # that recipe (swin/mask-rcnn_swin-t-p4-w7_fpn_amp-ms-crop-3x_coco.py) is
-# inherited; this file swaps in mmpretrain's Swin-T (the layout our DINO and
-# EsViT checkpoints are extracted in) started from self-supervised weights.
+# inherited; this file swaps in OriginalSwinTransformer (mmpretrain's layout,
+# which our DINO and EsViT checkpoints are extracted in) started from
+# self-supervised weights. Its windows are those of Swin's own dense
+# backbone (Swin-Transformer-Object-Detection
+# mmdet/models/backbones/swin_transformer.py: 7 x 7 in every stage, odd
+# blocks shifted, maps zero-padded to a multiple of the window), its
+# LayerNorms those of the pre-trained network (EsViT's Swin, which DINO's
+# Swin-T runs also use: eps 1e-6).
 _base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'
 custom_imports = dict(imports=['mmbcssl'], allow_failed_imports=False)
 
@@ -19,8 +25,10 @@ custom_imports = dict(imports=['mmbcssl'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='mmpretrain.SwinTransformer',
+        type='mmpretrain.OriginalSwinTransformer',
         arch='tiny',
+        windows_at_img_size=False,
+        norm_cfg=dict(type='LN', eps=1e-6),
         drop_path_rate=0.2,
         out_indices=(0, 1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint=None,

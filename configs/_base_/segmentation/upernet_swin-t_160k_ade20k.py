@@ -5,8 +5,12 @@
 # tables and norms, 1500-iteration linear warm-up, poly decay (power 1.0),
 # drop path 0.3, no layer decay. mmseg's port of that recipe
 # (swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py)
-# is inherited; this file swaps in mmpretrain's Swin-T started from
-# self-supervised weights.
+# is inherited; this file swaps in OriginalSwinTransformer (mmpretrain's
+# layout) started from self-supervised weights, with the windows of Swin's
+# own dense backbone (Swin-Transformer-Semantic-Segmentation
+# mmseg/models/backbones/swin_transformer.py: 7 x 7 in every stage, odd
+# blocks shifted, maps zero-padded) and the LayerNorms of the pre-trained
+# network (EsViT's Swin, used by DINO's Swin-T runs too: eps 1e-6).
 _base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'  # noqa: E501
 custom_imports = dict(imports=['mmbcssl'], allow_failed_imports=False)
 
@@ -14,8 +18,10 @@ custom_imports = dict(imports=['mmbcssl'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='mmpretrain.SwinTransformer',
+        type='mmpretrain.OriginalSwinTransformer',
         arch='tiny',
+        windows_at_img_size=False,
+        norm_cfg=dict(type='LN', eps=1e-6),
         drop_path_rate=0.3,
         out_indices=(0, 1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint=None,

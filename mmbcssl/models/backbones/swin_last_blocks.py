@@ -3,15 +3,15 @@ EsViT linear-probe protocol)."""
 from typing import List, Tuple
 
 import torch
-from mmpretrain.models.backbones import SwinTransformer
-from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 
+from .original_swin_transformer import OriginalSwinTransformer
+
 
 @MODELS.register_module()
-class SwinTransformerLastBlocks(SwinTransformer):
-    """mmpretrain's ``SwinTransformer`` whose output is the concatenation of
+class SwinTransformerLastBlocks(OriginalSwinTransformer):
+    """``OriginalSwinTransformer`` whose output is the concatenation of
     the token-averaged outputs of its last ``num_last_blocks`` blocks.
 
     EsViT (Li et al. 2021) evaluates Swin with a linear classifier on this
@@ -23,14 +23,15 @@ class SwinTransformerLastBlocks(SwinTransformer):
     Swin-T (depths 2, 2, 6, 2) and 4 blocks that is 2 x 384 + 2 x 768 = 2304
     channels.
 
-    Same parameters and state-dict keys as ``SwinTransformer``, so the
-    backbone extracted from a DINO/EsViT checkpoint loads unchanged.
+    Same network, parameters and state-dict keys as
+    ``OriginalSwinTransformer``, so the backbone extracted from a DINO/EsViT
+    checkpoint loads unchanged and computes what it was trained as.
 
     Args:
         num_last_blocks (int): How many blocks, counted from the end.
             Defaults to 4.
-        **kwargs: ``SwinTransformer`` arguments; ``out_indices`` must contain
-            the last stage (its norm is the final norm).
+        **kwargs: ``OriginalSwinTransformer`` arguments; ``out_indices``
+            must contain the last stage (its norm is the final norm).
     """
 
     def __init__(self, num_last_blocks: int = 4, **kwargs) -> None:
@@ -69,18 +70,3 @@ class SwinTransformerLastBlocks(SwinTransformer):
             if stage.downsample is not None:
                 x, hw_shape = stage.downsample(x, hw_shape)
         return (torch.cat(pooled, dim=1), )  # [B, sum of C_i]
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              *args, **kwargs):
-        # mmpretrain renames keys of old checkpoints only when the class is
-        # exactly SwinTransformer; do the same renames for this subclass.
-        version = local_metadata.get('version', None)
-        if version is None or version < 2:
-            old, new = prefix + 'norm.', f'{prefix}norm{len(self.stages) - 1}.'
-            for k in [k for k in state_dict if k.startswith(old)]:
-                state_dict[new + k[len(old):]] = state_dict.pop(k)
-        if version is None or version < 3:
-            for k in [k for k in state_dict if 'attn_mask' in k]:
-                del state_dict[k]
-        BaseBackbone._load_from_state_dict(self, state_dict, prefix,
-                                           local_metadata, *args, **kwargs)

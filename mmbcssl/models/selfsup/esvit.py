@@ -58,7 +58,8 @@ class EsViT(DINO):
 
     Args:
         backbone (dict): Backbone config; its last output must be a map or
-            tokens (e.g. ``SwinTransformer`` with ``out_indices=(3, )``).
+            tokens (e.g. ``OriginalSwinTransformer``, EsViT's Swin, with
+            ``out_indices=(3, )``).
         head (dict): ``DINOHead`` config for the pooled feature.
         region_head (dict): ``DINOHead`` config for the region features.
         loss (dict): ``EsViTLoss`` config.

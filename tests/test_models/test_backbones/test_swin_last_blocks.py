@@ -1,18 +1,20 @@
 """SwinTransformerLastBlocks: the EsViT probe feature, checked against
-forward hooks on mmpretrain's own SwinTransformer with the same weights."""
+forward hooks on OriginalSwinTransformer (the network it extends) with the
+same weights."""
 import pytest
 import torch
-from mmpretrain.models.backbones import SwinTransformer
 
-from mmbcssl.models.backbones import SwinTransformerLastBlocks
+from mmbcssl.models.backbones import (OriginalSwinTransformer,
+                                      SwinTransformerLastBlocks)
 
 # Swin-T's real stage layout, at a small width so the test is fast.
 SMALL = dict(arch=dict(embed_dims=16, depths=[2, 2, 6, 2],
                        num_heads=[1, 2, 2, 4]), img_size=64, window_size=2)
 
 
-def _hooked_reference(swin: SwinTransformer, x: torch.Tensor, blocks):
-    """Run mmpretrain's forward and average the hooked block outputs, the
+def _hooked_reference(swin: OriginalSwinTransformer, x: torch.Tensor,
+                      blocks):
+    """Run the backbone's own forward and average the hooked block outputs, the
     last stage's through its final norm (EsViT's recipe)."""
     outs = {}
     handles = [
@@ -37,7 +39,7 @@ def _hooked_reference(swin: SwinTransformer, x: torch.Tensor, blocks):
 ])
 def test_concatenates_the_last_blocks_like_esvit(n, blocks):
     ours = SwinTransformerLastBlocks(num_last_blocks=n, **SMALL)
-    ref = SwinTransformer(**SMALL)
+    ref = OriginalSwinTransformer(**SMALL)
     ours.eval(), ref.eval()  # mmpretrain's Swin.train() returns None
     # the same state-dict keys: extracted Swin weights load unchanged
     ref.load_state_dict(ours.state_dict())
