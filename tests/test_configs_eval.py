@@ -59,6 +59,10 @@ def test_robustness_configs(path):
         assert not cfg.test_cfg.allow_partial
     else:
         assert dataset.type == 'ImageNetSubset'
+        # A and R: the official fixed 200-wnid list, not the folders found
+        stem = osp.basename(path).split('_')[0].split('.')[0]
+        expected = None if stem == 'imagenet-sketch' else stem
+        assert dataset.get('subset_classes', 'unset') == expected
     if path.endswith('_demo.py'):  # robustness demo configs
         assert dataset.base_classes.endswith('meta/classes.txt')
         assert cfg.model.head.num_classes == 10

@@ -95,6 +95,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'restricted to the set\'s classes')
     parser.add_argument('--query-prefix', default='',
                         help='sub-folder of --query holding the classes')
+    parser.add_argument(
+        '--query-classes', metavar='LIST',
+        help="the query set's fixed class list: imagenet-a or imagenet-r "
+        '(the official 200 wnids) or a file of wnids; every one of them '
+        'that the train bank has must have its folder. Default: the '
+        'folders found')
     parser.add_argument('--corruption', help='ImageNet-C corruption')
     parser.add_argument('--severity', type=int, help='ImageNet-C severity')
     parser.add_argument('--max-queries', type=int,
@@ -164,8 +170,9 @@ def query_dataset(args: argparse.Namespace, classes: List[str]):
                              **kwargs)
         return ImageNetSubset(data_root=args.query,
                               data_prefix=args.query_prefix,
-                              base_classes=classes, pipeline=pipeline,
-                              **kwargs)
+                              base_classes=classes,
+                              subset_classes=args.query_classes,
+                              pipeline=pipeline, **kwargs)
 
     ds = build()
     if args.max_queries and args.max_queries < len(ds):

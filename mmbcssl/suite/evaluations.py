@@ -189,6 +189,8 @@ class KNNRobustness(Evaluation):
             query = ['--query', root, '--max-queries', str(s['max_queries'])]
             if key == 'sketch':
                 query += ['--query-prefix', 'sketch']
+            if key in ('a', 'r'):  # the official 200-wnid lists
+                query += ['--query-classes', f'imagenet-{key}']
             if key != 'c':
                 out.append(KNN(name=f'{self.name}.{key}', query=query, **knn))
                 continue

@@ -286,3 +286,14 @@ def test_linear_probe_without_a_best_checkpoint_says_what_to_set(tmp_path):
     (tmp_path / 'epoch_100.pth').touch()
     with pytest.raises(EvaluationFailed, match="save_best='accuracy/top1'"):
         LinearProbe().best_checkpoint(str(tmp_path))
+
+
+def test_knn_robustness_checks_a_and_r_against_the_official_lists():
+    from mmbcssl.suite.evaluations import KNNRobustness
+    found = {e.name: e.settings['query'] for e in KNNRobustness(
+        roots=dict(a='A', r='R', sketch='S')).expand()}
+    for key in ('a', 'r'):
+        query = found[f'knnrobustness.{key}']
+        i = query.index('--query-classes')
+        assert query[i + 1] == f'imagenet-{key}'
+    assert '--query-classes' not in found['knnrobustness.sketch']
