@@ -80,7 +80,11 @@ def test_dense_config_builds(path):
         assert cfg.train_cfg.max_epochs == 36
         steps = [s for s in cfg.param_scheduler if s.type == 'MultiStepLR']
         assert steps[0].milestones == [27, 33]
-        assert cfg.param_scheduler[0].end == 1000  # warm-up iterations
+        # ConvNeXt's and Swin's own 3x configs keep mmdet 2's warm-up
+        # (schedule_1x.py: linear, warmup_iters=500, warmup_ratio=0.001)
+        warmup = cfg.param_scheduler[0]
+        assert (warmup.type, warmup.by_epoch, warmup.begin, warmup.end,
+                warmup.start_factor) == ('LinearLR', False, 0, 500, 0.001)
         if layer_decay:
             assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.95
             assert backbone.drop_path_rate == (0.6 if 'bcssl-s' in name
@@ -158,3 +162,26 @@ def test_extracted_teacher_loads_into_dense_model(tmp_path, dino, dense):
             match='whole pre-training checkpoint.*'
             'extract_backbone.py'):
         check_pretrained(cfg)
+
+
+def test_detection_warmup_follows_mmdet_2_linear_warmup():
+    """The 3x configs' LinearLR gives, at every iteration, the lr of mmdet
+    2's linear warm-up (mmcv 1 LrUpdaterHook: lr * (1 - (1 - i / 500) *
+    (1 - 0.001)) for i < 500, then lr)."""
+    from mmengine.optim import OptimWrapper
+    from mmengine.optim.scheduler import LinearLR
+    cfg = load_config(osp.join(
+        REPO_ROOT, 'configs', 'mask_rcnn',
+        'mask-rcnn_bcssl-t-9x9_dino-100e-pre_fpn_8xb2-amp-lrd-ms-crop-3x_'
+        'coco.py'))
+    warmup = dict(cfg.param_scheduler[0])
+    warmup.pop('type')
+    lr = 1e-4
+    param = torch.nn.Parameter(torch.zeros(1))
+    optim = OptimWrapper(torch.optim.SGD([param], lr=lr))
+    scheduler = LinearLR(optim, **warmup)
+    for i in range(600):
+        expected = lr * (1 - (1 - i / 500) * (1 - 0.001)) if i < 500 else lr
+        assert optim.get_lr()['lr'][0] == pytest.approx(expected, rel=1e-6)
+        optim.step()
+        scheduler.step()
