@@ -238,6 +238,7 @@ def knn_fingerprint(args: argparse.Namespace, n_train: int, n_val: int,
         protocol.update(
             query=name, max_queries=args.max_queries,
             class_restriction='votes restricted to the classes of the set',
+            query_classes=args.query_classes or 'the folders found',
             images=dict(train=n_train, query=n_val))
     world = dist.get_world_size()
     run = dict(global_batch=args.batch_size * world, world_size=world,
