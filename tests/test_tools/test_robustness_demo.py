@@ -115,6 +115,11 @@ def test_robustness_report_on_demo_sets(probe, demo_data, tmp_path,
     assert fp['c']['transform'] == ['CenterCrop(64)']
     assert fp['c_resize256']['transform'][0].startswith('ResizeEdge(')
     assert fp['r']['class_restriction'].startswith('logits restricted')
+    # A and R are checked against their official class lists
+    assert fp['r']['class_list'] == fp['r_1000way']['class_list'] == \
+        'imagenet-r'
+    assert fp['a']['class_list'] == 'imagenet-a'
+    assert fp['sketch']['class_list'] == 'the folders found'
     assert fp['r_1000way']['class_restriction'].startswith('argmax over all')
     # 1000-way (here: over all 10 classes) can only lose: a prediction
     # outside the subset counts as wrong
