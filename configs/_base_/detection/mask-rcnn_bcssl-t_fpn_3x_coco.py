@@ -34,8 +34,9 @@ model = dict(
 # ConvNeXt's own 3x config (facebookresearch/ConvNeXt, object_detection/
 # configs/convnext/mask_rcnn_convnext_tiny_patch4_window7_mstrain_480-800_
 # adamw_3x_coco_in1k.py) keeps the warm-up of mmdet 2's schedule_1x.py:
-# linear over the first 500 iterations from 0.001 x lr; then x0.1 at
-# epochs 27 and 33.
+# linear over the first 500 iterations from 0.001 x lr (warmup_iters=500,
+# warmup_ratio=0.001, written as mmdet 3's schedule_1x.py translates it);
+# then x0.1 at epochs 27 and 33.
 max_epochs = 36
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
