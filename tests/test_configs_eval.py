@@ -55,6 +55,7 @@ def test_robustness_configs(path):
     dataset = cfg.test_dataloader.dataset
     if 'imagenet-c' in path:
         assert dataset.type == 'ImageNetC'
+        assert dataset.get('subset_classes', 'unset') is None
         assert cfg.test_cfg.type == 'ImageNetCTestLoop'
         assert not cfg.test_cfg.allow_partial
     else:
