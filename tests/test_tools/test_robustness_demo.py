@@ -64,7 +64,12 @@ def test_linear_probe_fits_frozen_features(probe, demo_data, tmp_path):
     training images it is far above chance. (Random-init features do not
     generalise on the demo set, whose classes differ in shape, not colour;
     held-out accuracy needs pre-trained features.)"""
-    _, ckpt = probe
+    work, ckpt = probe
+    # validated every epoch: the best epoch's checkpoint is there, under the
+    # name the suite's LinearProbe looks for
+    from mmbcssl.suite.evaluations import LinearProbe
+    best, epoch = LinearProbe().best_checkpoint(work)
+    assert 1 <= epoch <= 20 and osp.isfile(best)
     out = tmp_path / 'train.json'
     root = f'{demo_data}/imagenet'
     code = test_api.main([
