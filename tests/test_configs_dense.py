@@ -80,7 +80,11 @@ def test_dense_config_builds(path):
         assert cfg.train_cfg.max_epochs == 36
         steps = [s for s in cfg.param_scheduler if s.type == 'MultiStepLR']
         assert steps[0].milestones == [27, 33]
-        assert cfg.param_scheduler[0].end == 1000  # warm-up iterations
+        # ConvNeXt's and Swin's own 3x configs keep mmdet 2's warm-up
+        # (schedule_1x.py: linear, warmup_iters=500, warmup_ratio=0.001)
+        warmup = cfg.param_scheduler[0]
+        assert (warmup.type, warmup.by_epoch, warmup.begin, warmup.end,
+                warmup.start_factor) == ('LinearLR', False, 0, 500, 0.001)
         if layer_decay:
             assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.95
             assert backbone.drop_path_rate == (0.6 if 'bcssl-s' in name
@@ -158,3 +162,37 @@ def test_extracted_teacher_loads_into_dense_model(tmp_path, dino, dense):
             match='whole pre-training checkpoint.*'
             'extract_backbone.py'):
         check_pretrained(cfg)
+
+
+def test_detection_warmup_follows_mmdet_2_linear_warmup():
+    """The 3x configs' LinearLR against mmdet 2's linear warm-up (mmcv 1
+    LrUpdaterHook: lr * (1 - (1 - i / 500) * (1 - 0.001)) for i < 500,
+    then lr). Written as mmdet 3 translates warmup_iters=500 (its
+    schedule_1x.py: LinearLR begin=0, end=500), it starts at 0.001 x lr and
+    reaches the full lr one iteration earlier (at 499), so it stays within
+    0.2 % of lr of mmdet 2's at every iteration."""
+    from mmengine.optim import OptimWrapper
+    from mmengine.optim.scheduler import LinearLR
+    cfg = load_config(osp.join(
+        REPO_ROOT, 'configs', 'mask_rcnn',
+        'mask-rcnn_bcssl-t-9x9_dino-100e-pre_fpn_8xb2-amp-lrd-ms-crop-3x_'
+        'coco.py'))
+    warmup = dict(cfg.param_scheduler[0])
+    warmup.pop('type')
+    lr = 1e-4
+    param = torch.nn.Parameter(torch.zeros(1))
+    optim = OptimWrapper(torch.optim.SGD([param], lr=lr))
+    scheduler = LinearLR(optim, **warmup)
+    ours = []
+    for i in range(600):
+        ours.append(optim.get_lr()['lr'][0])
+        optim.step()
+        scheduler.step()
+    mmdet2 = [lr * (1 - (1 - i / 500) * (1 - 0.001)) if i < 500 else lr
+              for i in range(600)]
+    assert ours[0] == pytest.approx(0.001 * lr, rel=1e-9) == mmdet2[0]
+    assert all(v < lr * (1 - 1e-9) for v in ours[:499])
+    assert ours[499:] == pytest.approx([lr] * 101, rel=1e-9)
+    assert max(abs(a - b) for a, b in zip(ours, mmdet2)) < 0.002 * lr
+    # the 1000-iteration warm-up of mmdet 3's ports is far from it
+    assert mmdet2[500] - (0.001 + 0.999 * 500 / 999) * lr > 0.4 * lr

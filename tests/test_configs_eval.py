@@ -55,10 +55,15 @@ def test_robustness_configs(path):
     dataset = cfg.test_dataloader.dataset
     if 'imagenet-c' in path:
         assert dataset.type == 'ImageNetC'
+        assert dataset.get('subset_classes', 'unset') is None
         assert cfg.test_cfg.type == 'ImageNetCTestLoop'
         assert not cfg.test_cfg.allow_partial
     else:
         assert dataset.type == 'ImageNetSubset'
+        # A and R: the official fixed 200-wnid list, not the folders found
+        stem = osp.basename(path).split('_')[0].split('.')[0]
+        expected = None if stem == 'imagenet-sketch' else stem
+        assert dataset.get('subset_classes', 'unset') == expected
     if path.endswith('_demo.py'):  # robustness demo configs
         assert dataset.base_classes.endswith('meta/classes.txt')
         assert cfg.model.head.num_classes == 10
@@ -70,3 +75,27 @@ def test_robustness_configs(path):
             assert cfg.test_dataloader.dataset.pipeline[-2] == dict(
                 type='CenterCrop', crop_size=224)
     assert MODELS.build(cfg.model) is not None
+
+
+@pytest.mark.parametrize('path', LINEAR, ids=osp.basename)
+def test_linear_probe_validates_every_epoch_and_crops_as_eval_linear(path):
+    """DINO's eval_linear.py (and the BC-SSL authors' copy) validates after
+    every epoch and reports the best one; its train crop is torchvision's
+    RandomResizedCrop(224) with the default (bilinear) interpolation."""
+    import inspect
+
+    from torchvision import transforms
+    cfg = load_config(path)
+    assert cfg.train_cfg.val_interval == 1
+    checkpoint = cfg.default_hooks.checkpoint
+    assert (checkpoint.save_best, checkpoint.rule) == ('accuracy/top1',
+                                                       'greater')
+    default = inspect.signature(transforms.RandomResizedCrop).parameters[
+        'interpolation'].default
+    (crop, ) = [t for t in cfg.train_dataloader.dataset.pipeline
+                if t.type == 'RandomResizedCrop']
+    assert crop.interpolation == default.value == 'bilinear'
+    # the val resize stays bicubic (eval_linear.py: interpolation=3)
+    (resize, ) = [t for t in cfg.val_dataloader.dataset.pipeline
+                  if t.type == 'ResizeEdge']
+    assert resize.interpolation == 'bicubic'

@@ -68,6 +68,13 @@ def test_published_numbers_of_the_headline_row():
     assert probe['c_mean_error_resize256'][0] == 59.39
     assert 'c_mce' not in probe and 'a_top1' not in probe
     assert probe['a_top1_1000way'][0] == 4.66
+    # DINO's eval_linear.py reports the best epoch: so do the papers
+    assert probe['linear_top1_best'] == (75.0, 'arXiv 2312.05695, Table 5')
+    assert 'linear_top1' not in probe
+    # BC-SSL-S 9x9 after 300 epochs (the paper's Section 4)
+    small = rows['configs/linear/linear_bcssl-s-9x9_dino-300e-pre_8xb128-'
+                 'coslr-100e_in1k.py']
+    assert small['linear_top1_best'] == (79.0, 'arXiv 2312.05695, Section 4')
 
 
 @pytest.mark.parametrize('folder', sorted(README_TABLES))

@@ -7,6 +7,9 @@ _base_ = [
     './runtime.py',  # scope and imports come with the model base
 ]
 
-# runtime: keep the best probe by top-1 as well as the latest ones
+# runtime: keep the best epoch's probe by val top-1 (best_accuracy_top1_
+# epoch_<n>.pth: the number eval_linear.py reports) as well as the latest
+# ones (the last epoch's)
 default_hooks = dict(
-    checkpoint=dict(interval=10, max_keep_ckpts=2, save_best='auto'))
+    checkpoint=dict(interval=10, max_keep_ckpts=2,
+                    save_best='accuracy/top1', rule='greater'))

@@ -58,7 +58,7 @@ param_scheduler = [
 ]
 
 # runtime
-train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+train_cfg = dict(max_epochs=max_epochs)  # validated every epoch
 default_hooks = dict(
     logger=dict(interval=5),
     checkpoint=dict(interval=10, max_keep_ckpts=1))

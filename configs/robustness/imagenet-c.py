@@ -25,6 +25,7 @@ test_dataloader = dict(
         data_root=data_root,
         corruption='gaussian_noise',  # set per pass by ImageNetCTestLoop
         severity=1,
+        subset_classes=None,  # the wnid folders found (all 1000 normally)
         pipeline=test_pipeline))
 
 # runtime

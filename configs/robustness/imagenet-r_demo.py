@@ -3,7 +3,9 @@
 # tools/misc/make_demo_data.py) with the demo linear probe
 # (configs/linear/linear_bcssl-t-9x9_dino-demo-pre_1xb32-coslr-20e_in1k-
 # demo.py): its 10 classes are the label space, so the logits are
-# restricted to the subset's columns.
+# restricted to the subset's columns. The demo's wnids are real ones; its
+# R-style set holds exactly the demo classes that are in the official
+# ImageNet-R list, so the official list's check applies unchanged.
 _base_ = ['./imagenet-r.py', '../_base_/datasets/demo_classification.py']
 data_root = 'data/demo/imagenet-r'
 

@@ -7,4 +7,7 @@ _base_ = './imagenet-r.py'
 data_root = 'data/imagenet-sketch'
 
 # dataset settings
-test_dataloader = dict(dataset=dict(data_root=data_root, data_prefix='sketch'))
+# all 1000 classes, taken from the folders found (no fixed subset)
+test_dataloader = dict(
+    dataset=dict(
+        data_root=data_root, data_prefix='sketch', subset_classes=None))

@@ -5,4 +5,7 @@ _base_ = './imagenet-r_demo.py'
 
 # dataset settings
 test_dataloader = dict(
-    dataset=dict(data_root='data/demo/imagenet-sketch', data_prefix='sketch'))
+    dataset=dict(
+        data_root='data/demo/imagenet-sketch',
+        data_prefix='sketch',
+        subset_classes=None))

@@ -10,13 +10,14 @@ knn = dict(data_root=f'{data_root}/imagenet', ks=(10, 20), img_size=64,
 evaluations = [
     dict(type='KNN', name='knn', **knn),
     dict(type='KNN', name='knn_random_init', random_init=True, **knn),
-    # 4 of the probe config's 20 epochs
+    # 4 of the probe config's 20 epochs, validated after each (the result
+    # has the last epoch's top-1 and the best epoch's)
     dict(type='LinearProbe', name='linear',
          data_root=f'{data_root}/imagenet',
          cfg_options=['train_dataloader.num_workers=0',
                       'val_dataloader.num_workers=0',
                       'test_dataloader.num_workers=0',
-                      'train_cfg.max_epochs=4', 'train_cfg.val_interval=4',
+                      'train_cfg.max_epochs=4',
                       'param_scheduler.0.T_max=4',
                       'param_scheduler.0.end=4',
                       'default_hooks.checkpoint.interval=4']),

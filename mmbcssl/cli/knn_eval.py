@@ -95,6 +95,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'restricted to the set\'s classes')
     parser.add_argument('--query-prefix', default='',
                         help='sub-folder of --query holding the classes')
+    parser.add_argument(
+        '--query-classes', metavar='LIST',
+        help="the query set's fixed class list: imagenet-a or imagenet-r "
+        '(the official 200 wnids) or a file of wnids; every one of them '
+        'that the train bank has must have its folder. Default: the '
+        'folders found')
     parser.add_argument('--corruption', help='ImageNet-C corruption')
     parser.add_argument('--severity', type=int, help='ImageNet-C severity')
     parser.add_argument('--max-queries', type=int,
@@ -164,8 +170,9 @@ def query_dataset(args: argparse.Namespace, classes: List[str]):
                              **kwargs)
         return ImageNetSubset(data_root=args.query,
                               data_prefix=args.query_prefix,
-                              base_classes=classes, pipeline=pipeline,
-                              **kwargs)
+                              base_classes=classes,
+                              subset_classes=args.query_classes,
+                              pipeline=pipeline, **kwargs)
 
     ds = build()
     if args.max_queries and args.max_queries < len(ds):
@@ -231,6 +238,7 @@ def knn_fingerprint(args: argparse.Namespace, n_train: int, n_val: int,
         protocol.update(
             query=name, max_queries=args.max_queries,
             class_restriction='votes restricted to the classes of the set',
+            query_classes=args.query_classes or 'the folders found',
             images=dict(train=n_train, query=n_val))
     world = dist.get_world_size()
     run = dict(global_batch=args.batch_size * world, world_size=world,

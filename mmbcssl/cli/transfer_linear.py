@@ -23,7 +23,8 @@ from mmbcssl.evaluation.feature_cache import FeatureCache
 from mmbcssl.evaluation.fingerprint import (checkpoint_record, flag_mixed,
                                             make_fingerprint, model_record,
                                             transform_record)
-from mmbcssl.evaluation.transfer import (METRICS, holdout_split, summarise,
+from mmbcssl.evaluation.transfer import (METRICS, check_last_layer_feature,
+                                         holdout_split, summarise,
                                          transfer_one)
 from mmbcssl.fileio import atomic_write
 from mmbcssl.utils.launch import UserError, run_cli
@@ -284,6 +285,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             for path in spec:
                 if not osp.isfile(path):
                     raise UserError(f'--model: {path!r} not found')
+            try:
+                check_last_layer_feature(Config.fromfile(spec[0]).model,
+                                         f'--model {spec[0]}')
+            except ValueError as e:
+                raise UserError(str(e)) from None
         names = list(args.name) + [
             osp.splitext(osp.basename(s[0]))[0]
             for s in args.model[len(args.name):]

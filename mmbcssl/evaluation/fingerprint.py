@@ -377,6 +377,10 @@ def test_protocol(cfg, runner) -> Dict[str, Any]:
             f'logits restricted to the {n} classes of the set'
             if sub.get('restrict_to_subset', True) else
             'argmax over all the model\'s classes')
+        if dataset.get('type') == 'ImageNetSubset':
+            # a fixed class list (ImageNet-A/R), or whatever folders exist
+            protocol['class_list'] = str(
+                dataset.get('subset_classes') or 'the folders found')
     elif protocol['task'] == 'classification':
         protocol['class_restriction'] = 'none'
     if cfg.get('tta_model') and cfg.model.get('type') == cfg.tta_model.get(

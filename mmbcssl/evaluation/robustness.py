@@ -3,9 +3,11 @@
 Sources:
     * Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to
       Common Corruptions and Perturbations", ICLR 2019: CE, mCE and relative
-      mCE, normalised by AlexNet; the AlexNet errors below are the ones of
-      the authors' ImageNet-C repository (hendrycks/robustness,
-      ``ImageNet-C/test.py``).
+      mCE, normalised by AlexNet, whose errors the paper reports. The
+      per-corruption AlexNet errors below are the means over the 5
+      severities of the per-severity table in the BC-SSL authors' DINO fork
+      (Shiweiliuiiiiiii/dino, ``timm/utils/imagenet_c.py``,
+      ``imagenetc_alexnet_error_rates_list``).
     * Hendrycks et al., "Natural Adversarial Examples" (ImageNet-A) and
       "The Many Faces of Robustness" (ImageNet-R): evaluate a 1000-way model
       on the 200-class subsets by keeping only those 200 logits.
@@ -24,7 +26,9 @@ BENCHMARK_CORRUPTIONS = (
 EXTRA_CORRUPTIONS = ('speckle_noise', 'gaussian_blur', 'spatter', 'saturate')
 SEVERITIES = (1, 2, 3, 4, 5)
 
-# AlexNet's error on each corruption, averaged over the 5 severities.
+# AlexNet's error on each corruption, averaged over the 5 severities
+# (Hendrycks & Dietterich 2019; per severity in the BC-SSL authors' fork,
+# timm/utils/imagenet_c.py).
 ALEXNET_MEAN_ERROR = {
     'gaussian_noise': 0.886428,
     'shot_noise': 0.894468,

@@ -14,14 +14,47 @@ mean-per-class accuracy, 11-point mAP (VOC2007) or ROC-AUC.
 
 scikit-learn's ``LogisticRegression`` takes ``C``, the inverse of the
 regularisation strength; we use ``C = 1 / lambda``.
+
+Features: the backbone's last layer only. EsViT's transfer table (Li et
+al. 2021, arXiv 2106.09785, appendix C.5, Table 10) says "Only the last
+layer feature is considered for all models"; the concatenated last-4-blocks
+feature of the ImageNet linear probe is refused
+(:func:`check_last_layer_feature`).
 """
 import math
 import warnings
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 
 METRICS = ('accuracy', 'mean_per_class', 'map_11point', 'roc_auc')
+
+
+def check_last_layer_feature(model_cfg: Mapping, name: str = '') -> None:
+    """Refuse a backbone that returns the features of several blocks.
+
+    The transfer suite uses the last layer's feature only (EsViT, appendix
+    C.5), while the ImageNet linear probes of Swin and ViT concatenate the
+    last 4 blocks (``SwinTransformerLastBlocks``,
+    ``VisionTransformerLastBlocks``).
+
+    Args:
+        model_cfg (Mapping): The ``model`` of a config.
+        name (str): How the message names the config. Defaults to ''.
+
+    Raises:
+        ValueError: the backbone concatenates more than one block.
+    """
+    backbone = dict(model_cfg.get('backbone') or {})
+    kind = str(backbone.get('type', ''))
+    blocks = backbone.get('num_last_blocks', 4)
+    if kind.endswith('LastBlocks') and blocks != 1:
+        raise ValueError(
+            f'{name or "the model"}: {kind} concatenates the last {blocks} '
+            'blocks (the ImageNet linear-probe feature), but the transfer '
+            'suite uses the last layer\'s feature only (EsViT, arXiv '
+            '2106.09785, appendix C.5); pass the backbone\'s own config '
+            'instead, e.g. configs/_base_/models/swin-t.py')
 
 
 def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:

@@ -12,6 +12,7 @@ does not take the others down and each resumes on its own.
 import copy
 import os
 import os.path as osp
+import re
 from typing import Any, Dict, List, Optional
 
 from mmengine.registry import Registry
@@ -20,7 +21,8 @@ from mmbcssl.evaluation.fingerprint import (REPO_ROOT, checkpoint_record,
                                             file_sha256, make_fingerprint,
                                             model_record)
 from mmbcssl.evaluation.robustness import PROTOCOL_CONFIGS
-from .context import EvaluationMissing, SuiteContext, read_json
+from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
+                      read_json)
 
 EVALUATIONS = Registry('suite evaluation')
 
@@ -192,6 +194,8 @@ class KNNRobustness(Evaluation):
             query = ['--query', root, '--max-queries', str(s['max_queries'])]
             if key == 'sketch':
                 query += ['--query-prefix', 'sketch']
+            if key in ('a', 'r'):  # the official 200-wnid lists
+                query += ['--query-classes', f'imagenet-{key}']
             if key != 'c':
                 out.append(KNN(name=f'{self.name}.{key}', query=query, **knn))
                 continue
@@ -247,12 +251,18 @@ class _TrainThenTest(Evaluation):
         ctx.run_tool(f'{self.name}-train', 'train.py',
                      train + ['--cfg-options', *opts])
         ckpt = _latest_checkpoint(work)
-        out = self._raw(ctx)
-        test = [config, ckpt, '--work-dir', osp.join(work, 'test'), '--out',
-                out, '--overwrite', '--cfg-options', *opts]
-        command = ctx.run_tool(f'{self.name}-test', 'test.py', test)
-        return dict(read_json(out), command=command, checkpoint=ckpt,
-                    config=config)
+        result, command = self._test(ctx, config, ckpt, opts)
+        return dict(result, command=command, checkpoint=ckpt, config=config)
+
+    def _test(self, ctx: SuiteContext, config: str, ckpt: str,
+              opts: List[str], tag: str = '') -> tuple:
+        """``tools/test.py`` on one checkpoint: (its result, command)."""
+        out = self._raw(ctx, suffix=f'{tag}.json')
+        test = [config, ckpt, '--work-dir',
+                osp.join(ctx.path(self.name), f'test{tag}'), '--out', out,
+                '--overwrite', '--cfg-options', *opts]
+        command = ctx.run_tool(f'{self.name}-test{tag}', 'test.py', test)
+        return read_json(out), command
 
     def _check_data(self, ctx, config: str, opts: List[str]) -> None:
         from mmbcssl.utils.data_checks import DataLayoutError, check_data
@@ -275,17 +285,56 @@ class _TrainThenTest(Evaluation):
 @EVALUATIONS.register_module()
 class LinearProbe(_TrainThenTest):
     """The linear probe of the backbone (``configs/linear``): trained
-    through ``tools/train.py``, evaluated on the val set.
+    through ``tools/train.py``, evaluated on the val set at two epochs.
+
+    The result's ``accuracy/*`` are the last epoch's probe;
+    ``best_epoch/accuracy/*`` the probe of the epoch with the highest val
+    top-1 (the checkpoint hook's ``best_accuracy_top1_epoch_<n>.pth``) and
+    ``best_epoch/epoch`` that epoch. The second is the number DINO's
+    ``eval_linear.py`` reports (and so the BC-SSL paper's linear column):
+    it validates after every epoch and prints the maximum, chosen on the
+    val set itself. The robustness evaluations use the last epoch's probe.
 
     Settings: ``config`` (default: the probe of the backbone's pre-training
     config in ``configs/linear/metafile.yml``), ``data_root``,
     ``cfg_options`` (a list of ``key=value``).
     """
     folder = 'linear'
+    #: the file name mmengine's CheckpointHook gives the best epoch's
+    #: checkpoint with ``save_best='accuracy/top1'``
+    BEST_PATTERN = re.compile(r'best_accuracy_top1_epoch_(\d+)\.pth')
 
     def options(self, ctx):
         return _data_options(self.settings.get('data_root')) + \
             super().options(ctx)
+
+    def run(self, ctx, done):
+        result = super().run(ctx, done)
+        best, epoch = self.best_checkpoint(ctx.path(self.name))
+        best_result, _ = self._test(ctx, result['config'], best,
+                                    self.options(ctx), tag='_best_epoch')
+        metrics = dict(result['metrics'])
+        metrics.update({f'best_epoch/{k}': v
+                        for k, v in best_result['metrics'].items()})
+        metrics['best_epoch/epoch'] = epoch
+        return dict(result, metrics=metrics, best_epoch_checkpoint=best)
+
+    def best_checkpoint(self, work_dir: str) -> tuple:
+        """(path, epoch) of the best epoch's checkpoint in ``work_dir``.
+
+        Raises:
+            EvaluationFailed: there is not exactly one.
+        """
+        found = [(osp.join(work_dir, f), int(m.group(1)))
+                 for f in sorted(os.listdir(work_dir))
+                 for m in [self.BEST_PATTERN.fullmatch(f)] if m]
+        if len(found) != 1:
+            raise EvaluationFailed(
+                f'{work_dir} holds {len(found)} best_accuracy_top1_epoch_*'
+                '.pth files, expected 1: the probe config must validate '
+                "every epoch with default_hooks.checkpoint.save_best="
+                "'accuracy/top1' (configs/_base_/linear_in1k.py)")
+        return found[0]
 
 
 @EVALUATIONS.register_module()

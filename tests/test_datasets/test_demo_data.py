@@ -234,10 +234,18 @@ def test_robustness_trees(demo_data):
 
 def test_robustness_sets_load_with_the_project_datasets(demo_data):
     from mmbcssl.datasets import ImageNetC, ImageNetSubset
+    from mmbcssl.datasets.imagenet_subset import load_wnids
     classes = osp.join(demo_data, 'imagenet', 'meta', 'classes.txt')
-    a = ImageNetSubset(data_root=osp.join(demo_data, 'imagenet-a'),
-                       base_classes=classes)
-    assert len(a.metainfo['class_indices']) < 10
+    wnids = load_wnids(classes)
+    for name in ('imagenet-a', 'imagenet-r'):
+        # the demo's A/R-style sets hold exactly the demo classes of the
+        # official lists, so they pass the official lists' check
+        subset = ImageNetSubset(data_root=osp.join(demo_data, name),
+                                base_classes=classes, subset_classes=name)
+        official = set(load_wnids(name))
+        assert list(subset.metainfo['classes']) == [
+            w for w in wnids if w in official]
+        assert 0 < len(subset.metainfo['class_indices']) < 10
     c = ImageNetC(osp.join(demo_data, 'imagenet-c'), 'fog', 5,
                   base_classes=classes)
     assert c.metainfo['class_indices'] == tuple(range(10))

@@ -56,6 +56,53 @@ def test_official_imagenet_a_indices_are_reproduced(tmp_path):
     assert list(ds.metainfo['class_indices']) == official
 
 
+def _official_tree(root, name):
+    wnids = resources.files('timm.data._info').joinpath(
+        f'imagenet_{name}_synsets.txt').read_text().split()
+    for w in wnids:
+        (root / w).mkdir(parents=True)
+        Image.new('RGB', (4, 4)).save(root / w / 'x.jpg')
+    return wnids
+
+
+@pytest.mark.parametrize('name', ['a', 'r'])
+def test_official_class_list_names_every_missing_folder(tmp_path, name):
+    """With the official 200-wnid list, a partial copy is refused and the
+    missing folders are named, instead of being scored on fewer classes."""
+    import shutil
+    wnids = _official_tree(tmp_path, name)
+    assert len(wnids) == 200
+    full = ImageNetSubset(data_root=str(tmp_path),
+                          subset_classes=f'imagenet-{name}')
+    official = [int(x) for x in resources.files('timm.data._info').joinpath(
+        f'imagenet_{name}_indices.txt').read_text().split()]
+    assert list(full.metainfo['class_indices']) == official
+    gone = [wnids[7], wnids[150]]
+    for w in gone:
+        shutil.rmtree(tmp_path / w)
+    # taken from the folders, the copy would be a 198-class set
+    assert len(ImageNetSubset(data_root=str(tmp_path)).metainfo[
+        'class_indices']) == 198
+    with pytest.raises(DataLayoutError) as err:
+        ImageNetSubset(data_root=str(tmp_path),
+                       subset_classes=f'imagenet-{name}')
+    message = str(err.value)
+    assert f'2 of the 200 classes of imagenet-{name} have no folder' in \
+        message
+    assert f'{gone[0]}, {gone[1]}' in message
+
+
+def test_a_folder_outside_the_official_list_is_an_error(tmp_path):
+    a = set(_official_tree(tmp_path, 'a'))
+    r_only = sorted(set(resources.files('timm.data._info').joinpath(
+        'imagenet_r_synsets.txt').read_text().split()) - a)[0]
+    (tmp_path / r_only).mkdir()
+    Image.new('RGB', (4, 4)).save(tmp_path / r_only / 'x.jpg')
+    with pytest.raises(DataLayoutError,
+                       match=f'{r_only} are not classes of imagenet-a'):
+        ImageNetSubset(data_root=str(tmp_path), subset_classes='imagenet-a')
+
+
 def test_non_wnid_folder_is_an_error(tmp_path):
     _write_tree(tmp_path, ['n00000001', 'holiday_photos'])
     with pytest.raises(DataLayoutError, match='holiday_photos'):

@@ -241,3 +241,79 @@ def test_shipped_suites_build(name):
         # both protocol families: the paper's rows sit under the authors'
         assert {'robustness.c_resize256', 'robustness.a_1000way',
                 'robustness.r_1000way'} <= set(names)
+
+
+def test_linear_probe_reports_its_last_and_its_best_epoch(tmp_path,
+                                                          monkeypatch):
+    """The LinearProbe result holds the last epoch's top-1 and, labelled
+    apart, the best epoch's (DINO's eval_linear.py number); the report puts
+    them in two columns and the published linear number under the best
+    epoch's. The tools are replaced by a stand-in that writes what
+    train.py and test.py would."""
+    from mmbcssl.suite.context import SuiteContext
+    from mmbcssl.suite.evaluations import LinearProbe
+    from mmbcssl.suite.report import load_run, markdown, published_rows
+    top1 = {'epoch_20.pth': 61.0, 'best_accuracy_top1_epoch_13.pth': 64.5}
+
+    def run_tool(name, tool, args, distributed=True):
+        work = str(tmp_path / 'work' / 'linear')
+        if tool == 'train.py':
+            os.makedirs(work, exist_ok=True)
+            for f in ('epoch_10.pth', *top1):
+                open(osp.join(work, f), 'w').close()
+            with open(osp.join(work, 'last_checkpoint'), 'w') as f:
+                f.write(osp.join(work, 'epoch_20.pth'))
+        else:
+            value = top1[osp.basename(args[1])]
+            with open(args[args.index('--out') + 1], 'w') as f:
+                json.dump(dict(metrics={'accuracy/top1': value},
+                               fingerprint=dict(protocol=dict(
+                                   task='classification'))), f)
+        return f'{tool} {" ".join(args)}'
+
+    dino = osp.join(REPO_ROOT, 'configs', 'dino', 'bcssl-t_9x9_100e.py')
+    ctx = SuiteContext(dino, None, str(tmp_path / 'work'))
+    monkeypatch.setattr(ctx, 'run_tool', run_tool)
+    monkeypatch.setattr(LinearProbe, '_check_data', lambda *a: None)
+    result = LinearProbe(name='linear').run(ctx, {})
+    assert result['config'].endswith(
+        'linear_bcssl-t-9x9_dino-100e-pre_8xb128-coslr-100e_in1k.py')
+    assert result['checkpoint'].endswith('epoch_20.pth')
+    metrics = result['metrics']
+    assert metrics['accuracy/top1'] == 61.0
+    assert metrics['best_epoch/accuracy/top1'] == 64.5
+    assert metrics['best_epoch/epoch'] == 13
+    # the report: two labelled columns, the paper's number under the best
+    os.makedirs(ctx.path('results'))
+    with open(ctx.path('suite.json'), 'w') as f:
+        json.dump(dict(config=dino, checkpoint_sha256=None), f)
+    with open(ctx.path('results', 'linear.json'), 'w') as f:
+        json.dump(dict(result, status='ok'), f)
+    row = load_run(ctx.work_dir)
+    assert row.values['linear_top1'] == 61.0
+    assert row.values['linear_top1_best'] == 64.5
+    (paper, ) = published_rows([dino])
+    assert paper.values['linear_top1_best'] == 75.0
+    assert 'linear_top1' not in paper.values
+    text = markdown([row, paper])
+    assert '| Linear top-1 (last epoch) | Linear top-1 (best epoch) |' \
+        in text
+
+
+def test_linear_probe_without_a_best_checkpoint_says_what_to_set(tmp_path):
+    from mmbcssl.suite.context import EvaluationFailed
+    from mmbcssl.suite.evaluations import LinearProbe
+    (tmp_path / 'epoch_100.pth').touch()
+    with pytest.raises(EvaluationFailed, match="save_best='accuracy/top1'"):
+        LinearProbe().best_checkpoint(str(tmp_path))
+
+
+def test_knn_robustness_checks_a_and_r_against_the_official_lists():
+    from mmbcssl.suite.evaluations import KNNRobustness
+    found = {e.name: e.settings['query'] for e in KNNRobustness(
+        roots=dict(a='A', r='R', sketch='S')).expand()}
+    for key in ('a', 'r'):
+        query = found[f'knnrobustness.{key}']
+        i = query.index('--query-classes')
+        assert query[i + 1] == f'imagenet-{key}'
+    assert '--query-classes' not in found['knnrobustness.sketch']

@@ -226,10 +226,14 @@ def test_knn_on_a_robustness_subset(demo_data, tmp_path):
     out = tmp_path / 'r.json'
     assert knn_eval.main([CONFIG, '--data-root', root, '--checkpoint', ckpt,
                           *SMALL, '--query', f'{demo_data}/imagenet-r',
+                          '--query-classes', 'imagenet-r',
                           '--out', str(out)]) == 0
     result = json.loads(out.read_text())
     proto = result['fingerprint']['protocol']
     assert proto['query'] == 'imagenet-r'
+    # checked against the official ImageNet-R list (the demo's R-style set
+    # holds the demo classes of that list)
+    assert proto['query_classes'] == 'imagenet-r'
     assert proto['class_restriction'].startswith('votes restricted')
     n_r = sum(len(f) for _, _, f in os.walk(f'{demo_data}/imagenet-r'))
     assert proto['images'] == dict(train=80, query=n_r)

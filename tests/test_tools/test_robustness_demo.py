@@ -64,7 +64,12 @@ def test_linear_probe_fits_frozen_features(probe, demo_data, tmp_path):
     training images it is far above chance. (Random-init features do not
     generalise on the demo set, whose classes differ in shape, not colour;
     held-out accuracy needs pre-trained features.)"""
-    _, ckpt = probe
+    work, ckpt = probe
+    # validated every epoch: the best epoch's checkpoint is there, under the
+    # name the suite's LinearProbe looks for
+    from mmbcssl.suite.evaluations import LinearProbe
+    best, epoch = LinearProbe().best_checkpoint(work)
+    assert 1 <= epoch <= 20 and osp.isfile(best)
     out = tmp_path / 'train.json'
     root = f'{demo_data}/imagenet'
     code = test_api.main([
@@ -115,6 +120,11 @@ def test_robustness_report_on_demo_sets(probe, demo_data, tmp_path,
     assert fp['c']['transform'] == ['CenterCrop(64)']
     assert fp['c_resize256']['transform'][0].startswith('ResizeEdge(')
     assert fp['r']['class_restriction'].startswith('logits restricted')
+    # A and R are checked against their official class lists
+    assert fp['r']['class_list'] == fp['r_1000way']['class_list'] == \
+        'imagenet-r'
+    assert fp['a']['class_list'] == 'imagenet-a'
+    assert fp['sketch']['class_list'] == 'the folders found'
     assert fp['r_1000way']['class_restriction'].startswith('argmax over all')
     # 1000-way (here: over all 10 classes) can only lose: a prediction
     # outside the subset counts as wrong
@@ -141,7 +151,8 @@ def test_paper_rows_sit_under_their_own_protocol():
     unnormalised mean error after resize 256 + crop 224, A/R 1000-way.
     They must never appear under the official columns."""
     text = robustness_report.format_markdown(
-        'ours', {'c_mce': 60.0, 'r_top1': 20.0}, {}, demo=False)
+        'ours', {'c_mce': 60.0, 'r_top1': 20.0, 'linear_top1': 71.0}, {},
+        demo=False)
     header = next(line for line in text.splitlines()
                   if line.startswith('| Model |'))
     columns = [c.strip() for c in header.strip('|').split('|')]
@@ -155,7 +166,10 @@ def test_paper_rows_sit_under_their_own_protocol():
     assert cells['IN-R top-1 (1000-way)'] == '22.79'
     assert cells['IN-R top-1 (200-class)'] == '–'
     assert cells['IN-A top-1 (1000-way)'] == '4.66'
-    assert cells['Linear top-1'] == '75.00'
+    # the published linear number is DINO-style best-epoch; the clean run
+    # of one checkpoint is not
+    assert cells['Linear top-1 (best epoch)'] == '75.00'
+    assert cells['Linear top-1 (last epoch)'] == '–'
     assert cells['k-NN top-1'] == '70.30'
     ours = next(line for line in text.splitlines() if 'this run' in line)
     assert '60.00' in ours

@@ -169,3 +169,53 @@ def test_presets_name_the_sets_a_mean_is_over():
     assert full['ucf101']['metric'] == 'accuracy'
     with pytest.raises(transfer_linear.UserError, match='has: clip23'):
         transfer_linear.select_sets(registry, 'nope', None)
+
+
+# EsViT's Table 10 (Li et al. 2021, arXiv 2106.09785, appendix C.5): the
+# 18 sets and the metric of each.
+ESVIT_TABLE_10 = dict(
+    food101='accuracy', cifar10='accuracy', cifar100='accuracy',
+    sun397='accuracy', stanford_cars='accuracy',
+    fgvc_aircraft='mean_per_class', voc2007='map_11point', dtd='accuracy',
+    oxford_pets='mean_per_class', caltech101='mean_per_class',
+    flowers102='mean_per_class', mnist='accuracy', fer2013='accuracy',
+    stl10='accuracy', gtsrb='accuracy', patch_camelyon='accuracy',
+    ucf101='accuracy', hateful_memes='roc_auc')
+
+
+def test_esvit18_is_esvit_table_10():
+    registry = osp.join(REPO_ROOT, 'configs', 'transfer', 'datasets.py')
+    sets, _ = transfer_linear.select_sets(registry, 'esvit18', None)
+    assert sets == list(ESVIT_TABLE_10)
+    chosen = transfer_linear.read_registry(registry, sets)
+    assert {n: e['metric'] for n, e in chosen.items()} == ESVIT_TABLE_10
+    # EuroSAT and RESISC45 stay in the registry, outside the preset
+    full = transfer_linear.read_registry(registry)
+    assert {'eurosat', 'resisc45'} <= set(full) - set(sets)
+
+
+@pytest.mark.parametrize('config', [
+    'linear_swin-t-last4_dino-100e-pre_8xb128-coslr-100e_in1k.py',
+    'linear_vit-s16-last4_dino-100e-pre_8xb128-coslr-100e_in1k.py'
+])
+def test_a_last_4_blocks_probe_config_is_refused(config, tmp_path, capsys):
+    """The transfer suite uses the last layer's feature only (EsViT,
+    appendix C.5); the linear probes' last-4-blocks feature is refused
+    before any data is read."""
+    registry = osp.join(REPO_ROOT, 'configs', 'transfer', 'demo.py')
+    code = transfer_linear.main([
+        registry, '--model',
+        osp.join(REPO_ROOT, 'configs', 'linear', config), '--out-dir',
+        str(tmp_path / 'o'), *SMALL])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert 'concatenates the last 4 blocks' in err
+    assert 'last layer' in err and 'configs/_base_/models/swin-t.py' in err
+    assert not (tmp_path / 'o').exists()
+
+
+def test_the_last_layer_feature_passes_the_check():
+    from mmbcssl.evaluation.transfer import check_last_layer_feature
+    check_last_layer_feature(dict(backbone=dict(type='SwinTransformer')))
+    check_last_layer_feature(dict(backbone=dict(
+        type='SwinTransformerLastBlocks', num_last_blocks=1)))

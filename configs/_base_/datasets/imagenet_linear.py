@@ -1,6 +1,9 @@
 # ImageNet-1k for the linear probe (the protocol of facebookresearch/dino,
 # eval_linear.py): train RandomResizedCrop 224 + flip; val resize the short
-# side to 256 (bicubic) + centre crop 224.
+# side to 256 (bicubic) + centre crop 224. The train crop is bilinear:
+# eval_linear.py calls torchvision's RandomResizedCrop(224) with its default
+# interpolation (bilinear); only the val resize asks for bicubic
+# (interpolation=3).
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet'
 data_preprocessor = dict(
@@ -12,7 +15,7 @@ data_preprocessor = dict(
 train_pipeline = [
     dict(type='LoadImageFromFileSafe', on_error='raise'),
     dict(type='RandomResizedCrop', scale=224, backend='pillow',
-         interpolation='bicubic'),
+         interpolation='bilinear'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]

@@ -2,8 +2,9 @@
 # ConvNeXt detection recipe (Liu et al., CVPR 2022), as used by the BC-SSL
 # paper (arXiv 2312.05695, Table 4). mmdet's ConvNeXt-T config supplies the
 # model, the multi-scale / crop augmentation (from DETR) and the 36-epoch
-# schedule with steps at 27 and 33 and a 1000-iteration warm-up; this file
-# swaps in a BC-SSL-T backbone started from self-supervised weights.
+# schedule with steps at 27 and 33; this file swaps in a BC-SSL-T backbone
+# started from self-supervised weights and restores the original warm-up
+# (mmdet 3's port has 1000 iterations; see "learning rate" below).
 _base_ = 'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'  # noqa: E501
 custom_imports = dict(imports=['mmbcssl'], allow_failed_imports=False)
 
@@ -28,6 +29,21 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=None,
                       prefix='backbone.')),
     neck=dict(in_channels=[96, 192, 384, 768]))
+
+# learning rate
+# ConvNeXt's own 3x config (facebookresearch/ConvNeXt, object_detection/
+# configs/convnext/mask_rcnn_convnext_tiny_patch4_window7_mstrain_480-800_
+# adamw_3x_coco_in1k.py) keeps the warm-up of mmdet 2's schedule_1x.py:
+# linear over the first 500 iterations from 0.001 x lr (warmup_iters=500,
+# warmup_ratio=0.001, written as mmdet 3's schedule_1x.py translates it);
+# then x0.1 at epochs 27 and 33.
+max_epochs = 36
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+         end=500),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
+         milestones=[27, 33], gamma=0.1)
+]
 
 # optimizer
 # 8 GPUs x 2 images = 16; AdamW lr 1e-4, wd 0.05 (none on biases, norms and

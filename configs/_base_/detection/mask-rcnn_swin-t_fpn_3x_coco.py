@@ -3,13 +3,15 @@
 # mask_rcnn_swin_tiny_patch4_window7_mstrain_480-800_adamw_3x_coco.py):
 # AdamW lr 1e-4, betas (0.9, 0.999), wd 0.05 with none on the absolute and
 # relative position tables and on every norm, drop path 0.2, no layer
-# decay, 36 epochs with steps at 27 and 33, 1000-iteration warm-up,
+# decay, 36 epochs with steps at 27 and 33, a 500-iteration linear warm-up
+# from 0.001 x lr (mmdet 2's schedule_1x.py, which that config inherits),
 # multi-scale 480-800 + DETR's crop policy, mixed precision. mmdet's port of
 # that recipe (swin/mask-rcnn_swin-t-p4-w7_fpn_amp-ms-crop-3x_coco.py) is
-# inherited; this file swaps in OriginalSwinTransformer (mmpretrain's layout,
-# which our DINO and EsViT checkpoints are extracted in) started from
-# self-supervised weights. Its windows are those of Swin's own dense
-# backbone (Swin-Transformer-Object-Detection
+# inherited, but for its warm-up (1000 iterations); this file swaps in
+# OriginalSwinTransformer (mmpretrain's layout, which our DINO and EsViT
+# checkpoints are extracted in) started from self-supervised weights. Its
+# windows are those of Swin's own dense backbone
+# (Swin-Transformer-Object-Detection
 # mmdet/models/backbones/swin_transformer.py: 7 x 7 in every stage, odd
 # blocks shifted, maps zero-padded to a multiple of the window), its
 # LayerNorms those of the pre-trained network (EsViT's Swin, which DINO's
@@ -33,6 +35,16 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint=None,
                       prefix='backbone.')))
+
+# learning rate: Swin's warm-up (500 iterations, ratio 0.001), then x0.1
+# at epochs 27 and 33
+max_epochs = 36
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+         end=500),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
+         milestones=[27, 33], gamma=0.1)
+]
 
 # optimizer: inherited. 8 GPUs x 2 images = 16; AdamW lr 1e-4, wd 0.05,
 # decay_mult 0 for 'absolute_pos_embed', 'relative_position_bias_table' and

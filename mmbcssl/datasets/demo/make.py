@@ -15,9 +15,11 @@ Layout under ``out_dir`` (see the README, "Demo data"):
 * ``demo_data.json``, the manifest, written last: a complete output has
   one, and re-running with the same arguments does nothing.
 
-Class wnids are real ImageNet-1k wnids that are also in the official
-ImageNet-A and ImageNet-R class lists (timm's package data), so the A/R-style
-subsets are consistent with the real benchmarks.
+Class wnids are real ImageNet-1k wnids, about a third in both official
+ImageNet-A and ImageNet-R class lists (timm's package data), a third only in
+A's, a third only in R's. The A-style set holds exactly the demo classes of
+the official A list, the R-style set those of the R list, so both pass the
+official lists' check (``ImageNetSubset(subset_classes=...)``) unchanged.
 """
 import json
 import os
@@ -25,7 +27,6 @@ import os.path as osp
 import shutil
 import time
 from dataclasses import asdict, dataclass
-from importlib import resources
 from typing import Dict, List
 
 import numpy as np
@@ -33,9 +34,12 @@ from PIL import Image
 
 from mmbcssl.datasets.corruptions import BENCHMARK, EXTRA
 from mmbcssl.datasets.imagenet_c_maker import NOTE, corruption_jobs, run_jobs
+from mmbcssl.datasets.imagenet_subset import load_wnids
 from .world import MAX_CLASSES, SHAPES, TEXTURES, class_image, scene
 
-VERSION = 2  # 2: ImageNet-C-style images cropped to the demo crop size
+# 2: ImageNet-C-style images cropped to the demo crop size; 3: wnids and
+# A/R-style classes follow the official ImageNet-A/R lists
+VERSION = 3
 MANIFEST = 'demo_data.json'
 JPEG_QUALITY = 90
 # The crop size of the demo configs (configs/_base_/datasets/
@@ -109,26 +113,29 @@ def _save(img: np.ndarray, path: str) -> None:
 
 
 def pick_wnids(num_classes: int) -> List[str]:
-    """Sorted ImageNet-1k wnids that are in both ImageNet-A and -R."""
-    info = resources.files('timm.data._info')
+    """Sorted ImageNet-1k wnids: of every three, one in both official
+    ImageNet-A and -R lists, one only in A's and one only in R's, each
+    group spread evenly over its sorted pool."""
+    a, r = (set(load_wnids(name)) for name in ('imagenet-a', 'imagenet-r'))
+    in_1k = set(load_wnids('imagenet-1k'))
+    pools = [sorted(a & r & in_1k), sorted((a - r) & in_1k),
+             sorted((r - a) & in_1k)]
+    picked = []
+    for group, pool in enumerate(pools):
+        count = len(range(group, num_classes, 3))
+        spots = np.linspace(0, len(pool) - 1, count).round().astype(int)
+        picked += [pool[i] for i in spots]
+    return sorted(picked)
 
-    def read(name):
-        return info.joinpath(name).read_text().split()
 
-    both = sorted(
-        set(read('imagenet_a_synsets.txt'))
-        & set(read('imagenet_r_synsets.txt'))
-        & set(read('imagenet_synsets.txt')))
-    picks = np.linspace(0, len(both) - 1, num_classes).round().astype(int)
-    return [both[i] for i in picks]
-
-
-def subsets(num_classes: int) -> Dict[str, List[int]]:
-    """Classes of the A- and R-style sets: fewer than all, and different."""
-    return {
-        'imagenet-a': [i for i in range(num_classes) if i % 3 != 2],
-        'imagenet-r': [i for i in range(num_classes) if i % 3 != 1],
-    }
+def subsets(wnids: List[str]) -> Dict[str, List[int]]:
+    """Classes of the A- and R-style sets: the demo classes in the official
+    ImageNet-A and ImageNet-R lists (fewer than all, and different)."""
+    out = {}
+    for name in ('imagenet-a', 'imagenet-r'):
+        official = set(load_wnids(name))
+        out[name] = [i for i, w in enumerate(wnids) if w in official]
+    return out
 
 
 def _write_classification(out: str, wnids, sizes: DemoSizes, seed: int):
@@ -157,14 +164,14 @@ def _write_robustness(out: str, wnids, sizes: DemoSizes, seed: int):
     counts = {}
     for name, style, split in (('imagenet-a', 'hard', 'a'),
                                ('imagenet-r', 'rendition', 'r')):
-        for label in subsets(len(wnids))[name]:
+        for label in subsets(wnids)[name]:
             for n in range(sizes.robust_per_class):
                 img = class_image(SHAPES[label], TEXTURES[label],
                                   sizes.image_size,
                                   _rng(seed, split, label, n), style)
                 _save(img, osp.join(out, name, wnids[label],
                                     f'{wnids[label]}_{n}.JPEG'))
-        counts[name] = len(subsets(len(wnids))[name]) * sizes.robust_per_class
+        counts[name] = len(subsets(wnids)[name]) * sizes.robust_per_class
     for label, wnid in enumerate(wnids):
         for n in range(sizes.robust_per_class):
             img = class_image(SHAPES[label], TEXTURES[label],
@@ -326,7 +333,7 @@ def make_demo_data(out_dir: str,
         wnids=wnids,
         classes=[dict(wnid=w, shape=SHAPES[i], texture=TEXTURES[i])
                  for i, w in enumerate(wnids)],
-        subsets=subsets(sizes.num_classes),
+        subsets=subsets(wnids),
         counts=counts,
         seconds=round(time.time() - start, 1))
     # Written last: its presence marks a complete output.
