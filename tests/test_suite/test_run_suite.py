@@ -286,13 +286,15 @@ def test_linear_probe_reports_its_last_and_its_best_epoch(tmp_path,
     # the report: two labelled columns, the paper's number under the best
     os.makedirs(ctx.path('results'))
     with open(ctx.path('suite.json'), 'w') as f:
-        json.dump(dict(config=dino, checkpoint_sha256=None), f)
+        json.dump(dict(config=dino, checkpoint_sha256=None,
+                       pretraining=dict(config=osp.relpath(dino, REPO_ROOT),
+                                        weights='a run of this code')), f)
     with open(ctx.path('results', 'linear.json'), 'w') as f:
         json.dump(dict(result, status='ok'), f)
     row = load_run(ctx.work_dir)
     assert row.values['linear_top1'] == 61.0
     assert row.values['linear_top1_best'] == 64.5
-    (paper, ) = published_rows([dino])
+    (paper, ) = published_rows([row])
     assert paper.values['linear_top1_best'] == 75.0
     assert 'linear_top1' not in paper.values
     text = markdown([row, paper])
