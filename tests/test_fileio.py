@@ -264,9 +264,15 @@ def test_local_backends_cached_before_the_atomic_one_are_dropped():
     """mmengine caches file backends (``get_file_backend(...,
     enable_singleton=True)``); a plain one cached before ``import mmbcssl``
     would keep writing checkpoints in place."""
+    import mmengine.fileio.io as fileio_io
     from mmengine.fileio import (LocalBackend, get_file_backend,
                                  register_backend)
     register_backend('local', LocalBackend, force=True, prefixes='')
+    # an earlier test may already have cached the atomic backend under the
+    # same key: start from mmengine's state before `import mmbcssl`
+    for key in [k for k, b in fileio_io.backend_instances.items()
+                if type(b).__name__ == 'AtomicLocalBackend']:
+        del fileio_io.backend_instances[key]
     try:
         plain = get_file_backend('work/epoch_1.pth', enable_singleton=True)
         assert type(plain) is LocalBackend
