@@ -153,3 +153,69 @@ def test_every_test_the_reliability_table_names_exists():
                 assert fnmatch.filter(names, func), f'{current}::{func}'
                 checked += 1
     assert checked > 25
+
+
+# Every Markdown page a reader starts from: the README and docs/.
+DOC_PAGES = sorted(
+    [osp.join(REPO_ROOT, 'README.md')] +
+    glob.glob(osp.join(REPO_ROOT, 'docs', '**', '*.md'), recursive=True))
+LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
+
+
+def _anchors(path: str) -> set:
+    """The anchors GitHub gives the headings of a Markdown file."""
+    text = re.sub(r'```.*?```', '', open(path, encoding='utf-8').read(),
+                  flags=re.S)
+    return {
+        re.sub(r'[^\w\- ]', '', h.strip().lower()).replace(' ', '-')
+        for h in re.findall(r'^#+ (.+)$', text, re.M)
+    }
+
+
+def broken_links(page: str) -> list:
+    """The relative links of a Markdown page whose file (or heading) does
+    not exist; links inside code blocks and to other sites are skipped."""
+    text = re.sub(r'```.*?```', '', open(page, encoding='utf-8').read(),
+                  flags=re.S)
+    broken = []
+    for target in LINK.findall(text):
+        if re.match(r'[a-z]+:', target):  # https:, mailto:
+            continue
+        path, _, anchor = target.partition('#')
+        dest = osp.normpath(osp.join(osp.dirname(page), path)) \
+            if path else page
+        if not osp.exists(dest):
+            broken.append(target)
+        elif anchor and dest.endswith('.md') and anchor not in _anchors(
+                dest):
+            broken.append(target)
+    return broken
+
+
+def test_every_relative_link_of_the_docs_resolves():
+    assert len(DOC_PAGES) >= 10
+    broken = {osp.relpath(p, REPO_ROOT): broken_links(p) for p in DOC_PAGES}
+    assert not {k: v for k, v in broken.items() if v}, broken
+
+
+def test_the_link_check_catches_a_missing_file_and_heading(tmp_path):
+    (tmp_path / 'a.md').write_text('# Title\n\n## On a GPU machine\n')
+    page = tmp_path / 'b.md'
+    page.write_text('[ok](a.md#on-a-gpu-machine) [ok](a.md) '
+                    '[web](https://example.org/x) ![gone](c.png) '
+                    '[heading](a.md#on-a-cpu) [self](#nowhere)\n'
+                    '```\n[code](ignored.md)\n```\n')
+    assert broken_links(str(page)) == ['c.png', 'a.md#on-a-cpu',
+                                       '#nowhere']
+
+
+def test_the_readme_links_every_guide():
+    """The README's "I want to..." table is the way into docs/: every
+    guide is linked from it."""
+    readme = open(osp.join(REPO_ROOT, 'README.md')).read()
+    guides = sorted(
+        osp.relpath(p, REPO_ROOT) for p in
+        glob.glob(osp.join(REPO_ROOT, 'docs', '*.md')) +
+        glob.glob(osp.join(REPO_ROOT, 'docs', '*_guides', '*.md')))
+    assert 'docs/advanced_guides/add_a_backbone.md' in guides
+    assert [g for g in guides if f']({g}' not in readme] == []
