@@ -12,7 +12,7 @@ Sources:
       "The Many Faces of Robustness" (ImageNet-R): evaluate a 1000-way model
       on the 200-class subsets by keeping only those 200 logits.
 """
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 
@@ -62,6 +62,14 @@ PROTOCOL_CONFIGS = {
     ('a', 'official'): ('a', 'imagenet-a'),
     ('a', 'authors'): ('a_1000way', 'imagenet-a_1000way'),
 }
+
+
+def clean_error(metrics: Mapping[str, float]) -> Optional[float]:
+    """The clean top-1 error in [0, 1] that relative mCE subtracts, from
+    the metrics of the probe on the clean val set (``accuracy/top1`` in
+    percent); None when they have no top-1."""
+    top1 = metrics.get('accuracy/top1')
+    return None if top1 is None else 1 - top1 / 100
 
 
 def restrict_logits(logits: torch.Tensor,
