@@ -21,7 +21,7 @@ import os
 import os.path as osp
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.registry import Registry
 
@@ -613,7 +613,8 @@ class RobustnessSet(Evaluation):
     @property
     def kind(self):
         stems = {stem: name for name, stem in PROTOCOL_CONFIGS.values()}
-        return f'robustness.{stems.get(self.s.config_stem, self.name)}'
+        stem = self.s.config_stem
+        return f'robustness.{stems[stem]}' if stem in stems else self.name
 
     def choose(self, needed):
         return self.s.probe
@@ -821,3 +822,29 @@ class Throughput(Evaluation):
 def _model_cfg(config: str):
     from mmengine.config import Config
     return Config.fromfile(config).model
+
+
+def result_kind(name: str, result: Mapping) -> str:
+    """The :attr:`Evaluation.kind` of a result file: from the evaluation
+    its request names, rebuilt from the request's settings; the result's
+    name when the request names none this code knows."""
+    request = result.get('request') or {}
+    kind = request.get('type')
+    if kind not in EVALUATIONS.module_dict:
+        return name
+    try:
+        return EVALUATIONS.get(kind)(name=name,
+                                     **request.get('settings', {})).kind
+    except (TypeError, ValueError):
+        return name
+
+
+def results_by_kind(results: Mapping[str, Mapping]) -> Dict[str, Mapping]:
+    """``{kind: result}`` of ``{name: result}``; of two results of one
+    kind, the one named after the kind, else the first by name."""
+    out: Dict[str, Mapping] = {}
+    for name, result in sorted(results.items()):
+        kind = result_kind(name, result)
+        if kind not in out or name == kind:
+            out[kind] = result
+    return out
