@@ -35,33 +35,24 @@ from typing import Dict, List, Optional, Sequence
 from mmbcssl.evaluation.columns import (COLUMNS, column_values,
                                         table_columns)
 from mmbcssl.evaluation.paper_results import load_entries, published_values
-from mmbcssl.evaluation.robustness import PROTOCOL_CONFIGS, clean_error
+from mmbcssl.evaluation.robustness import clean_error, robustness_plan
 from mmbcssl.suite.report import imagenet_c_table
 from mmbcssl.utils.launch import UserError, run_cli
 from mmbcssl.utils.outputs import refuse_existing, write_json
 
 SETS = ('clean', 'c', 'sketch', 'r', 'a')
 PROTOCOLS = ('official', 'authors')
-# (set, protocol) -> (evaluation name, config stem); None: the probe's own
-# val set
-EVALUATIONS = {('clean', 'official'): ('clean', None), **PROTOCOL_CONFIGS}
 CONFIG_DIR = 'configs/robustness'
 
 
 def plan(sets: Sequence[str],
          protocols: Sequence[str]) -> List[tuple]:
-    """``(set, evaluation name, config stem)`` to run, clean first."""
-    out, seen = [], set()
-    for s in SETS:
-        if s not in sets:
-            continue
-        for p in PROTOCOLS:
-            if p in protocols or s in ('clean', 'sketch'):
-                found = EVALUATIONS.get((s, p))
-                if found and found[0] not in seen:
-                    seen.add(found[0])
-                    out.append((s, *found))
-    return out
+    """``(set, evaluation name, config stem)`` to run, clean first (the
+    probe's own val set: stem None), then the suite's robustness sets
+    (:func:`mmbcssl.evaluation.robustness.robustness_plan`)."""
+    clean = [('clean', 'clean', None)] if 'clean' in sets else []
+    return clean + robustness_plan([s for s in SETS if s in sets],
+                                   protocols)
 
 
 def robustness_config(stem: str, demo: bool, config_dir: str) -> str:

@@ -28,7 +28,8 @@ from mmengine.registry import Registry
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, checkpoint_record,
                                             file_sha256, make_fingerprint,
                                             model_record)
-from mmbcssl.evaluation.robustness import PROTOCOL_CONFIGS, clean_error
+from mmbcssl.evaluation.robustness import (PROTOCOL_CONFIGS, clean_error,
+                                           robustness_plan)
 from mmbcssl.evaluation.transfer import TransferProtocol
 from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
                       read_json)
@@ -116,7 +117,7 @@ class Evaluation:
 
     Args:
         name (str): The result's name (``results/<name>.json``); defaults
-            to :attr:`kind`, else the type in lower case.
+            to the type in lower case.
         **settings: The entry's other keys: fields of :attr:`Settings`.
 
     Raises:
@@ -590,17 +591,11 @@ class Robustness(Evaluation):
         # the shared keys as given: the sets' requests stay what they were
         shared = {k: v for k, v in self.settings.items()
                   if k not in ('sets', 'protocols')}
-        out = []
-        for key in s.sets:
-            for proto in ('official', 'authors'):
-                found = PROTOCOL_CONFIGS.get((key, proto))
-                if found and (proto in s.protocols or key == 'sketch'):
-                    sub = RobustnessSet(
-                        name=f'{self.name}.{found[0]}', set=key,
-                        config_stem=found[1], **shared)
-                    if sub.name not in {e.name for e in out}:
-                        out.append(sub)
-        return out
+        return [
+            RobustnessSet(name=f'{self.name}.{name}', set=key,
+                          config_stem=stem, **shared)
+            for key, name, stem in robustness_plan(s.sets, s.protocols)
+        ]
 
 
 @EVALUATIONS.register_module()
