@@ -207,7 +207,8 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class KNNSettings:
-    """Settings of :class:`KNN`.
+    """Settings of :class:`KNN` (and, but ``query``, of
+    :class:`KNNRobustness`).
 
     Args:
         data_root (str): ImageNet layout (``train/``, ``val/``).
@@ -224,8 +225,6 @@ class KNNSettings:
         seed (int): Seed of the random initialisation. Defaults to 0.
         fast (bool): BatchNorms folded and the channels-last layout.
             Defaults to True.
-        query (Sequence[str], optional): ``tools/knn_eval.py`` arguments
-            of another query set (:class:`KNNRobustness`). Defaults to None.
     """
     data_root: str = 'data/imagenet'
     ks: Sequence[int] = (10, 20, 100, 200)
@@ -237,14 +236,25 @@ class KNNSettings:
     random_init: bool = False
     seed: int = 0
     fast: bool = True
+
+
+@dataclass(frozen=True)
+class KNNQuerySettings(KNNSettings):
+    """Settings of :class:`KNN`: :class:`KNNSettings` and
+
+    Args:
+        query (Sequence[str], optional): ``tools/knn_eval.py`` arguments
+            of another query set than ImageNet's val (what
+            :class:`KNNRobustness` gives each set). Defaults to None.
+    """
     query: Optional[Sequence[str]] = None
 
 
 @EVALUATIONS.register_module()
 class KNN(Evaluation):
     """Weighted k-NN of the teacher's features (``tools/knn_eval.py``);
-    settings: :class:`KNNSettings`."""
-    Settings = KNNSettings
+    settings: :class:`KNNQuerySettings`."""
+    Settings = KNNQuerySettings
 
     @property
     def kind(self):
@@ -281,8 +291,7 @@ class KNN(Evaluation):
 
 @dataclass(frozen=True)
 class KNNRobustnessSettings(KNNSettings):
-    """Settings of :class:`KNNRobustness`: the :class:`KNNSettings` (but
-    ``query``) and
+    """Settings of :class:`KNNRobustness`: the :class:`KNNSettings` and
 
     Args:
         roots (dict): Set -> root, sets among a, r, sketch, c. Defaults to
