@@ -21,7 +21,6 @@ second run reuses what the first made (data, pre-training, every finished
 evaluation) and takes seconds.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import re
@@ -177,49 +176,23 @@ def run_stages(stages: List[Stage], log_dir: str,
     return failed
 
 
-def _metric(results: str, name: str, key: str,
-            scale: float = 1.) -> Optional[float]:
-    try:
-        with open(osp.join(results, f'{name}.json')) as f:
-            value = json.load(f)['metrics'][key]
-    except (OSError, ValueError, KeyError):
-        return None
-    return float(value) * scale
-
-
 def results_table(work_dir: str) -> List[str]:
-    """The demo's own numbers, as the README quotes them."""
-    res = osp.join(work_dir, 'suite', 'results')
-    rows = [
-        ('k-NN top-1, pre-trained teacher (k=10 / k=20)',
-         [_metric(res, 'knn', 'knn/k10_top1'),
-          _metric(res, 'knn', 'knn/k20_top1')]),
-        ('k-NN top-1, random init, seed 0 (k=10 / k=20)',
-         [_metric(res, 'knn_random_init', 'knn/k10_top1'),
-          _metric(res, 'knn_random_init', 'knn/k20_top1')]),
-        ('linear probe top-1 (demo val)',
-         [_metric(res, 'linear', 'accuracy/top1')]),
-        ('IN-C-style mCE / mean error (crop)',
-         [_metric(res, 'robustness.c', 'imagenet-c/mCE'),
-          _metric(res, 'robustness.c', 'imagenet-c/mean_error')]),
-        ('Sketch / R / A top-1 (subset logits)',
-         [_metric(res, 'robustness.sketch', 'accuracy/top1'),
-          _metric(res, 'robustness.r', 'accuracy/top1'),
-          _metric(res, 'robustness.a', 'accuracy/top1')]),
-        ('transfer mean (demo4 preset)',
-         [_metric(res, 'transfer', 'average')]),
-        ('Mask R-CNN box AP / AP50, mask AP / AP50 (%)',
-         [_metric(res, 'mask_rcnn', 'coco/bbox_mAP', 100.),
-          _metric(res, 'mask_rcnn', 'coco/bbox_mAP_50', 100.),
-          _metric(res, 'mask_rcnn', 'coco/segm_mAP', 100.),
-          _metric(res, 'mask_rcnn', 'coco/segm_mAP_50', 100.)]),
-    ]
+    """The demo's own numbers, as the README quotes them: each line of
+    the columns' ``demo_line`` (:data:`mmbcssl.evaluation.columns.
+    COLUMNS`), read from the suite's results by their kind."""
+    from mmbcssl.evaluation.columns import column_values, demo_lines
+    from mmbcssl.suite.evaluations import results_by_kind
+    from mmbcssl.suite.report import load_results
+    values = column_values(results_by_kind(
+        load_results(osp.join(work_dir, 'suite'))))
+    rows = [(label, [values.get(c) for c in columns])
+            for label, columns in demo_lines().items()]
     width = max(len(r[0]) for r in rows)
     lines = ['', 'Demo results (demo data: a check that the pipeline runs, '
              'not evidence that anything was learned; chance is 10 %)']
-    for label, values in rows:
-        cells = ' / '.join('–' if v is None else f'{v:.1f}' for v in values)
-        lines.append(f'  {label:<{width}}  {cells}')
+    for label, cells in rows:
+        text = ' / '.join('–' if v is None else f'{v:.1f}' for v in cells)
+        lines.append(f'  {label:<{width}}  {text}')
     return lines
 
 

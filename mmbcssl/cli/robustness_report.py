@@ -17,8 +17,10 @@ Two protocol families (``--protocols``):
   Table 5 numbers were made this way.
 
 Each column header names its protocol, and a published number only appears
-under the column of its own protocol (:mod:`mmbcssl.evaluation.
-paper_results`).
+under the column of its own protocol: the columns, their results and
+metrics are the suite report's (:data:`mmbcssl.evaluation.columns.COLUMNS`,
+table ``robustness_report``), the published rows and the ImageNet-C table
+too (:mod:`mmbcssl.suite.report`).
 
 Outputs in ``--out-dir``: ``<evaluation>.json`` (each run's metrics and
 protocol fingerprint), ``report.json`` (all of it) and ``report.md``.
@@ -30,43 +32,27 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from mmbcssl.evaluation.paper_results import COLUMNS, load_entries
-from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
-                                           EXTRA_CORRUPTIONS,
-                                           PROTOCOL_CONFIGS, SEVERITIES)
+from mmbcssl.evaluation.columns import (COLUMNS, column_values,
+                                        table_columns)
+from mmbcssl.evaluation.paper_results import load_entries, published_values
+from mmbcssl.evaluation.robustness import clean_error, robustness_plan
+from mmbcssl.suite.report import imagenet_c_table
 from mmbcssl.utils.launch import UserError, run_cli
 from mmbcssl.utils.outputs import refuse_existing, write_json
 
 SETS = ('clean', 'c', 'sketch', 'r', 'a')
 PROTOCOLS = ('official', 'authors')
-# (set, protocol) -> (evaluation name, config stem); None: the probe's own
-# val set
-EVALUATIONS = {('clean', 'official'): ('clean', None), **PROTOCOL_CONFIGS}
 CONFIG_DIR = 'configs/robustness'
-# Table columns in order; each is filled from one evaluation's metrics.
-# The clean run of the given checkpoint (the probe's last epoch, as the
-# robustness sets use) goes under 'linear_top1'; the published linear
-# numbers are best-epoch numbers and sit under 'linear_top1_best'.
-TABLE_COLUMNS = ('linear_top1', 'linear_top1_best', 'knn_top1', 'c_mce',
-                 'c_rel_mce', 'c_mean_error', 'c_mce_resize256',
-                 'c_mean_error_resize256', 'sketch_top1', 'r_top1',
-                 'r_top1_1000way', 'a_top1', 'a_top1_1000way')
 
 
 def plan(sets: Sequence[str],
          protocols: Sequence[str]) -> List[tuple]:
-    """``(set, evaluation name, config stem)`` to run, clean first."""
-    out, seen = [], set()
-    for s in SETS:
-        if s not in sets:
-            continue
-        for p in PROTOCOLS:
-            if p in protocols or s in ('clean', 'sketch'):
-                found = EVALUATIONS.get((s, p))
-                if found and found[0] not in seen:
-                    seen.add(found[0])
-                    out.append((s, *found))
-    return out
+    """``(set, evaluation name, config stem)`` to run, clean first (the
+    probe's own val set: stem None), then the suite's robustness sets
+    (:func:`mmbcssl.evaluation.robustness.robustness_plan`)."""
+    clean = [('clean', 'clean', None)] if 'clean' in sets else []
+    return clean + robustness_plan([s for s in SETS if s in sets],
+                                   protocols)
 
 
 def robustness_config(stem: str, demo: bool, config_dir: str) -> str:
@@ -115,25 +101,19 @@ def run_evaluation(name: str, stem: Optional[str], checkpoint: str,
 
 
 def summarise(results: Dict[str, Dict]) -> Dict[str, float]:
-    """Table columns (percent) from each evaluation's metrics."""
-    row: Dict[str, float] = {}
-    top1 = {'clean': 'linear_top1', 'sketch': 'sketch_top1', 'r': 'r_top1',
-            'r_1000way': 'r_top1_1000way', 'a': 'a_top1',
-            'a_1000way': 'a_top1_1000way'}
-    for name, column in top1.items():
-        if name in results:
-            row[column] = float(results[name]['metrics']['accuracy/top1'])
-    for name, suffix in (('c', ''), ('c_resize256', '_resize256')):
-        c = results.get(name, {}).get('metrics')
-        if not c:
-            continue
-        if 'imagenet-c/mCE' not in c:
-            row[f'c_partial{suffix}'] = 1.0
-            continue
-        row[f'c_mce{suffix}'] = c['imagenet-c/mCE']
-        row[f'c_mean_error{suffix}'] = c['imagenet-c/mean_error']
-        if suffix == '' and 'imagenet-c/relative_mCE' in c:
-            row['c_rel_mce'] = c['imagenet-c/relative_mCE']
+    """Table columns (percent) from each evaluation's metrics: the clean
+    run of the checkpoint (the probe's last epoch, as the robustness sets
+    use) is the suite's linear result, the others its robustness results
+    (:data:`mmbcssl.evaluation.columns.COLUMNS`). A partial ImageNet-C
+    tree is marked ``c_partial*``."""
+    row = column_values({
+        'linear' if name == 'clean' else f'robustness.{name}': result
+        for name, result in results.items()
+    })
+    for name in ('c', 'c_resize256'):
+        metrics = results.get(name, {}).get('metrics')
+        if metrics and 'imagenet-c/mCE' not in metrics:
+            row[f'c_partial{name[1:]}'] = 1.0
     return row
 
 
@@ -142,23 +122,22 @@ def _cell(value: Optional[float], digits: int = 2) -> str:
 
 
 def paper_rows(demo: bool) -> List[tuple]:
-    """``(label, {column: value})`` of the published linear-probe rows."""
+    """``(label, {column: value})``: the published numbers of each
+    pre-training config with a published linear probe
+    (:func:`mmbcssl.evaluation.paper_results.published_values`)."""
     if demo:
         return []
     entries = load_entries()
-    knn = {e.config: e.results.get('knn_top1') for e in entries}
-    rows = []
+    rows, seen = [], set()
     for e in entries:
-        if not e.config.startswith('configs/linear/') or not e.results:
-            continue
-        values = {c: v for c, (v, _) in e.results.items()}
         pre = e.metadata.get('Pre-training')
-        if knn.get(pre):
-            values['knn_top1'] = knn[pre][0]
-        source = sorted({s for _, s in e.results.values()})
-        label = (f'{osp.splitext(osp.basename(pre or e.config))[0]} '
-                 f'({"; ".join(source)})')
-        rows.append((label, values))
+        if not e.config.startswith('configs/linear/') or not e.results or \
+                not pre or pre in seen:
+            continue
+        seen.add(pre)
+        values, sources = published_values(entries, pre)
+        rows.append((f'{osp.splitext(osp.basename(pre))[0]} '
+                     f'({"; ".join(sources)})', values))
     return rows
 
 
@@ -175,14 +154,14 @@ def format_markdown(name: str, row: Dict[str, float],
             'they are not comparable with any published row.', ''
         ]
     others = paper_rows(demo)
-    columns = [c for c in TABLE_COLUMNS
+    columns = [c for c in table_columns('robustness_report')
                if c in row or any(c in v for _, v in others)]
     lines += [
         'Top-1 in %, errors in % (lower is better). Each column header '
         'names its protocol; a published number appears only under the '
         'column of the protocol it was measured with, and "–" marks a '
         'number that was not measured that way.', '',
-        '| Model | ' + ' | '.join(COLUMNS[c][0] for c in columns) + ' |',
+        '| Model | ' + ' | '.join(COLUMNS[c].header for c in columns) + ' |',
         '|---' * (len(columns) + 1) + '|',
         f'| **{name} (this run)** | ' + ' | '.join(
             _cell(row.get(c)) for c in columns) + ' |'
@@ -191,54 +170,15 @@ def format_markdown(name: str, row: Dict[str, float],
         lines.append(f'| {label} | ' + ' | '.join(
             _cell(values.get(c)) for c in columns) + ' |')
     lines += ['', 'Protocols:', '']
-    lines += [f'- {COLUMNS[c][0]}: {COLUMNS[c][1]}' for c in columns]
+    lines += [f'- {COLUMNS[c].header}: {COLUMNS[c].protocol}'
+              for c in columns]
     for key, title in (('c', 'ImageNet-C (centre crop 224)'),
                        ('c_resize256',
                         'ImageNet-C (resize 256 + centre crop 224)')):
         metrics = results.get(key, {}).get('metrics')
         if metrics:
-            lines += ['', f'## {title}', ''] + _c_tables(metrics)
+            lines += ['', f'## {title}', ''] + imagenet_c_table(metrics)
     return '\n'.join(lines) + '\n'
-
-
-def _c_tables(c: Dict[str, float]) -> List[str]:
-    get = c.get
-    if 'imagenet-c/mCE' not in c:
-        return ['**Partial** tree: no mCE. Per-corruption mean error (%):',
-                ''] + [
-                    f'- {k.split("/")[-1]}: {v:.2f}'
-                    for k, v in sorted(c.items())
-                    if k.startswith('imagenet-c/partial_error/')
-                ]
-    lines = [
-        '- mCE (AlexNet-normalised, 15 corruptions): '
-        f'{get("imagenet-c/mCE"):.2f}',
-        f'- relative mCE: {_cell(get("imagenet-c/relative_mCE"))}' +
-        ('' if 'imagenet-c/relative_mCE' in c else
-         ' (needs the clean error)'),
-        '- unnormalised mean error over 15 x 5: '
-        f'{get("imagenet-c/mean_error"):.2f}', '',
-        '| corruption | error % (mean of 5) | CE | relative CE |',
-        '|---|---|---|---|'
-    ]
-    for name in BENCHMARK_CORRUPTIONS:
-        lines.append(
-            f'| {name} | {_cell(get(f"imagenet-c/error/{name}"))} | '
-            f'{_cell(get(f"imagenet-c/CE/{name}"))} | '
-            f'{_cell(get(f"imagenet-c/relative_CE/{name}"))} |')
-    extras = [n for n in EXTRA_CORRUPTIONS if f'imagenet-c/error/{n}' in c]
-    if extras:
-        lines += ['', 'Extra corruptions (not in mCE):', '']
-        lines += [
-            f'- {n}: error {get(f"imagenet-c/error/{n}"):.2f}%'
-            for n in extras
-        ]
-    lines += ['', '| severity | ' + ' | '.join(map(str, SEVERITIES)) + ' |',
-              '|---' * (len(SEVERITIES) + 1) + '|']
-    lines.append('| error % (mean of 15) | ' + ' | '.join(
-        _cell(get(f'imagenet-c/error/severity{s}')) for s in SEVERITIES) +
-                 ' |')
-    return lines
 
 
 def read_knn(path: str, k: int) -> float:
@@ -320,16 +260,15 @@ def main(argv: Optional[List[str]] = None, test_main=None) -> int:
             ], args.overwrite, '--out-dir')
         os.makedirs(args.out_dir, exist_ok=True)
         results: Dict[str, Dict] = {}
-        clean_error = None
+        error = None
         for set_name, name, stem in todo:
             results[name] = run_evaluation(
                 name, stem, args.checkpoint, args.model_config,
                 args.out_dir, args.demo, args.cfg_options,
-                roots.get(set_name), clean_error, args.config_dir,
+                roots.get(set_name), error, args.config_dir,
                 test_main, args.classes, args.overwrite)
             if name == 'clean':
-                clean_error = 1 - results[name]['metrics'][
-                    'accuracy/top1'] / 100
+                error = clean_error(results[name]['metrics'])
         row = summarise(results)
         if knn is not None:
             row['knn_top1'] = knn
@@ -339,7 +278,8 @@ def main(argv: Optional[List[str]] = None, test_main=None) -> int:
             model=label, config=args.model_config,
             checkpoint=args.checkpoint, demo=args.demo,
             protocols=args.protocols, row=row,
-            columns={c: COLUMNS[c] for c in row if c in COLUMNS},
+            columns={c: [COLUMNS[c].header, COLUMNS[c].protocol]
+                     for c in row if c in COLUMNS},
             results=results)
         write_json(osp.join(args.out_dir, 'report.json'), report)
         text = format_markdown(label, row, results, args.demo)

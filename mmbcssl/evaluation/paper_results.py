@@ -3,67 +3,17 @@
 Each ``configs/<folder>/metafile.yml`` lists its configs in OpenMMLab's
 model-index format; a config's ``Results`` hold the numbers a paper reports
 for it, each with its ``Source`` (paper and table) and its ``Protocol``: the
-id of the column it belongs to (:data:`COLUMNS`). A number goes beside ours
-only under a column of the same protocol, and only beside a run whose
-weights were made the same way (:func:`made_the_same_way`).
+id of the column it belongs to (:data:`mmbcssl.evaluation.columns.
+COLUMNS`). A number goes beside ours only under a column of the same
+protocol, and only beside a run whose weights were made the same way
+(:func:`made_the_same_way`).
 """
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
+from mmbcssl.evaluation.columns import COLUMNS
 from mmbcssl.evaluation.fingerprint import REPO_ROOT
-
-# Column id -> (short header, protocol). The header names the protocol, so
-# that a column never mixes ways of measuring.
-COLUMNS: Dict[str, tuple] = {
-    'knn_top1': ('k-NN top-1', 'weighted k-NN, k=20, T=0.07, L2-normalised '
-                 'teacher features; resize 256 + centre crop 224'),
-    'knn_random_init': ('k-NN top-1, random init', 'the same k-NN on the '
-                        'randomly initialised backbone (seed 0): the '
-                        'baseline pre-training must beat'),
-    'linear_top1': ('Linear top-1 (last epoch)',
-                    'linear probe on frozen features after its last epoch; '
-                    'val: resize 256 + centre crop 224'),
-    'linear_top1_best': ('Linear top-1 (best epoch)',
-                         'the same probe validated after every epoch, the '
-                         'highest val top-1 (chosen on val, as DINO\'s '
-                         'eval_linear.py reports; the published linear '
-                         'numbers)'),
-    'c_mce': ('IN-C mCE (AlexNet-norm., crop 224)',
-              'mean over 15 corruptions of the error summed over severities '
-              "divided by AlexNet's; centre crop 224 of the 224-px images"),
-    'c_rel_mce': ('IN-C rel. mCE (crop 224)',
-                  'relative mCE: errors minus the clean error, AlexNet-'
-                  'normalised; centre crop 224'),
-    'c_mean_error': ('IN-C mean error (unnorm., crop 224)',
-                     'plain mean of the 75 top-1 errors; centre crop 224'),
-    'c_mce_resize256': ('IN-C mCE (AlexNet-norm., resize 256 + crop 224)',
-                        'mCE with the clean val transform (resize 256, '
-                        'centre crop 224)'),
-    'c_mean_error_resize256': (
-        'IN-C mean error (unnorm., resize 256 + crop 224)',
-        'plain mean of the 75 top-1 errors with the clean val transform: '
-        "the BC-SSL authors' robustness script"),
-    'sketch_top1': ('Sketch top-1', '1000 classes; resize 256 + centre crop '
-                    '224'),
-    'r_top1': ('IN-R top-1 (200-class)', 'logits restricted to the 200 '
-               'classes (official)'),
-    'r_top1_1000way': ('IN-R top-1 (1000-way)', "argmax over 1000 classes "
-                       "(the BC-SSL authors' script)"),
-    'a_top1': ('IN-A top-1 (200-class)', 'logits restricted to the 200 '
-               'classes (official)'),
-    'a_top1_1000way': ('IN-A top-1 (1000-way)', "argmax over 1000 classes "
-                       "(the BC-SSL authors' script)"),
-    'coco_box_ap': ('COCO box AP', 'pycocotools bbox mAP@[.5:.95], val2017'),
-    'coco_mask_ap': ('COCO mask AP', 'pycocotools segm mAP@[.5:.95], '
-                     'val2017'),
-    'ade20k_miou': ('ADE20K mIoU', 'single-scale mIoU, 150 classes'),
-    'transfer_mean': ('Transfer mean', 'mean over the preset\'s sets of the '
-                      'L-BFGS logistic-regression score (CLIP protocol)'),
-    'params_m': ('Params (M)', 'with the 1000-class linear head'),
-    'flops_g': ('FLOPs (G)', 'multiply-adds at 224 x 224, with the head'),
-    'throughput': ('img/s', 'inference images per second'),
-}
 
 
 @dataclass
@@ -138,6 +88,33 @@ def load_entries(root: str = REPO_ROOT) -> List[PaperEntry]:
     return entries
 
 
+def published_values(entries: List[PaperEntry],
+                     config: str) -> Tuple[Dict[str, float], List[str]]:
+    """The published numbers of a pre-training config and of the
+    downstream configs that start from it (the first entry's number where
+    two give one column), with its params and FLOPs from the metadata;
+    and the sorted sources of every number of those entries.
+
+    Args:
+        entries (list[PaperEntry]): :func:`load_entries`.
+        config (str): The pre-training config, relative to the repo.
+    """
+    values: Dict[str, float] = {}
+    sources = set()
+    for e in entries:
+        if e.config == config or e.metadata.get('Pre-training') == config:
+            for column, (value, source) in e.results.items():
+                values.setdefault(column, value)
+                sources.add(source)
+    pre = next((e for e in entries if e.config == config), None)
+    for column, key, unit in (('params_m', 'Parameters', 'M'),
+                              ('flops_g', 'FLOPs', 'G')):
+        text = str(pre.metadata.get(key, '')) if pre else ''
+        if text.endswith(unit):
+            values[column] = float(text[:-1])
+    return values, sorted(sources)
+
+
 def paper_rows(root: str = REPO_ROOT) -> Dict[str, Dict[str, tuple]]:
     """Config path -> {column id: (value, source)} for the configs that
     have published numbers."""
@@ -176,7 +153,7 @@ def render_table(folder: str, root: str = REPO_ROOT) -> str:
                  'Parameters (backbone only)', 'FLOPs', 'Pre-training Epochs')
     shown = [k for k in meta_keys if any(k in e.metadata for e in entries)]
     header = (['Config'] + shown +
-              [f'{COLUMNS[c][0]} (published)' for c in columns] +
+              [f'{COLUMNS[c].header} (published)' for c in columns] +
               ['Source'])
     lines = ['| ' + ' | '.join(header) + ' |',
              '|---' * len(header) + '|']

@@ -12,7 +12,7 @@ Sources:
       "The Many Faces of Robustness" (ImageNet-R): evaluate a 1000-way model
       on the 200-class subsets by keeping only those 200 logits.
 """
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -62,6 +62,30 @@ PROTOCOL_CONFIGS = {
     ('a', 'official'): ('a', 'imagenet-a'),
     ('a', 'authors'): ('a_1000way', 'imagenet-a_1000way'),
 }
+
+
+def robustness_plan(sets: Sequence[str],
+                    protocols: Sequence[str]) -> List[Tuple[str, str, str]]:
+    """``(set, result name, config stem)`` of each evaluation, in the order
+    of ``sets``: each set under each protocol family asked for (a
+    :data:`PROTOCOL_CONFIGS` key); Sketch once whichever is asked, since
+    both families evaluate it the same way."""
+    out: List[Tuple[str, str, str]] = []
+    for key in sets:
+        for family in ('official', 'authors'):
+            found = PROTOCOL_CONFIGS.get((key, family))
+            if found and (family in protocols or key == 'sketch') and \
+                    found[0] not in {name for _, name, _ in out}:
+                out.append((key, *found))
+    return out
+
+
+def clean_error(metrics: Mapping[str, float]) -> Optional[float]:
+    """The clean top-1 error in [0, 1] that relative mCE subtracts, from
+    the metrics of the probe on the clean val set (``accuracy/top1`` in
+    percent); None when they have no top-1."""
+    top1 = metrics.get('accuracy/top1')
+    return None if top1 is None else 1 - top1 / 100
 
 
 def restrict_logits(logits: torch.Tensor,

@@ -22,10 +22,19 @@ feature of the ImageNet linear probe is refused
 (:func:`check_last_layer_feature`).
 """
 import math
+import os
+import os.path as osp
 import warnings
-from typing import Callable, Dict, List, Mapping, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
+from mmengine.config import Config
+
+from mmbcssl.evaluation.fingerprint import (checkpoint_record,
+                                            make_fingerprint, model_record,
+                                            transform_record)
+from mmbcssl.utils.launch import UserError
 
 METRICS = ('accuracy', 'mean_per_class', 'map_11point', 'roc_auc')
 
@@ -255,3 +264,227 @@ def summarise(results: Dict[str, Dict[str, Dict[str, object]]],
                              losses=sum(d < 0 for d in diff))
     out['versus'] = versus
     return out
+
+
+@dataclass(frozen=True)
+class TransferProtocol:
+    """How the features are taken: short side ``resize``, centre crop
+    ``img_size`` (the k-NN protocol's transform), in batches.
+
+    Args:
+        img_size (int): Centre crop. Defaults to 224.
+        resize (int): Short side before the crop. Defaults to 256.
+        batch_size (int): Images per forward pass. Defaults to 64.
+        num_workers (int): Data loader workers. Defaults to 4.
+    """
+    img_size: int = 224
+    resize: int = 256
+    batch_size: int = 64
+    num_workers: int = 4
+
+
+def transfer_model(protocol: TransferProtocol, config: str,
+                   checkpoint: Optional[str], registry: Dict,
+                   classes: Dict[str, List[str]], preset: str,
+                   disk=None, log=None) -> Dict[str, Dict]:
+    """The transfer protocol for one model: ``{set: result}``, each result
+    a :func:`transfer_one` result with the set's sizes and its
+    ``fingerprint``.
+
+    Args:
+        protocol (TransferProtocol): The feature settings.
+        config (str): A config with the backbone (and neck).
+        checkpoint (str, optional): Its weights; None: random init.
+        registry (dict): :func:`read_registry`.
+        classes (dict): Each set's class folders (:func:`check_layout`).
+        preset (str): How the mean over the sets is labelled
+            (:func:`select_sets`).
+        disk (FeatureCache, optional): Keep the features on disk.
+        log (callable, optional): Called with one line per set.
+    """
+    import torch
+    from mmengine.logging import print_log
+
+    from mmbcssl.apis import init_backbone
+    log = log or (lambda msg: print_log(msg, logger='current'))
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    model = init_backbone(config, checkpoint, device=device)
+    cache = SetFeatures(
+        model, protocol.img_size, protocol.resize, protocol.batch_size,
+        protocol.num_workers, disk, key=dict(
+            weights=checkpoint_record(checkpoint)['sha256']
+            or 'random init, seed 0',
+            model=model_record(Config.fromfile(config).model)))
+    results = run_model(cache, registry, classes, log)
+    for name, res in results.items():
+        res['fingerprint'] = transfer_fingerprint(
+            protocol, config, checkpoint, name, registry[name], res, preset)
+    return results
+
+
+LAYOUT = ('<data_root>/<root>/<split>/<class>/<image> with the same class '
+          'folders in every split')
+
+
+def select_sets(path: str, preset: Optional[str],
+                only: Optional[List[str]]) -> Tuple[Optional[List[str]], str]:
+    """The set names to run and how the mean over them is labelled: a
+    preset of the registry (``presets = dict(clip23=[...], ...)``), an
+    explicit ``--sets`` list, or every set of the registry."""
+    if preset and only:
+        raise UserError('--preset and --sets: give one of them')
+    if not only and not preset:
+        return None, f'every set of {osp.basename(path)}'
+    if only:
+        return only, f'custom: {len(only)} sets'
+    presets = dict(Config.fromfile(path).get('presets') or {})
+    if preset not in presets:
+        raise UserError(f'unknown preset {preset!r}; {path} has: '
+                        f'{", ".join(presets) or "none"}')
+    return list(presets[preset]), f'{preset} ({len(presets[preset])} sets)'
+
+
+def read_registry(path: str, only: Optional[List[str]] = None) -> Dict:
+    """``{name: entry}`` of the registry file, each entry with ``root``
+    (joined to ``data_root``), ``metric``, ``train``, ``val`` (None: a
+    stratified hold-out of ``val_fraction`` of train) and ``test``."""
+    if not osp.isfile(path):
+        raise UserError(f'registry {path!r} not found (see '
+                        'configs/transfer/datasets.py)')
+    cfg = Config.fromfile(path)
+    sets = cfg.get('datasets')
+    if not isinstance(sets, dict) or not sets:
+        raise UserError(f'{path}: expected a non-empty `datasets` dict')
+    names = list(sets) if not only else only
+    unknown = [n for n in names if n not in sets]
+    if unknown:
+        raise UserError(f'unknown data set(s) {", ".join(unknown)}; '
+                        f'{path} has: {", ".join(sets)}')
+    out = {}
+    for name in names:
+        entry = dict(train='train', val=None, test='test', val_fraction=0.2)
+        entry.update(sets[name])
+        if entry.get('metric') not in METRICS:
+            raise UserError(f'{path}: {name}.metric must be one of '
+                            f'{", ".join(METRICS)}, got '
+                            f'{entry.get("metric")!r}')
+        entry['root'] = osp.join(cfg.get('data_root', ''), entry['root'])
+        out[name] = entry
+    return out
+
+
+def check_layout(name: str, entry: Dict) -> List[str]:
+    """The class folders (sorted, as the labels are numbered), the same in
+    every split; else a message naming what is missing where."""
+    splits = [s for s in (entry['train'], entry['val'], entry['test']) if s]
+    classes = {}
+    for split in splits:
+        folder = osp.join(entry['root'], split)
+        if not osp.isdir(folder):
+            raise UserError(f'{name}: {folder!r} not found; expected '
+                            f'{LAYOUT}')
+        classes[split] = sorted(
+            d for d in os.listdir(folder)
+            if osp.isdir(osp.join(folder, d)))
+    ref = classes[entry['train']]
+    for split, found in classes.items():
+        if found != ref:
+            missing = sorted(set(ref) - set(found))
+            extra = sorted(set(found) - set(ref))
+            raise UserError(
+                f'{name}: the class folders of {split!r} differ from '
+                f'{entry["train"]!r} (missing {missing[:5]}, extra '
+                f'{extra[:5]}); labels would not match. Expected {LAYOUT}')
+    if len(ref) < 2:
+        raise UserError(f'{name}: {len(ref)} class folder(s) in '
+                        f'{osp.join(entry["root"], entry["train"])}; a '
+                        'classifier needs at least 2')
+    return ref
+
+
+class SetFeatures:
+    """Features of (root, split) for one model, extracted once per run, and
+    kept on disk across runs when given a :class:`FeatureCache` (shared
+    with k-NN and later evaluations of the same weights)."""
+
+    def __init__(self, model, img_size: int, resize: int, batch_size: int,
+                 num_workers: int, disk=None, key: Optional[Dict] = None
+                 ) -> None:
+        self.model = model
+        self.kwargs = dict(img_size=img_size, resize=resize)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.disk, self.key = disk, dict(key or {})
+        self._cache: Dict[Tuple[str, str], Tuple[np.ndarray,
+                                                 np.ndarray]] = {}
+
+    def __call__(self, root: str, split: str):
+        from mmbcssl.evaluation.feature_cache import dataset_identity
+        from mmbcssl.evaluation.features import (extract_features,
+                                                 knn_dataset, knn_dataset_cfg)
+        key = (root, split)
+        if key not in self._cache:
+            ds = knn_dataset(root, split, **self.kwargs)
+            if self.disk is None:
+                feats, labels = extract_features(self.model, ds,
+                                                 self.batch_size,
+                                                 self.num_workers)
+            else:
+                fields = dict(
+                    self.key, data=dataset_identity(ds, root, split),
+                    transform=transform_record(
+                        knn_dataset_cfg(root, split,
+                                        **self.kwargs)['pipeline']))
+                feats, labels = self.disk.extract(
+                    self.model, ds, fields, self.batch_size,
+                    self.num_workers)
+            self._cache[key] = (feats.double().numpy(), labels.numpy())
+        return self._cache[key]
+
+
+def run_model(cache: SetFeatures, registry: Dict,
+              classes: Dict[str, List[str]], log) -> Dict:
+    """``{set: transfer_one result}`` for one model; ``classes`` are each
+    set's class folders (:func:`check_layout`)."""
+    results = {}
+    for name, entry in registry.items():
+        train = cache(entry['root'], entry['train'])
+        if entry['val']:
+            val = cache(entry['root'], entry['val'])
+        else:
+            try:
+                tr, va = holdout_split(train[1], entry['val_fraction'])
+            except ValueError as e:
+                raise UserError(f'{name}: {e}') from None
+            train, val = (train[0][tr], train[1][tr]), (train[0][va],
+                                                        train[1][va])
+        test = cache(entry['root'], entry['test'])
+        num_classes = len(classes[name])
+        res = transfer_one(train, val, test, num_classes, entry['metric'])
+        res.update(num_classes=num_classes, num_train=len(train[1]),
+                   num_val=len(val[1]), num_test=len(test[1]))
+        log(f'  {name}: {entry["metric"]} {res["score"]:.2f} '
+            f'(lambda {res["lam"]:.3g}'
+            f'{"" if res["converged"] else ", not converged"})')
+        results[name] = res
+    return results
+
+
+def transfer_fingerprint(protocol: 'TransferProtocol', config: str,
+                         checkpoint: Optional[str], name: str, entry: Dict,
+                         result: Dict, preset: str) -> Dict:
+    """The protocol fingerprint of one (model, data set) result."""
+    from mmbcssl.evaluation.features import knn_dataset_cfg
+    transform = transform_record(
+        knn_dataset_cfg('', '', protocol.img_size,
+                        protocol.resize)['pipeline'])
+    fields = dict(
+        task='transfer-linear', dataset=name, metric=entry['metric'],
+        transform=transform, features_normalised=False,
+        classifier='L-BFGS logistic regression, at most 1000 iterations; '
+        'lambda by CLIP\'s binary search on the validation split',
+        images=dict(train=result['num_train'], val=result['num_val'],
+                    test=result['num_test']))
+    return make_fingerprint(
+        fields, checkpoint_record(checkpoint),
+        model_record(Config.fromfile(config).model),
+        dict(global_batch=protocol.batch_size, world_size=1, preset=preset))

@@ -2,25 +2,35 @@
 
 Each evaluation is a registered class (``EVALUATIONS``), built from one
 entry of the suite config's ``evaluations`` list, e.g.
-``dict(type='KNN', data_root='data/imagenet')``. It produces one result
+``dict(type='KNN', data_root='data/imagenet')``. Its settings are a frozen
+dataclass (``Evaluation.Settings``) that holds the defaults; a key it does
+not have is refused, with the accepted ones, before anything runs. An
+evaluation that reads another's result names that evaluation's class
+(``needs``), never its name. It produces one result
 (``results/<name>.json``): the metrics, their protocol fingerprint and the
 command that made them. Trained evaluations (the linear probe, Mask R-CNN,
 UperNet) and k-NN run as their own ``tools/*.py`` processes, through
 ``tools/dist_*.sh`` when the suite has several processes, so one failure
 does not take the others down and each resumes on its own.
 """
+from __future__ import annotations
+
 import copy
+import dataclasses
 import os
 import os.path as osp
 import re
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.registry import Registry
 
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, checkpoint_record,
                                             file_sha256, make_fingerprint,
                                             model_record)
-from mmbcssl.evaluation.robustness import PROTOCOL_CONFIGS
+from mmbcssl.evaluation.robustness import (PROTOCOL_CONFIGS, clean_error,
+                                           robustness_plan)
+from mmbcssl.evaluation.transfer import TransferProtocol
 from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
                       read_json)
 
@@ -63,20 +73,82 @@ def _latest_checkpoint(work_dir: str) -> Optional[str]:
     return ckpt if osp.isfile(ckpt) else None
 
 
+def parse_settings(settings_cls: type, given: Dict[str, Any],
+                   owner: str) -> Any:
+    """``settings_cls(**given)``, refusing a key it does not have and a
+    value of the wrong type, each in one line naming what it accepts.
+
+    Raises:
+        TypeError: an unknown key or a value of the wrong type.
+    """
+    fields = {f.name: f for f in dataclasses.fields(settings_cls)}
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        raise TypeError(
+            f'unknown setting{"s" if len(unknown) > 1 else ""} '
+            f'{", ".join(map(repr, unknown))}; {owner} accepts: '
+            f'{", ".join(sorted(fields))}')
+    for key, value in given.items():
+        hint = fields[key].type
+        hint = hint if isinstance(hint, str) else hint.__name__
+        kinds = _SIMPLE_TYPES.get(hint)
+        if kinds and not (isinstance(value, kinds) and not (
+                isinstance(value, bool) and bool not in kinds)):
+            raise TypeError(f'{owner}: setting {key!r} must be {hint}, got '
+                            f'{value!r}')
+    return settings_cls(**given)
+
+
+# the annotations whose values are checked, and the Python types they take
+_SIMPLE_TYPES = {
+    'int': (int, ), 'float': (int, float), 'bool': (bool, ),
+    'str': (str, ), 'Optional[str]': (str, type(None)),
+    'Optional[int]': (int, type(None))
+}
+
+
+@dataclass(frozen=True)
+class NoSettings:
+    """An evaluation without settings."""
+
+
 class Evaluation:
-    """One entry of a suite: what it needs, and how it runs.
+    """One entry of a suite: its settings, what it needs, and how it runs.
 
     Args:
         name (str): The result's name (``results/<name>.json``); defaults
             to the type in lower case.
-        **settings: The entry's other keys.
+        **settings: The entry's other keys: fields of :attr:`Settings`.
+
+    Raises:
+        TypeError: a key that is no field of :attr:`Settings`, or a value
+            of the wrong type (the message lists the accepted keys).
     """
-    #: the results of other evaluations this one reads
-    needs: tuple = ()
+    #: the typed settings; their defaults are the dataclass's
+    Settings: type = NoSettings
+    #: the classes of the evaluations whose results this one reads
+    needs: Tuple[type, ...] = ()
+    #: what a result of this class measures (:attr:`kind`); empty: the
+    #: class name in lower case
+    KIND = ''
 
     def __init__(self, name: Optional[str] = None, **settings) -> None:
         self.name = name or type(self).__name__.lower()
+        #: needed class -> the name of the evaluation that provides it
+        #: (set by :func:`link`)
+        self.links: Dict[type, str] = {}
+        # as given in the suite config: part of the request, so a result
+        # stays reusable while the entry is unchanged
         self.settings = settings
+        self.s = parse_settings(self.Settings, settings,
+                                type(self).__name__)
+
+    @property
+    def kind(self) -> str:
+        """What the result measures, whatever the entry's ``name``: the
+        key the report's columns read it by
+        (:data:`mmbcssl.evaluation.columns.COLUMNS`)."""
+        return self.KIND or type(self).__name__.lower()
 
     def expand(self) -> List['Evaluation']:
         """The evaluations this entry stands for (itself, by default)."""
@@ -110,12 +182,21 @@ class Evaluation:
                     f'{d!r} does not exist (see the README, "Data '
                     'preparation")', command)
 
-    def _needed(self, done: Dict[str, Dict], name: str,
+    def choose(self, needed: type) -> Optional[str]:
+        """Which evaluation of class ``needed`` this one reads when the
+        suite has several (a name), or None: the only one."""
+        return None
+
+    def _needed(self, done: Dict[str, Dict], needed: type,
                 command: str = '') -> Dict:
-        result = done.get(name)
+        """The result of the evaluation of class ``needed`` that
+        :func:`link` found for this one."""
+        name = self.links.get(needed)
+        result = done.get(name) if name else None
         if not result or result.get('status') != 'ok':
             raise EvaluationMissing(
-                f'needs the {name!r} result, which this run does not have',
+                f'needs the {name or needed.KIND!r} result (a '
+                f'{needed.__name__}), which this run does not have',
                 command)
         return result
 
@@ -124,46 +205,109 @@ class Evaluation:
         return ctx.path('raw', self.name + suffix)
 
 
+@dataclass(frozen=True)
+class KNNSettings:
+    """Settings of :class:`KNN` (and, but ``query``, of
+    :class:`KNNRobustness`).
+
+    Args:
+        data_root (str): ImageNet layout (``train/``, ``val/``).
+            Defaults to 'data/imagenet'.
+        ks (Sequence[int]): Neighbour counts. Defaults to (10, 20, 100,
+            200).
+        temperature (float): Vote temperature. Defaults to 0.07.
+        img_size (int): Centre crop. Defaults to 224.
+        resize (int): Short side before the crop. Defaults to 256.
+        batch_size (int): Defaults to 256.
+        num_workers (int): Defaults to 8.
+        random_init (bool): The random-init baseline instead of the
+            weights. Defaults to False.
+        seed (int): Seed of the random initialisation. Defaults to 0.
+        fast (bool): BatchNorms folded and the channels-last layout.
+            Defaults to True.
+    """
+    data_root: str = 'data/imagenet'
+    ks: Sequence[int] = (10, 20, 100, 200)
+    temperature: float = 0.07
+    img_size: int = 224
+    resize: int = 256
+    batch_size: int = 256
+    num_workers: int = 8
+    random_init: bool = False
+    seed: int = 0
+    fast: bool = True
+
+
+@dataclass(frozen=True)
+class KNNQuerySettings(KNNSettings):
+    """Settings of :class:`KNN`: :class:`KNNSettings` and
+
+    Args:
+        query (Sequence[str], optional): ``tools/knn_eval.py`` arguments
+            of another query set than ImageNet's val (what
+            :class:`KNNRobustness` gives each set). Defaults to None.
+    """
+    query: Optional[Sequence[str]] = None
+
+
 @EVALUATIONS.register_module()
 class KNN(Evaluation):
-    """Weighted k-NN of the teacher's features (``tools/knn_eval.py``).
+    """Weighted k-NN of the teacher's features (``tools/knn_eval.py``);
+    settings: :class:`KNNQuerySettings`."""
+    Settings = KNNQuerySettings
 
-    Settings: ``data_root`` (ImageNet layout), ``ks`` (10, 20, 100, 200),
-    ``temperature`` (0.07), ``img_size`` (224), ``resize`` (256),
-    ``batch_size`` (256), ``num_workers`` (8), ``random_init`` (False: the
-    random-init baseline instead of the weights), ``seed`` (0), ``fast``
-    (True: BatchNorms folded and the channels-last layout).
-    """
+    @property
+    def kind(self):
+        if self.s.query:  # one of KNNRobustness's sets: no column reads it
+            return self.name
+        return 'knn_random_init' if self.s.random_init else 'knn'
 
     def run(self, ctx, done):
-        s = dict(data_root='data/imagenet', ks=(10, 20, 100, 200),
-                 temperature=0.07, img_size=224, resize=256,
-                 batch_size=256, num_workers=8, random_init=False, seed=0,
-                 fast=True, query=None)
-        s.update(self.settings)
+        s = self.s
         out = self._raw(ctx)
-        args = [ctx.config, '--data-root', s['data_root'], '--ks',
-                *map(str, s['ks']), '--temperature', str(s['temperature']),
-                '--img-size', str(s['img_size']), '--resize',
-                str(s['resize']), '--batch-size', str(s['batch_size']),
-                '--num-workers', str(s['num_workers']), '--seed',
-                str(s['seed']), '--out', out, '--overwrite']
-        weights = None if s['random_init'] else ctx.backbone_weights()
+        args = [ctx.config, '--data-root', s.data_root, '--ks',
+                *map(str, s.ks), '--temperature', str(s.temperature),
+                '--img-size', str(s.img_size), '--resize',
+                str(s.resize), '--batch-size', str(s.batch_size),
+                '--num-workers', str(s.num_workers), '--seed',
+                str(s.seed), '--out', out, '--overwrite']
+        weights = None if s.random_init else ctx.backbone_weights()
         if weights:
             args += ['--checkpoint', weights]
         if ctx.feature_cache:
             args += ['--feature-cache', ctx.feature_cache]
-        if s['fast']:
+        if s.fast:
             args += ['--deploy', '--channels-last']
-        query = list(s['query'] or [])
+        query = list(s.query or [])
         args += query
         command = ' '.join(ctx.tool_command('knn_eval.py', args))
-        needed = [osp.join(s['data_root'], 'train')]
-        needed.append(query[1] if query else osp.join(s['data_root'], 'val'))
+        needed = [osp.join(s.data_root, 'train')]
+        needed.append(query[1] if query else osp.join(s.data_root, 'val'))
         self._need_dirs(*needed, command=command)
         command = ctx.run_tool(self.name, 'knn_eval.py', args)
         result = read_json(out)
         return dict(result, command=command)
+
+
+@dataclass(frozen=True)
+class KNNRobustnessSettings(KNNSettings):
+    """Settings of :class:`KNNRobustness`: the :class:`KNNSettings` and
+
+    Args:
+        roots (dict): Set -> root, sets among a, r, sketch, c. Defaults to
+            the four under ``data/``.
+        corruptions (Sequence[str]): ImageNet-C corruptions. Defaults to
+            one of each category.
+        severity (int): ImageNet-C severity. Defaults to 3.
+        max_queries (int): Images per set. Defaults to 5000.
+    """
+    roots: Dict[str, str] = field(default_factory=lambda: dict(
+        a='data/imagenet-a', r='data/imagenet-r',
+        sketch='data/imagenet-sketch', c='data/imagenet-c'))
+    corruptions: Sequence[str] = ('gaussian_noise', 'defocus_blur', 'snow',
+                                  'jpeg_compression')
+    severity: int = 3
+    max_queries: int = 5000
 
 
 @EVALUATIONS.register_module()
@@ -171,27 +315,20 @@ class KNNRobustness(Evaluation):
     """k-NN of the robustness sets against the ImageNet train bank, votes
     restricted to each set's classes: robustness without a trained probe,
     on a subset of each set (one result per set, ``knn_robustness.<set>``;
-    ImageNet-C one per corruption at one severity).
-
-    Settings: ``roots`` (set -> root, sets among a, r, sketch, c),
-    ``corruptions`` (for c; default one of each category), ``severity``
-    (3), ``max_queries`` (5000 per set), and the :class:`KNN` settings.
+    ImageNet-C one per corruption at one severity); settings:
+    :class:`KNNRobustnessSettings`.
     """
+    Settings = KNNRobustnessSettings
 
     def expand(self):
-        s = dict(roots=dict(a='data/imagenet-a', r='data/imagenet-r',
-                            sketch='data/imagenet-sketch',
-                            c='data/imagenet-c'),
-                 corruptions=('gaussian_noise', 'defocus_blur', 'snow',
-                              'jpeg_compression'),
-                 severity=3, max_queries=5000)
-        s.update(self.settings)
-        knn = {k: v for k, v in s.items()
-               if k not in ('roots', 'corruptions', 'severity',
-                            'max_queries')}
+        s = self.s
+        own = {f.name for f in dataclasses.fields(KNNRobustnessSettings)} - {
+            f.name for f in dataclasses.fields(KNNSettings)}
+        # the k-NN keys as given: the sets' requests stay what they were
+        knn = {k: v for k, v in self.settings.items() if k not in own}
         out = []
-        for key, root in s['roots'].items():
-            query = ['--query', root, '--max-queries', str(s['max_queries'])]
+        for key, root in s.roots.items():
+            query = ['--query', root, '--max-queries', str(s.max_queries)]
             if key == 'sketch':
                 query += ['--query-prefix', 'sketch']
             if key in ('a', 'r'):  # the official 200-wnid lists
@@ -199,22 +336,42 @@ class KNNRobustness(Evaluation):
             if key != 'c':
                 out.append(KNN(name=f'{self.name}.{key}', query=query, **knn))
                 continue
-            for corruption in s['corruptions']:
+            for corruption in s.corruptions:
                 out.append(KNN(
                     name=f'{self.name}.c_{corruption}',
                     query=query + ['--corruption', corruption,
-                                   '--severity', str(s['severity'])],
+                                   '--severity', str(s.severity)],
                     **knn))
         return out
+
+
+@dataclass(frozen=True)
+class DownstreamSettings:
+    """Settings of a trained evaluation (:class:`LinearProbe`,
+    :class:`Finetune`).
+
+    Args:
+        config (str, optional): The downstream config. Defaults to the one
+            of ``configs/<folder>`` that starts from the backbone's
+            pre-training config (:func:`downstream_config`).
+        data_root (str, optional): Its data root. Defaults to the
+            config's.
+        cfg_options (Sequence[str]): ``key=value`` overrides. Defaults to
+            none.
+    """
+    config: Optional[str] = None
+    data_root: Optional[str] = None
+    cfg_options: Sequence[str] = ()
 
 
 class _TrainThenTest(Evaluation):
     """Train a downstream config from the backbone weights (resuming an
     interrupted run), then evaluate its last checkpoint."""
+    Settings = DownstreamSettings
     folder = ''
 
     def config(self, ctx: SuiteContext) -> str:
-        config = self.settings.get('config') or downstream_config(
+        config = self.s.config or downstream_config(
             ctx.config, self.folder)
         if not config:
             raise EvaluationMissing(
@@ -233,7 +390,7 @@ class _TrainThenTest(Evaluation):
         return req
 
     def options(self, ctx: SuiteContext) -> List[str]:
-        opts = list(self.settings.get('cfg_options', []))
+        opts = list(self.s.cfg_options)
         weights = ctx.backbone_weights()
         opts.append('model.backbone.init_cfg.checkpoint=' +
                     str(weights) if weights else
@@ -295,18 +452,18 @@ class LinearProbe(_TrainThenTest):
     it validates after every epoch and prints the maximum, chosen on the
     val set itself. The robustness evaluations use the last epoch's probe.
 
-    Settings: ``config`` (default: the probe of the backbone's pre-training
-    config in ``configs/linear/metafile.yml``), ``data_root``,
-    ``cfg_options`` (a list of ``key=value``).
+    Settings: :class:`DownstreamSettings` (the config defaults to the probe
+    of the backbone's pre-training config in ``configs/linear/
+    metafile.yml``).
     """
+    KIND = 'linear'
     folder = 'linear'
     #: the file name mmengine's CheckpointHook gives the best epoch's
     #: checkpoint with ``save_best='accuracy/top1'``
     BEST_PATTERN = re.compile(r'best_accuracy_top1_epoch_(\d+)\.pth')
 
     def options(self, ctx):
-        return _data_options(self.settings.get('data_root')) + \
-            super().options(ctx)
+        return _data_options(self.s.data_root) + super().options(ctx)
 
     def run(self, ctx, done):
         result = super().run(ctx, done)
@@ -337,14 +494,25 @@ class LinearProbe(_TrainThenTest):
         return found[0]
 
 
+@dataclass(frozen=True)
+class FinetuneSettings(DownstreamSettings):
+    """Settings of :class:`Finetune`: :class:`DownstreamSettings` and
+
+    Args:
+        task (str): 'mask_rcnn' (configs/mask_rcnn) or 'upernet'
+            (configs/upernet). Defaults to 'mask_rcnn'.
+    """
+    task: str = 'mask_rcnn'
+
+
 @EVALUATIONS.register_module()
 class Finetune(_TrainThenTest):
     """Mask R-CNN (``task='mask_rcnn'``) or UperNet (``task='upernet'``)
     fine-tuned from the backbone, then box/mask AP or mIoU on val.
 
-    Settings: ``task``, ``config`` (default: from the metafile),
-    ``data_root``, ``cfg_options``.
+    Settings: :class:`FinetuneSettings`.
     """
+    Settings = FinetuneSettings
 
     def __init__(self, name=None, task='mask_rcnn', **settings):
         if task not in ('mask_rcnn', 'upernet'):
@@ -353,8 +521,12 @@ class Finetune(_TrainThenTest):
         super().__init__(name or task, task=task, **settings)
         self.folder = task
 
+    @property
+    def kind(self):
+        return self.s.task
+
     def options(self, ctx):
-        root = self.settings.get('data_root')
+        root = self.s.data_root
         opts = []
         if root and self.folder == 'mask_rcnn':
             ann = f'{root}/annotations/instances_val2017.json'
@@ -367,64 +539,107 @@ class Finetune(_TrainThenTest):
         return opts + super().options(ctx)
 
 
+@dataclass(frozen=True)
+class ProbedSettings:
+    """What every robustness evaluation of the linear probe shares.
+
+    Args:
+        roots (dict, optional): Set -> data root. Defaults to the
+            configs'.
+        demo (bool): The ``*_demo`` configs. Defaults to False.
+        classes (str, optional): The probe head's wnid list. Defaults to
+            the configs' (ImageNet-1k).
+        probe (str, optional): Which :class:`LinearProbe` of the suite
+            (its name) when it has several. Defaults to the only one.
+        cfg_options (Sequence[str]): ``key=value`` overrides. Defaults to
+            none.
+    """
+    roots: Optional[Dict[str, str]] = None
+    demo: bool = False
+    classes: Optional[str] = None
+    probe: Optional[str] = None
+    cfg_options: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class RobustnessSettings(ProbedSettings):
+    """Settings of :class:`Robustness`: :class:`ProbedSettings` and
+
+    Args:
+        sets (Sequence[str]): Among c, sketch, r, a. Defaults to all four.
+        protocols (Sequence[str]): 'official' and/or 'authors' (see
+            configs/robustness/README.md). Defaults to ('official', ).
+    """
+    sets: Sequence[str] = ('c', 'sketch', 'r', 'a')
+    protocols: Sequence[str] = ('official', )
+
+
+@dataclass(frozen=True)
+class RobustnessSetSettings(ProbedSettings):
+    """Settings of :class:`RobustnessSet`: :class:`ProbedSettings` and
+
+    Args:
+        set (str): One of c, sketch, r, a.
+        config_stem (str): Its config in configs/robustness
+            (:data:`mmbcssl.evaluation.robustness.PROTOCOL_CONFIGS`).
+    """
+    set: str = ''
+    config_stem: str = ''
+
+
 @EVALUATIONS.register_module()
 class Robustness(Evaluation):
-    """ImageNet-C/Sketch/R/A through the linear probe (``needs`` the
-    ``linear`` result), one result per set and protocol.
-
-    Settings: ``sets`` (c, sketch, r, a), ``protocols`` (official and/or
-    authors; see configs/robustness/README.md), ``roots`` (set -> data
-    root), ``demo`` (the ``*_demo`` configs), ``classes`` (the probe head's
-    wnid list), ``probe`` (the linear result's name, 'linear'),
-    ``cfg_options``.
+    """ImageNet-C/Sketch/R/A through the linear probe (``needs`` a
+    :class:`LinearProbe`), one result per set and protocol; settings:
+    :class:`RobustnessSettings`.
     """
+    Settings = RobustnessSettings
 
     def expand(self):
-        s = dict(sets=('c', 'sketch', 'r', 'a'), protocols=('official', ))
-        s.update(self.settings)
-        out = []
-        for key in s['sets']:
-            for proto in ('official', 'authors'):
-                found = PROTOCOL_CONFIGS.get((key, proto))
-                if found and (proto in s['protocols'] or key == 'sketch'):
-                    sub = RobustnessSet(
-                        name=f'{self.name}.{found[0]}', set=key,
-                        config_stem=found[1], **{
-                            k: v
-                            for k, v in s.items()
-                            if k not in ('sets', 'protocols')
-                        })
-                    if sub.name not in {e.name for e in out}:
-                        out.append(sub)
-        return out
+        s = self.s
+        # the shared keys as given: the sets' requests stay what they were
+        shared = {k: v for k, v in self.settings.items()
+                  if k not in ('sets', 'protocols')}
+        return [
+            RobustnessSet(name=f'{self.name}.{name}', set=key,
+                          config_stem=stem, **shared)
+            for key, name, stem in robustness_plan(s.sets, s.protocols)
+        ]
 
 
 @EVALUATIONS.register_module()
 class RobustnessSet(Evaluation):
     """One robustness evaluation of the linear probe; see
     :class:`Robustness`."""
+    Settings = RobustnessSetSettings
+    needs = (LinearProbe, )
 
-    def __init__(self, name=None, **settings):
-        super().__init__(name, **settings)
-        self.needs = (settings.get('probe', 'linear'), )
+    @property
+    def kind(self):
+        stems = {stem: name for name, stem in PROTOCOL_CONFIGS.values()}
+        stem = self.s.config_stem
+        return f'robustness.{stems[stem]}' if stem in stems else self.name
+
+    def choose(self, needed):
+        return self.s.probe
 
     def run(self, ctx, done):
-        s = self.settings
-        stem = s['config_stem'] + ('_demo' if s.get('demo') else '')
+        s = self.s
+        stem = s.config_stem + ('_demo' if s.demo else '')
         config = osp.join('configs', 'robustness', f'{stem}.py')
-        probe = self._needed(done, self.needs[0],
+        probe = self._needed(done, LinearProbe,
                              'the LinearProbe evaluation of this suite')
-        root = (s.get('roots') or {}).get(s['set'])
-        opts = list(s.get('cfg_options', []))
+        root = (s.roots or {}).get(s.set)
+        opts = list(s.cfg_options)
         if root:
             opts.append(f'test_dataloader.dataset.data_root={root}')
-        if s.get('classes'):
+        if s.classes:
             opts.append(f'test_dataloader.dataset.base_classes='
-                        f'{s["classes"]}')
-        if s['set'] == 'c':
-            top1 = probe['metrics'].get('accuracy/top1')
-            if top1 is not None:
-                opts.append(f'test_cfg.clean_error={1 - top1 / 100!r}')
+                        f'{s.classes}')
+        if s.set == 'c':
+            error = clean_error(probe['metrics'])
+            if error is not None:
+                opts.append(f'test_cfg.clean_error={error!r}')
             opts.append('test_cfg.pass_results_dir=' +
                         ctx.path('imagenet_c_passes'))
         out = self._raw(ctx)
@@ -443,19 +658,33 @@ class RobustnessSet(Evaluation):
         return dict(read_json(out), command=command)
 
 
+@dataclass(frozen=True)
+class TransferSettings(TransferProtocol):
+    """Settings of :class:`Transfer`: the feature settings of
+    :class:`mmbcssl.evaluation.transfer.TransferProtocol` and
+
+    Args:
+        registry (str): The data-set registry. Defaults to
+            'configs/transfer/datasets.py'.
+        preset (str, optional): One of its presets. Defaults to None.
+        sets (Sequence[str], optional): Its sets to run. Defaults to None:
+            the preset's, else all.
+    """
+    registry: str = 'configs/transfer/datasets.py'
+    preset: Optional[str] = None
+    sets: Optional[Sequence[str]] = None
+
+
 @EVALUATIONS.register_module()
 class Transfer(Evaluation):
     """Linear transfer to small data sets (``tools/transfer_linear.py``):
-    one result with every set's score and the mean over the preset.
-
-    Settings: ``registry`` (configs/transfer/datasets.py), ``preset`` or
-    ``sets``, ``img_size``, ``resize``, ``batch_size``, ``num_workers``.
+    one result with every set's score and the mean over the preset;
+    settings: :class:`TransferSettings`.
     """
+    Settings = TransferSettings
 
     def run(self, ctx, done):
-        s = dict(registry='configs/transfer/datasets.py', img_size=224,
-                 resize=256, batch_size=64, num_workers=4)
-        s.update(self.settings)
+        s = dataclasses.asdict(self.s)
         out_dir = self._raw(ctx, suffix='')
         model = [ctx.config] + ([ctx.backbone_weights()]
                                 if ctx.checkpoint else [])
@@ -487,11 +716,22 @@ class Transfer(Evaluation):
                     command=command)
 
 
+@dataclass(frozen=True)
+class ComplexitySettings:
+    """Settings of :class:`Complexity`.
+
+    Args:
+        img_size (int): Input side. Defaults to 224.
+    """
+    img_size: int = 224
+
+
 @EVALUATIONS.register_module()
 class Complexity(Evaluation):
     """Params and FLOPs (multiply-adds) of the backbone as an ImageNet
     classifier (with a 1000-class linear head, as the paper's Table 5
-    counts), at ``img_size`` (224)."""
+    counts); settings: :class:`ComplexitySettings`."""
+    Settings = ComplexitySettings
 
     def run(self, ctx, done):
         import torch
@@ -500,7 +740,7 @@ class Complexity(Evaluation):
         from mmpretrain.registry import MODELS
 
         from mmbcssl.benchmarks.complexity import complexity
-        img_size = self.settings.get('img_size', 224)
+        img_size = self.s.img_size
         cfg = Config.fromfile(ctx.config)
         init_default_scope(cfg.get('default_scope', 'mmpretrain'))
         body = dict(type='ImageClassifier',
@@ -529,21 +769,39 @@ class Complexity(Evaluation):
                              config=self._rel(ctx.config))))
 
 
+@dataclass(frozen=True)
+class ThroughputSettings:
+    """Settings of :class:`Throughput`.
+
+    Args:
+        batch_size (int): Defaults to 128.
+        img_size (int): Defaults to 224.
+        device (str, optional): Defaults to None: 'cuda' when available,
+            else 'cpu'.
+        amp (bool): Mixed precision. Defaults to False.
+        channels_last (bool): Defaults to True.
+        repeats (int): Timed runs (the median is kept). Defaults to 5.
+    """
+    batch_size: int = 128
+    img_size: int = 224
+    device: Optional[str] = None
+    amp: bool = False
+    channels_last: bool = True
+    repeats: int = 5
+
+
 @EVALUATIONS.register_module()
 class Throughput(Evaluation):
     """Inference images per second of the backbone
-    (``tools/analysis_tools/benchmark.py``).
-
-    Settings: ``batch_size`` (128), ``img_size`` (224), ``device``
-    ('cuda' when available), ``amp``, ``channels_last``, ``repeats`` (5).
-    """
+    (``tools/analysis_tools/benchmark.py``); settings:
+    :class:`ThroughputSettings`."""
+    Settings = ThroughputSettings
 
     def run(self, ctx, done):
         import torch
-        s = dict(batch_size=128, img_size=224, amp=False,
-                 channels_last=True, repeats=5,
-                 device='cuda' if torch.cuda.is_available() else 'cpu')
-        s.update(self.settings)
+        s = dataclasses.asdict(self.s)
+        if s['device'] is None:
+            s['device'] = 'cuda' if torch.cuda.is_available() else 'cpu'
         out = self._raw(ctx)
         args = [ctx.config, '--batch-size', str(s['batch_size']),
                 '--img-size', str(s['img_size']), '--device', s['device'],
@@ -568,3 +826,29 @@ class Throughput(Evaluation):
 def _model_cfg(config: str):
     from mmengine.config import Config
     return Config.fromfile(config).model
+
+
+def result_kind(name: str, result: Mapping) -> str:
+    """The :attr:`Evaluation.kind` of a result file: from the evaluation
+    its request names, rebuilt from the request's settings; the result's
+    name when the request names none this code knows."""
+    request = result.get('request') or {}
+    kind = request.get('type')
+    if kind not in EVALUATIONS.module_dict:
+        return name
+    try:
+        return EVALUATIONS.get(kind)(name=name,
+                                     **request.get('settings', {})).kind
+    except (TypeError, ValueError):
+        return name
+
+
+def results_by_kind(results: Mapping[str, Mapping]) -> Dict[str, Mapping]:
+    """``{kind: result}`` of ``{name: result}``; of two results of one
+    kind, the one named after the kind, else the first by name."""
+    out: Dict[str, Mapping] = {}
+    for name, result in sorted(results.items()):
+        kind = result_kind(name, result)
+        if kind not in out or name == kind:
+            out[kind] = result
+    return out

@@ -1,8 +1,9 @@
 """Merge the results of one or many suite runs into the paper's tables
 (Markdown, CSV, LaTeX) and figures.
 
-Each table column is one protocol (:data:`mmbcssl.evaluation.paper_results.
-COLUMNS`); a cell whose fingerprint differs from the rest of its column is
+Each table column is one protocol (:data:`mmbcssl.evaluation.columns.
+COLUMNS`), filled from the result of its kind whatever the suite named it;
+a cell whose fingerprint differs from the rest of its column is
 flagged with a dagger and the differing fields; a result that is not there
 is "–", never 0; published numbers appear as reference rows, marked with
 their source, only under the column of their own protocol and only beside
@@ -19,66 +20,20 @@ import os
 import os.path as osp
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
+from mmbcssl.evaluation.columns import (COLUMNS, TABLES, column_values,
+                                        shown_metrics, table_columns)
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, flag_mixed,
                                             pretraining_record)
-from mmbcssl.evaluation.paper_results import (COLUMNS, load_entries,
-                                              made_the_same_way)
-from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS, SEVERITIES
+from mmbcssl.evaluation.paper_results import (load_entries,
+                                              made_the_same_way,
+                                              published_values)
+from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
+                                           EXTRA_CORRUPTIONS, SEVERITIES)
 from mmbcssl.fileio import atomic_write
 from .context import read_json
-
-
-def _scaled(key: str, factor: float = 1.0) -> Callable:
-    """``metrics[key] * factor``, or None when the key is absent."""
-
-    def get(metrics: Dict) -> Optional[float]:
-        value = metrics.get(key)
-        return None if value is None else float(value) * factor
-
-    return get
-
-
-# column id -> (result name, value from its metrics)
-SOURCES: Dict[str, Tuple[str, Callable]] = {
-    'knn_top1': ('knn', _scaled('knn/k20_top1')),
-    'knn_random_init': ('knn_random_init', _scaled('knn/k20_top1')),
-    'linear_top1': ('linear', _scaled('accuracy/top1')),
-    'linear_top1_best': ('linear', _scaled('best_epoch/accuracy/top1')),
-    'c_mce': ('robustness.c', _scaled('imagenet-c/mCE')),
-    'c_rel_mce': ('robustness.c', _scaled('imagenet-c/relative_mCE')),
-    'c_mean_error': ('robustness.c', _scaled('imagenet-c/mean_error')),
-    'c_mce_resize256': ('robustness.c_resize256', _scaled('imagenet-c/mCE')),
-    'c_mean_error_resize256': ('robustness.c_resize256',
-                               _scaled('imagenet-c/mean_error')),
-    'sketch_top1': ('robustness.sketch', _scaled('accuracy/top1')),
-    'r_top1': ('robustness.r', _scaled('accuracy/top1')),
-    'r_top1_1000way': ('robustness.r_1000way', _scaled('accuracy/top1')),
-    'a_top1': ('robustness.a', _scaled('accuracy/top1')),
-    'a_top1_1000way': ('robustness.a_1000way', _scaled('accuracy/top1')),
-    'coco_box_ap': ('mask_rcnn', _scaled('coco/bbox_mAP', 100.)),
-    'coco_mask_ap': ('mask_rcnn', _scaled('coco/segm_mAP', 100.)),
-    'ade20k_miou': ('upernet', _scaled('mIoU')),
-    'transfer_mean': ('transfer', _scaled('average')),
-    'params_m': ('complexity', _scaled('params_m')),
-    'flops_g': ('complexity', _scaled('flops_g')),
-    'throughput': ('throughput', _scaled('throughput')),
-}
-# The paper's tables, by what they show (arXiv 2312.05695: Table 5 has the
-# kernel sweep's k-NN, linear, robustness, params and FLOPs; Table 4 COCO).
-TABLES = (
-    ('k-NN and linear probe', ('knn_top1', 'knn_random_init',
-                               'linear_top1', 'linear_top1_best',
-                               'transfer_mean')),
-    ('COCO and ADE20K', ('coco_box_ap', 'coco_mask_ap', 'ade20k_miou')),
-    ('Robustness', ('c_mce', 'c_rel_mce', 'c_mean_error', 'c_mce_resize256',
-                    'c_mean_error_resize256', 'sketch_top1', 'r_top1',
-                    'r_top1_1000way', 'a_top1', 'a_top1_1000way')),
-    ('Params, FLOPs, throughput, k-NN and linear',
-     ('params_m', 'flops_g', 'throughput', 'knn_top1', 'linear_top1',
-      'linear_top1_best')),
-)
+from .evaluations import results_by_kind
 
 
 @dataclass
@@ -96,6 +51,8 @@ class Row:
     kernel: Optional[int] = None
     problems: List[Tuple[str, str, str, str]] = field(default_factory=list)
     c_errors: Dict[Tuple[str, int], float] = field(default_factory=dict)
+    # the metrics of the ImageNet-C result (centre crop), for its table
+    c_metrics: Dict[str, float] = field(default_factory=dict)
     knn_curve: List[Dict] = field(default_factory=list)
     figures: List[str] = field(default_factory=list)
 
@@ -110,26 +67,20 @@ def load_run(work_dir: str) -> Row:
     label = f'{osp.splitext(osp.basename(info["config"]))[0]} @ {sha}'
     row = Row(label, config=info['config'],
               pretraining=_pretraining_of(info))
-    results = {}
-    folder = osp.join(work_dir, 'results')
-    for name in sorted(os.listdir(folder)) if osp.isdir(folder) else []:
-        if name.endswith('.json'):
-            result = read_json(osp.join(folder, name))
-            if result:
-                results[name[:-len('.json')]] = result
+    results = load_results(work_dir)
     for name, result in results.items():
         if result.get('status') in ('missing', 'failed'):
             row.problems.append((name, result['status'], result['reason'],
                                  result.get('command', '')))
-    for column, (name, get) in SOURCES.items():
-        result = results.get(name)
-        if not result or result.get('status') != 'ok':
-            continue
-        value = get(result.get('metrics', {}))
-        if value is not None:
-            row.values[column] = value
-            row.fingerprints[column] = result.get('fingerprint') or {}
-    c = results.get('robustness.c', {}).get('metrics', {})
+    by_kind = results_by_kind(results)
+    row.values = column_values(by_kind)
+    row.fingerprints = {
+        c: by_kind[COLUMNS[c].evaluation].get('fingerprint') or {}
+        for c in row.values
+    }
+    c = by_kind.get('robustness.c', {})
+    c = c.get('metrics', {}) if c.get('status') == 'ok' else {}
+    row.c_metrics = dict(c)
     for key, value in c.items():
         m = re.fullmatch(r'imagenet-c/error/(\w+)/(\d)', key)
         if m:
@@ -148,6 +99,18 @@ def load_run(work_dir: str) -> Row:
             osp.join(figures, f) for f in os.listdir(figures)
             if f.endswith('.png'))
     return row
+
+
+def load_results(work_dir: str) -> Dict[str, Dict]:
+    """``{name: result}`` of a suite work dir's ``results/``."""
+    results = {}
+    folder = osp.join(work_dir, 'results')
+    for name in sorted(os.listdir(folder)) if osp.isdir(folder) else []:
+        if name.endswith('.json'):
+            result = read_json(osp.join(folder, name))
+            if result:
+                results[name[:-len('.json')]] = result
+    return results
 
 
 def _pretraining_of(info: Dict) -> Dict:
@@ -179,18 +142,7 @@ def published_rows(runs: List[Row]) -> List[Row]:
                 not made_the_same_way(pre, dict(run.pretraining,
                                                 config=rel)):
             continue
-        linked = [e for e in entries
-                  if e.config == rel or e.metadata.get('Pre-training') == rel]
-        values, sources = {}, set()
-        for e in linked:
-            for column, (value, source) in e.results.items():
-                values.setdefault(column, value)
-                sources.add(source)
-        for column, key, unit in (('params_m', 'Parameters', 'M'),
-                                  ('flops_g', 'FLOPs', 'G')):
-            text = str(pre.metadata.get(key, ''))
-            if text.endswith(unit):
-                values[column] = float(text[:-1])
+        values, sources = published_values(entries, rel)
         if values:
             m = re.search(r'_(\d+)x\d+_', osp.basename(rel))
             made = (f'measured on the released {pre.published_weights}'
@@ -198,7 +150,7 @@ def published_rows(runs: List[Row]) -> List[Row]:
                     f'published for the paper-text recipe of {rel}')
             rows.append(Row(f'{osp.splitext(osp.basename(rel))[0]} '
                             '(published)', values, published=True,
-                            source='; '.join(sorted(sources)),
+                            source='; '.join(sources),
                             kernel=int(m.group(1)) if m else None,
                             config=rel, pretraining=dict(weights=made)))
     return rows
@@ -218,10 +170,10 @@ def table(rows: List[Row], columns: Tuple[str, ...]):
         flags[c] = flag_mixed({r.label: r.fingerprints.get(c)
                                for r in rows if not r.published})
         for label, fields in flags[c].items():
-            notes.append(f'† {label}, {COLUMNS[c][0]}: measured with '
+            notes.append(f'† {label}, {COLUMNS[c].header}: measured with '
                          f'another protocol than the rest of the column '
                          f'({fields})')
-    header = ['Model'] + [COLUMNS[c][0] for c in columns]
+    header = ['Model'] + [COLUMNS[c].header for c in columns]
     body = []
     for r in rows:
         cells = [r.label + (f' [{r.source}]' if r.published else '')]
@@ -247,8 +199,8 @@ def markdown(rows: List[Row], demo: bool = False) -> str:
               'brackets and appear only under the columns of their own '
               'protocol.', '']
     used = set()
-    for title, columns in TABLES:
-        header, body, notes, shown = table(rows, columns)
+    for table_id, title in TABLES:
+        header, body, notes, shown = table(rows, table_columns(table_id))
         if not shown:
             continue
         used.update(shown)
@@ -257,16 +209,9 @@ def markdown(rows: List[Row], demo: bool = False) -> str:
         lines += ['| ' + ' | '.join(cells) + ' |' for cells in body]
         lines += [''] + notes + ([''] if notes else [])
     for r in rows:
-        if r.c_errors:
-            lines += [f'## ImageNet-C error (%) of {r.label}', '',
-                      '| corruption | ' + ' | '.join(
-                          f'severity {s}' for s in SEVERITIES) + ' |',
-                      '|---' * (len(SEVERITIES) + 1) + '|']
-            for c in BENCHMARK_CORRUPTIONS:
-                lines.append(f'| {c} | ' + ' | '.join(
-                    _cell(r.c_errors.get((c, s))) for s in SEVERITIES) +
-                             ' |')
-            lines.append('')
+        if r.c_metrics:
+            lines += [f'## ImageNet-C error (%) of {r.label}', '']
+            lines += imagenet_c_table(r.c_metrics) + ['']
     problems = [(r.label, *p) for r in rows for p in r.problems]
     if problems:
         lines += ['## Missing results', '']
@@ -284,10 +229,49 @@ def markdown(rows: List[Row], demo: bool = False) -> str:
     for c in COLUMNS:
         if c in used:
             measured = _measured_transforms(rows, c)
-            lines.append(f'- {COLUMNS[c][0]}: {COLUMNS[c][1]}' + (
+            lines.append(f'- {COLUMNS[c].header}: {COLUMNS[c].protocol}' + (
                 f'. Measured here with: {"; ".join(measured)}'
                 if measured else ''))
     return '\n'.join(lines) + '\n'
+
+
+def imagenet_c_table(c: Mapping[str, float]) -> List[str]:
+    """The ImageNet-C detail of one result's metrics: mCE, relative mCE
+    and the mean error, then the error of each corruption at each severity
+    with its mean, CE and relative CE (the extra corruptions after, not in
+    mCE), and the mean of the 15 at each severity. A partial tree (no mCE):
+    the mean error of each corruption it has."""
+    if 'imagenet-c/mCE' not in c:
+        return ['**Partial** tree: no mCE. Per-corruption mean error (%):',
+                ''] + [f'- {k.split("/")[-1]}: {v:.2f}'
+                       for k, v in sorted(c.items())
+                       if k.startswith('imagenet-c/partial_error/')]
+    get = c.get
+    lines = [
+        '- mCE (AlexNet-normalised, 15 corruptions): '
+        f'{get("imagenet-c/mCE"):.2f}',
+        f'- relative mCE: {_cell(get("imagenet-c/relative_mCE"))}' +
+        ('' if 'imagenet-c/relative_mCE' in c else
+         ' (needs the clean error)'),
+        '- unnormalised mean error over 15 x 5: '
+        f'{get("imagenet-c/mean_error"):.2f}', '',
+        '| corruption | ' + ' | '.join(f'severity {s}' for s in SEVERITIES)
+        + ' | mean | CE | relative CE |',
+        '|---' * (len(SEVERITIES) + 4) + '|'
+    ]
+    extras = [n for n in EXTRA_CORRUPTIONS if f'imagenet-c/error/{n}' in c]
+    for name in BENCHMARK_CORRUPTIONS + tuple(extras):
+        cells = [get(f'imagenet-c/error/{name}/{s}') for s in SEVERITIES]
+        cells += [get(f'imagenet-c/{k}{name}')
+                  for k in ('error/', 'CE/', 'relative_CE/')]
+        label = name + (' (extra, not in mCE)' if name in extras else '')
+        lines.append(f'| {label} | ' + ' | '.join(map(_cell, cells)) + ' |')
+    cells = [get(f'imagenet-c/error/severity{s}') for s in SEVERITIES]
+    cells += [get(f'imagenet-c/{k}')
+              for k in ('mean_error', 'mCE', 'relative_mCE')]
+    lines.append('| **mean of the 15** | ' + ' | '.join(map(_cell, cells)) +
+                 ' |')
+    return lines
 
 
 def _pretraining_text(record: Dict) -> str:
@@ -325,8 +309,8 @@ def _measured_transforms(rows: List[Row], column: str) -> List[str]:
 def csv_tables(rows: List[Row]) -> Dict[str, str]:
     """One CSV per table (file stem -> text)."""
     out = {}
-    for title, columns in TABLES:
-        header, body, _, shown = table(rows, columns)
+    for table_id, title in TABLES:
+        header, body, _, shown = table(rows, table_columns(table_id))
         if not shown:
             continue
         buf = io.StringIO()
@@ -346,8 +330,8 @@ def latex(rows: List[Row]) -> str:
         return re.sub(r'([&%$#_{}])', r'\\\1', text).replace('–', '--')
 
     parts = []
-    for title, columns in TABLES:
-        header, body, notes, shown = table(rows, columns)
+    for table_id, title in TABLES:
+        header, body, notes, shown = table(rows, table_columns(table_id))
         if not shown:
             continue
         parts += [f'% {title}', '\\begin{tabular}{l' + 'r' * len(shown) +
@@ -392,7 +376,7 @@ def figures(rows: List[Row], out_dir: str) -> List[str]:
                 if pts:
                     ax.plot(*zip(*pts), 'o--' if published else 'o-',
                             label='published' if published else 'this run')
-            ax.set_title(COLUMNS[c][0], fontsize=8)
+            ax.set_title(COLUMNS[c].header, fontsize=8)
             ax.set_xlabel('kernel size')
             ax.legend(fontsize=7)
         save(fig, 'accuracy_vs_kernel.png')
@@ -485,13 +469,7 @@ def summary_lines(results: Dict[str, Dict]) -> List[str]:
     for name, r in results.items():
         status = r.get('status', 'not run')
         if status == 'ok':
-            shown = {
-                k: v
-                for k, v in r.get('metrics', {}).items()
-                if isinstance(v, (int, float)) and re.search(
-                    r'k20_top1|k10_top1|top1$|mAP$|mIoU|mCE$|mean_error$|'
-                    r'average|params_m$|flops_g$|throughput', k)
-            }
+            shown = shown_metrics(r.get('metrics', {}))
             text = ', '.join(f'{k} {v:.2f}' for k, v in list(
                 shown.items())[:6])
             lines.append(f'  {name:<26} ok      {text}')

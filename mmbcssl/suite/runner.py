@@ -64,7 +64,37 @@ def build_evaluations(suite_config: str) -> List[Evaluation]:
     if twice:
         raise UserError(f'{suite_config}: evaluation names used twice: '
                         f'{", ".join(twice)}; give each a distinct name=')
+    link(out, suite_config)
     return out
+
+
+def link(evaluations: List[Evaluation], where: str = 'the suite') -> None:
+    """Give each evaluation the names of those it ``needs``: the one
+    evaluation of each needed class, or the one its settings choose
+    (:meth:`Evaluation.choose`) when there are several. None there: the
+    evaluation reports the result as missing when it runs.
+
+    Raises:
+        UserError: a choice that is not there, or several candidates and
+            no choice.
+    """
+    for evaluation in evaluations:
+        for needed in evaluation.needs:
+            found = [e.name for e in evaluations if isinstance(e, needed)]
+            chosen = evaluation.choose(needed)
+            if chosen is not None and chosen not in found:
+                raise UserError(
+                    f'{where}: {evaluation.name} reads the {needed.__name__}'
+                    f' {chosen!r}, which the suite does not have; it has: '
+                    f'{", ".join(found) or "none"}')
+            if chosen is None and len(found) > 1:
+                raise UserError(
+                    f'{where}: {evaluation.name} reads a {needed.__name__} '
+                    f'and the suite has several ({", ".join(found)}); '
+                    'choose one with probe=<name>')
+            chosen = chosen if chosen is not None else (found or [None])[0]
+            if chosen is not None:
+                evaluation.links[needed] = chosen
 
 
 class SuiteRunner:
@@ -92,6 +122,7 @@ class SuiteRunner:
             raise UserError(f'unknown evaluation name(s) '
                             f'{", ".join(unknown)}; this suite has: '
                             f'{", ".join(sorted(names))}')
+        link(evaluations)
         self.ctx = ctx
         self.evaluations = evaluations
         self.force = set(force)
@@ -126,16 +157,29 @@ class SuiteRunner:
         os.makedirs(self.ctx.path('results'), exist_ok=True)
         self.pretraining = pretraining_record(self.ctx.config,
                                               self.ctx.checkpoint)
-        write_json(self.ctx.path('suite.json'),
-                   dict(self._identity(), code=code_version(),
-                        pretraining=self.pretraining,
-                        evaluations=[e.name for e in self.evaluations]))
+        write_json(self.ctx.path('suite.json'), self.record())
         done: Dict[str, Dict] = {}
         for evaluation in self.evaluations:
             done[evaluation.name] = self._one(evaluation, done)
         if self.only is not None:  # what this invocation was asked for
             return {k: v for k, v in done.items() if k in self.only}
         return done
+
+    def record(self) -> Dict:
+        """What ``suite.json`` says: the backbone, its weights and how they
+        were made, the code, the evaluations, and the downstream config
+        each trained evaluation resolved (None: none was found)."""
+        downstream = {}
+        for e in self.evaluations:
+            if hasattr(e, 'config'):
+                try:
+                    downstream[e.name] = e.config(self.ctx)
+                except EvaluationMissing:
+                    downstream[e.name] = None
+        return dict(self._identity(), code=code_version(),
+                    pretraining=self.pretraining,
+                    evaluations=[e.name for e in self.evaluations],
+                    downstream=downstream)
 
     def _one(self, evaluation: Evaluation, done: Dict[str, Dict]) -> Dict:
         name = evaluation.name

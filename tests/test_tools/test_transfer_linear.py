@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from mmbcssl.cli import transfer_linear
+from mmbcssl.evaluation import transfer
 from tests.conftest import REPO_ROOT
 from tests.test_tools.test_knn_eval import _save_random_init
 
@@ -143,32 +144,32 @@ def test_bad_registries_and_layouts(colour_root, tmp_path, capsys):
 
 
 def test_shipped_registries_read():
-    full = transfer_linear.read_registry(
+    full = transfer.read_registry(
         osp.join(REPO_ROOT, 'configs', 'transfer', 'datasets.py'))
     assert full['voc2007']['metric'] == 'map_11point'
     assert full['hateful_memes']['metric'] == 'roc_auc'
     assert full['fgvc_aircraft']['root'] == 'data/transfer/fgvc_aircraft'
-    demo = transfer_linear.read_registry(
+    demo = transfer.read_registry(
         osp.join(REPO_ROOT, 'configs', 'transfer', 'demo.py'))
     assert {e['metric'] for e in demo.values()} == set(
-        transfer_linear.METRICS)
+        transfer.METRICS)
 
 
 def test_presets_name_the_sets_a_mean_is_over():
     registry = osp.join(REPO_ROOT, 'configs', 'transfer', 'datasets.py')
-    full = transfer_linear.read_registry(registry)
+    full = transfer.read_registry(registry)
     for preset, n in (('clip23', 23), ('esvit18', 18)):
-        sets, label = transfer_linear.select_sets(registry, preset, None)
+        sets, label = transfer.select_sets(registry, preset, None)
         assert len(sets) == len(set(sets)) == n
         assert set(sets) <= set(full)
         assert label == f'{preset} ({n} sets)'
-    esvit, _ = transfer_linear.select_sets(registry, 'esvit18', None)
-    clip, _ = transfer_linear.select_sets(registry, 'clip23', None)
+    esvit, _ = transfer.select_sets(registry, 'esvit18', None)
+    clip, _ = transfer.select_sets(registry, 'clip23', None)
     assert 'ucf101' in esvit and 'ucf101' not in clip
     assert set(esvit) - {'ucf101'} <= set(clip)
     assert full['ucf101']['metric'] == 'accuracy'
-    with pytest.raises(transfer_linear.UserError, match='has: clip23'):
-        transfer_linear.select_sets(registry, 'nope', None)
+    with pytest.raises(transfer.UserError, match='has: clip23'):
+        transfer.select_sets(registry, 'nope', None)
 
 
 # EsViT's Table 10 (Li et al. 2021, arXiv 2106.09785, appendix C.5): the
@@ -185,12 +186,12 @@ ESVIT_TABLE_10 = dict(
 
 def test_esvit18_is_esvit_table_10():
     registry = osp.join(REPO_ROOT, 'configs', 'transfer', 'datasets.py')
-    sets, _ = transfer_linear.select_sets(registry, 'esvit18', None)
+    sets, _ = transfer.select_sets(registry, 'esvit18', None)
     assert sets == list(ESVIT_TABLE_10)
-    chosen = transfer_linear.read_registry(registry, sets)
+    chosen = transfer.read_registry(registry, sets)
     assert {n: e['metric'] for n, e in chosen.items()} == ESVIT_TABLE_10
     # EuroSAT and RESISC45 stay in the registry, outside the preset
-    full = transfer_linear.read_registry(registry)
+    full = transfer.read_registry(registry)
     assert {'eurosat', 'resisc45'} <= set(full) - set(sets)
 
 
