@@ -20,6 +20,7 @@ import torch
 from mmengine.config import Config
 
 from mmbcssl.evaluation.feature_cache import FeatureCache
+from mmbcssl.evaluation.features import FeatureTransform
 from mmbcssl.evaluation.fingerprint import (checkpoint_record, flag_mixed,
                                             make_fingerprint, model_record,
                                             transform_record)
@@ -116,9 +117,9 @@ class SetFeatures:
     with k-NN and later evaluations of the same weights)."""
 
     def __init__(self, model, img_size: int, resize: int, batch_size: int,
-                 num_workers: int, disk=None, key: Optional[Dict] = None
-                 ) -> None:
-        self.model = model
+                 num_workers: int, disk=None, key: Optional[Dict] = None,
+                 *, transform) -> None:
+        self.model, self.transform = model, transform  # FeatureTransform
         self.kwargs = dict(img_size=img_size, resize=resize)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.disk, self.key = disk, dict(key or {})
@@ -135,7 +136,8 @@ class SetFeatures:
             if self.disk is None:
                 feats, labels = extract_features(self.model, ds,
                                                  self.batch_size,
-                                                 self.num_workers)
+                                                 self.num_workers,
+                                                 transform=self.transform)
             else:
                 fields = dict(
                     self.key, data=dataset_identity(ds, root, split),
@@ -144,7 +146,7 @@ class SetFeatures:
                                         **self.kwargs)['pipeline']))
                 feats, labels = self.disk.extract(
                     self.model, ds, fields, self.batch_size,
-                    self.num_workers)
+                    self.num_workers, transform=self.transform)
             self._cache[key] = (feats.double().numpy(), labels.numpy())
         return self._cache[key]
 
@@ -313,12 +315,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             model = init_backbone(spec[0], spec[1] if len(spec) > 1
                                   else None, device=device)
             weights = spec[1] if len(spec) > 1 else None
+            transform = FeatureTransform.from_config(
+                Config.fromfile(spec[0]), args.resize, args.img_size)
             cache = SetFeatures(
                 model, args.img_size, args.resize, args.batch_size,
                 args.num_workers, disk, key=dict(
                     weights=checkpoint_record(weights)['sha256']
                     or 'random init, seed 0',
-                    model=model_record(Config.fromfile(spec[0]).model)))
+                    model=model_record(Config.fromfile(spec[0]).model),
+                    input=transform.input_record()), transform=transform)
             results[label] = run_model(
                 cache, registry, classes,
                 lambda msg: print_log(msg, logger='current'))

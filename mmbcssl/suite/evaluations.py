@@ -136,10 +136,14 @@ class KNN(Evaluation):
     """
 
     def run(self, ctx, done):
-        s = dict(data_root='data/imagenet', ks=(10, 20, 100, 200),
-                 temperature=0.07, img_size=224, resize=256,
-                 batch_size=256, num_workers=8, random_init=False, seed=0,
-                 fast=True, query=None)
+        from mmbcssl.evaluation.features import FeatureTransform
+        from mmbcssl.evaluation.knn import KNNProtocol
+        p = KNNProtocol()  # the protocol's defaults, stated once
+        s = dict(data_root='data/imagenet', ks=p.ks,
+                 temperature=p.temperature, img_size=FeatureTransform.crop,
+                 resize=FeatureTransform.resize, batch_size=p.batch_size,
+                 num_workers=8, random_init=False, seed=0, fast=True,
+                 query=None)
         s.update(self.settings)
         out = self._raw(ctx)
         args = [ctx.config, '--data-root', s['data_root'], '--ks',
