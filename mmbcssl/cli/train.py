@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from mmbcssl.utils.config_checks import (check_config_values,
-                                          check_safe_training_parts)
+                                         check_safe_training_parts)
 from mmbcssl.utils.data_checks import check_data, check_labels
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, load_config, parse_cli,

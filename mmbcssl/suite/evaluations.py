@@ -499,25 +499,21 @@ class Complexity(Evaluation):
 
     def run(self, ctx, done):
         import torch
-        from mmengine.config import Config
-        from mmengine.registry import init_default_scope
-        from mmpretrain.registry import MODELS
-
+        from mmbcssl.apis import build_from_config, load_model_config
         from mmbcssl.benchmarks.complexity import complexity
         img_size = self.settings.get('img_size', 224)
-        cfg = Config.fromfile(ctx.config)
-        init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+        cfg = load_model_config(ctx.config)
         body = dict(type='ImageClassifier',
                     backbone=copy.deepcopy(cfg.model.backbone),
                     neck=copy.deepcopy(cfg.model.get('neck')))
-        probe = MODELS.build(body).eval()
+        probe = build_from_config(cfg, body).eval()
         with torch.no_grad():
             feat = probe.extract_feat(torch.zeros(1, 3, img_size, img_size))
         dim = (feat[-1] if isinstance(feat, (tuple, list)) else feat)
         dim = dim.flatten(1).shape[1] if dim.dim() == 2 else dim.shape[1]
         body['head'] = dict(type='LinearClsHead', num_classes=1000,
                             in_channels=dim)
-        model = MODELS.build(body).eval()
+        model = build_from_config(cfg, body).eval()
         result = complexity(model, img_size)
         metrics = dict(params_m=result['params_head'],
                        flops_g=result['flops_head'],
