@@ -8,6 +8,3 @@ model = dict(
         arch=dict(_delete_=True, depths=[1, 1, 1, 1],
                   channels=[16, 32, 64, 128])),
     head=dict(in_channels=128))
-# the input the k-NN tools feed it (ImageNet statistics, RGB)
-data_preprocessor = dict(
-    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
