@@ -238,7 +238,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 metrics=result.metrics,
                 fingerprint=result.fingerprint(
                     checkpoint_record(args.checkpoint), model_rec,
-                    _run_record(args), protocol.batch_size),
+                    _run_record(args)),
                 skipped=result.skipped))
 
     return run_cli(_run)

@@ -106,13 +106,14 @@ class KNNResult:
     metrics: Dict[str, float]
     protocol: Dict[str, Any]
     skipped: List[str] = field(default_factory=list)
+    batch_size: int = 1
     world_size: int = 1
 
     def fingerprint(self, checkpoint: Mapping, model: Mapping,
-                    run: Mapping, batch_size: int) -> Dict[str, Any]:
+                    run: Mapping) -> Dict[str, Any]:
         """The whole fingerprint: ``run`` gets the global batch and the
         world size of this evaluation in front."""
-        run = dict(global_batch=batch_size * self.world_size,
+        run = dict(global_batch=self.batch_size * self.world_size,
                    world_size=self.world_size, **run)
         return make_fingerprint(self.protocol, checkpoint, model, run)
 
@@ -227,7 +228,8 @@ def run_knn(model: nn.ModuleDict,
         record.update(
             class_restriction='votes restricted to the classes of the set',
             images=dict(train=len(bank_y), query=len(query_y)))
-    return KNNResult(box[0], record, skipped, dist.get_world_size())
+    return KNNResult(box[0], record, skipped, protocol.batch_size,
+                     dist.get_world_size())
 
 
 def bank_classes(dataset) -> List[str]:

@@ -114,3 +114,20 @@ def test_knn_protocol_refuses_unknown_and_invalid_settings():
         KNNProtocol(ks=(0, 5))
     with pytest.raises(Exception):
         KNNProtocol().ks = (1, )  # frozen
+
+
+def test_run_knn_batch_size_changes_no_number_and_is_recorded(demo_data):
+    """The batch size is how many images go through at once, nothing
+    more: the metrics of batches of 7 and 40 are the same; each result's
+    fingerprint records the batch it was made with."""
+    from mmbcssl.evaluation.knn import run_knn
+    t = FeatureTransform.from_config(_cfg(**IMAGENET), 36, 32)
+    root = osp.join(demo_data, 'imagenet')
+    bank, query = t.dataset(root, 'train'), t.dataset(root, 'val')
+    results = [run_knn(_model(), KNNProtocol(ks=(1, 5), batch_size=b), t,
+                       bank, query) for b in (7, 40)]
+    assert results[0].metrics == results[1].metrics
+    assert results[0].protocol == results[1].protocol
+    assert results[0].protocol['images'] == dict(train=80, val=40)
+    runs = [r.fingerprint({}, {}, dict(seed=0))['run'] for r in results]
+    assert [r['global_batch'] for r in runs] == [7, 40]
