@@ -2,10 +2,13 @@
 extract its features (as OpenMMLab's ``apis`` packages do for their
 models)."""
 from mmbcssl.evaluation.features import extract_features
-from .inference import (CheckpointMismatchError, init_backbone,
-                        load_backbone_weights)
+from .inference import (DEFAULT_SCOPE, CheckpointMismatchError,
+                        build_from_config, init_backbone,
+                        load_backbone_weights, load_model_config,
+                        use_config_scope)
 
 __all__ = [
-    'CheckpointMismatchError', 'init_backbone', 'load_backbone_weights',
-    'extract_features'
+    'CheckpointMismatchError', 'DEFAULT_SCOPE', 'build_from_config',
+    'extract_features', 'init_backbone', 'load_backbone_weights',
+    'load_model_config', 'use_config_scope'
 ]

@@ -1,6 +1,9 @@
-"""Build a frozen feature extractor from a config and a checkpoint."""
+"""Build models from configs: the one way the tools, benchmarks,
+visualisation and checks do it (:func:`build_from_config`), and a frozen
+feature extractor with its checkpoint (:func:`init_backbone`)."""
+import copy
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -13,6 +16,40 @@ from mmbcssl.fileio import safe_torch_load
 # under ``teacher.backbone.`` (the k-NN protocol evaluates the teacher), an
 # extracted file or a classifier under ``backbone.``.
 BACKBONE_PREFIXES = ('teacher.backbone.', 'backbone.')
+
+# The registry scope of a config that names none: every model this project
+# builds is registered in (or reachable from) mmpretrain's registries.
+DEFAULT_SCOPE = 'mmpretrain'
+
+
+def load_model_config(config: Union[str, Config],
+                      cfg_options: Optional[Mapping] = None) -> Config:
+    """``config`` read (a path) or as it is (a Config), ``cfg_options``
+    merged in."""
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    return cfg
+
+
+def use_config_scope(cfg: Config) -> str:
+    """Make the config's ``default_scope`` (else :data:`DEFAULT_SCOPE`) the
+    current registry scope, as mmengine's Runner does; returns it."""
+    from mmengine.registry import DefaultScope, init_default_scope
+    scope = cfg.get('default_scope') or DEFAULT_SCOPE
+    current = DefaultScope.get_current_instance()
+    if current is None or current.scope_name != scope:
+        init_default_scope(scope)
+    return scope
+
+
+def build_from_config(cfg: Config, part: Optional[Mapping] = None
+                      ) -> nn.Module:
+    """Build ``part`` of ``cfg`` (default: ``cfg.model``) in the config's
+    registry scope; ``part`` itself is left as it was."""
+    from mmpretrain.registry import MODELS
+    use_config_scope(cfg)
+    return MODELS.build(copy.deepcopy(cfg.model if part is None else part))
 
 
 class CheckpointMismatchError(ValueError):
@@ -132,15 +169,12 @@ def init_backbone(config: Union[str, Config],
     Returns:
         nn.ModuleDict: ``backbone`` and, if the config has one, ``neck``.
     """
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    cfg = load_model_config(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        backbone = MODELS.build(cfg.model.backbone)
-        neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') \
-            else None
+        backbone = build_from_config(cfg, cfg.model.backbone)
+        neck = build_from_config(cfg, cfg.model.neck) \
+            if cfg.model.get('neck') else None
         if checkpoint is None:
             backbone.init_weights()
     if checkpoint is not None:

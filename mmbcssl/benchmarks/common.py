@@ -5,7 +5,6 @@ the command-line runner.
 Results are written with :func:`mmbcssl.utils.outputs.write_json` (atomic,
 like every result file of the package)."""
 import argparse
-import copy
 import json
 import platform
 import re
@@ -18,7 +17,7 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
 
 import torch
 import torch.nn as nn
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from mmbcssl.utils.launch import UserError, run_cli
 from mmbcssl.utils.outputs import refuse_existing
@@ -62,16 +61,8 @@ def build_model(config: str,
     Returns:
         nn.Module: The model, in eval mode.
     """
-    from mmengine.registry import DefaultScope, init_default_scope
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    scope = cfg.get('default_scope', 'mmpretrain')
-    if DefaultScope.get_current_instance() is None or \
-            DefaultScope.get_current_instance().scope_name != scope:
-        init_default_scope(scope)
-    model = MODELS.build(copy.deepcopy(cfg.model))
+    from mmbcssl.apis import build_from_config, load_model_config
+    model = build_from_config(load_model_config(config, cfg_options))
     model.eval()
     backbone = getattr(model, 'backbone', model)
     if deploy:

@@ -56,10 +56,8 @@ def synthetic_views(batch_size: int, global_size: int, local_size: int,
 
 
 def build_model(cfg, device: torch.device):
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(cfg.model)
+    from mmbcssl.apis import build_from_config
+    model = build_from_config(cfg)
     model.init_weights()
     return model.to(device)
 

@@ -17,8 +17,8 @@ from typing import Dict, List, Optional
 
 import torch
 
-from mmbcssl.apis import init_backbone
-from mmbcssl.evaluation.features import extract_features, knn_dataset
+from mmbcssl.apis import init_backbone, load_model_config
+from mmbcssl.evaluation.features import FeatureTransform, extract_features
 from mmbcssl.utils.launch import UserError
 from mmbcssl.utils.outputs import write_json
 from .common import format_table, machine_info, round_robin, run_main, spread
@@ -32,7 +32,9 @@ def run(config: str, data_root: str, split: str, img_size: int,
     dev = torch.device(device)
     model = init_backbone(config, None, device=dev, deploy=deploy,
                           channels_last=channels_last)
-    dataset = knn_dataset(data_root, split, img_size, resize)
+    transform = FeatureTransform.from_config(load_model_config(config),
+                                             resize, img_size)
+    dataset = transform.dataset(data_root, split)
     n = len(dataset)
     # the raw backbone sees the same number of images in the same batches
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -49,7 +51,7 @@ def run(config: str, data_root: str, split: str, img_size: int,
 
     def extraction() -> None:
         extract_features(model, dataset, batch_size, workers,
-                         channels_last=channels_last)
+                         channels_last=channels_last, transform=transform)
 
     with torch.inference_mode():
         seconds = round_robin(dict(raw_backbone=raw, extraction=extraction),

@@ -42,9 +42,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
+from mmbcssl.apis import load_model_config, use_config_scope
 from mmbcssl.datasets.imagenet_c import scan_tree
 from mmbcssl.engine.runner.imagenet_c_loop import pass_loader_cfg
 from mmbcssl.engine.runner.pass_batches import all_passes_loader
@@ -157,8 +157,8 @@ def per_worker_rate(build) -> Tuple[float, int]:
 def run(root: Optional[str], passes: int, images: int, batch_size: int,
         workers: int, model_ms: float, device: str, repeats: int,
         config_path: str = CONFIG) -> Dict:
-    init_default_scope('mmpretrain')
-    config = Config.fromfile(config_path)
+    config = load_model_config(config_path)
+    use_config_scope(config)
     dev = torch.device(device)
     synthetic = root is None
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,7 +232,7 @@ def loop_overhead(config_path: str, model_from: str, root: str,
     """Wall time of :class:`ImageNetCTestLoop` over a tree against the
     summed time of its model steps, with random weights."""
     from mmengine.hooks import Hook
-    config = Config.fromfile(config_path)
+    config = load_model_config(config_path)
     take_model_from(config, model_from)
     config.model.backbone.init_cfg = None
     config.test_dataloader.dataset.data_root = root

@@ -17,7 +17,7 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 
-from mmbcssl.evaluation.knn import DEFAULT_KS, knn_classify
+from mmbcssl.evaluation.knn import BANK_DTYPES, KNNProtocol, knn_classify
 from mmbcssl.utils.outputs import write_json
 from .common import (peak_memory_mb, reset_peak_memory, round_robin,
                      run_main, spread, subprocess_peak_mb, sync)
@@ -91,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--dim', type=int, default=768)
     parser.add_argument('--queries', type=int, default=10_000)
     parser.add_argument('--classes', type=int, default=1000)
-    parser.add_argument('--ks', type=int, nargs='+', default=DEFAULT_KS)
-    parser.add_argument('--fp32-bank', action='store_true',
-                        help='keep the bank in float32 (default: float16)')
+    parser.add_argument('--ks', type=int, nargs='+', default=KNNProtocol.ks)
+    parser.add_argument('--bank-dtype', choices=sorted(BANK_DTYPES),
+                        default=KNNProtocol.bank_dtype,
+                        help='storage type of the bank')
     parser.add_argument('--chunk', type=int, default=1024)
     parser.add_argument('--bank-chunk', type=int, default=65536)
     parser.add_argument('--repeats', type=int, default=3)
@@ -109,7 +110,7 @@ def measure(args: argparse.Namespace) -> dict:
     """The options ``args``, the timing, the memory bound and the peak
     memory: on CUDA from this process, on CPU (unless ``--no-memory``) from
     a fresh process."""
-    half = not args.fp32_bank
+    half = args.bank_dtype == 'float16'
     result = dict(vars(args), threads=torch.get_num_threads())
     result.update(
         run(args.bank, args.dim, args.queries, args.classes, args.ks, half,
@@ -125,7 +126,7 @@ def measure(args: argparse.Namespace) -> dict:
 def report(args: argparse.Namespace) -> None:
     r = measure(args)
     print(f'k-NN, bank {args.bank} x {args.dim} '
-          f'({"float32" if args.fp32_bank else "float16"}), '
+          f'({args.bank_dtype}), '
           f'{args.queries} queries, {args.classes} classes, k '
           f'{args.ks}, {args.device} ({r["threads"]} threads):')
     print(f'  {r["s_per_10k_queries"]:.2f} s per 10k queries '

@@ -13,7 +13,8 @@ from typing import List, Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from mmbcssl.utils.config_checks import check_config_values
+from mmbcssl.utils.config_checks import (check_config_values,
+                                         check_safe_training_parts)
 from mmbcssl.utils.data_checks import check_data, check_labels
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, load_config, parse_cli,
@@ -67,24 +68,12 @@ def enable_amp(cfg: Config) -> None:
                         'variant; enable AMP in the config instead')
 
 
-def use_safe_training_parts(cfg: Config) -> None:
-    """Give any config (the project's set them already) the guarded optim
-    wrapper constructor and the checkpoint hook that keeps old checkpoints
-    until the new one is written."""
-    checkpoint = cfg.get('default_hooks', {}).get('checkpoint')
-    if isinstance(checkpoint, dict) and str(checkpoint.get('type')).rsplit(
-            '.', 1)[-1] == 'CheckpointHook':
-        checkpoint['type'] = 'mmpretrain.SafeCheckpointHook'
-    wrapper = cfg.get('optim_wrapper')
-    if isinstance(wrapper, dict) and 'constructor' not in wrapper and \
-            'optimizer' in wrapper:
-        wrapper['constructor'] = 'mmpretrain.GuardedOptimWrapperConstructor'
-
-
 def setup_cfg(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args.cfg_options)
     apply_common(cfg, args)
-    use_safe_training_parts(cfg)
+    # the config names its checkpoint hook and optim wrapper constructor:
+    # trained here or by Runner.from_cfg, it is the same run
+    check_safe_training_parts(cfg)
     if args.amp:
         enable_amp(cfg)
     if args.no_validate:

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from mmbcssl.apis.inference import DEFAULT_SCOPE
 from .base import ConversionError, Converted, count_indices, head_keys
 
 # Buffers a backbone computes itself from its architecture (Swin's
@@ -231,7 +232,7 @@ def backbone_cfg_from_config(path: str) -> Tuple[dict, Optional[str]]:
     backbone = copy.deepcopy(dict(backbone.to_dict() if hasattr(
         backbone, 'to_dict') else backbone))
     backbone.pop('init_cfg', None)
-    return backbone, cfg.get('default_scope', 'mmpretrain')
+    return backbone, cfg.get('default_scope') or DEFAULT_SCOPE
 
 
 def build_backbone(cfg: dict, scope: Optional[str] = None) -> nn.Module:
@@ -243,7 +244,7 @@ def build_backbone(cfg: dict, scope: Optional[str] = None) -> nn.Module:
     cfg = copy.deepcopy(cfg)
     cfg.pop('init_cfg', None)
     with torch.random.fork_rng(devices=[]), \
-            DefaultScope.overwrite_default_scope(scope or 'mmpretrain'):
+            DefaultScope.overwrite_default_scope(scope or DEFAULT_SCOPE):
         model = MODELS.build(cfg)
     model.eval()  # some mmpretrain backbones' train() returns None
     return model

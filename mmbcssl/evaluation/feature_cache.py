@@ -28,7 +28,7 @@ from mmengine import dist
 from mmengine.logging import print_log
 
 from mmbcssl.fileio import atomic_write, safe_torch_load
-from .features import extract_features
+from .features import FeatureTransform, extract_features
 
 
 def dataset_identity(dataset, root: str, split: str) -> Dict[str, Any]:
@@ -80,13 +80,15 @@ class FeatureCache:
                 dtype: torch.dtype = torch.float32,
                 skipped: Optional[List[str]] = None,
                 progress: bool = False,
-                channels_last: bool = False
+                channels_last: bool = False,
+                *,
+                transform: FeatureTransform
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
         """The features of ``dataset``, from the cache where present.
 
         Args:
             model, dataset, batch_size, num_workers, skipped, progress,
-            channels_last: As :func:`extract_features`.
+            channels_last, transform: As :func:`extract_features`.
             fields (dict): The key fields (checkpoint SHA-256, data set
                 identity, transform, feature spec).
             normalize (bool): L2-normalise each feature as it is read.
@@ -119,7 +121,7 @@ class FeatureCache:
                 part = self._compute(model, dataset, indices, batch_size,
                                      num_workers,
                                      progress and len(shards) == 1,
-                                     channels_last)
+                                     channels_last, transform)
                 if dist.is_main_process():
                     buf = io.BytesIO()
                     torch.save(part, buf)
@@ -164,7 +166,7 @@ class FeatureCache:
         return part
 
     def _compute(self, model, dataset, indices, batch_size, num_workers,
-                 progress, channels_last) -> Dict:
+                 progress, channels_last, transform) -> Dict:
         """One shard, every row kept (label -1 for a skipped image), so
         that a shard's rows match its index range."""
         self.misses += 1
@@ -172,7 +174,8 @@ class FeatureCache:
         bad: List[str] = []
         feats, labels = extract_features(
             model, _KeepRows(subset), batch_size, num_workers,
-            skipped=bad, progress=progress, channels_last=channels_last)
+            skipped=bad, progress=progress, channels_last=channels_last,
+            transform=transform)
         return dict(feats=feats, labels=labels, skipped=bad)
 
 

@@ -1,20 +1,132 @@
-"""Frozen-backbone features of an image folder, for k-NN evaluation.
+"""Frozen-backbone features of an image folder, for k-NN and transfer.
 
-Used by ``tools/knn_eval.py`` and by :class:`KNNMonitorHook` during
-pre-training. In a distributed run every process extracts every
-``world_size``-th image and the features are all-gathered back into data
-set order, so each process ends with the whole (N, D) bank.
+Used by :func:`mmbcssl.evaluation.knn.run_knn` (``tools/knn_eval.py`` and
+:class:`KNNMonitorHook`) and by the transfer evaluation. In a distributed
+run every process extracts every ``world_size``-th image and the features
+are all-gathered back into data set order, so each process ends with the
+whole (N, D) bank.
+
+What the network sees is the model's own input: :class:`FeatureTransform`
+takes the mean, std and channel order from the config's
+``data_preprocessor`` (and resize/crop from its test pipeline), so a
+backbone trained on other input statistics is fed what it was trained on.
 """
 import os.path as osp
-from typing import List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine import dist
 
-# ImageNet statistics (RGB, 0-255), as the configs' data preprocessors.
-MEAN = (123.675, 116.28, 103.53)
-STD = (58.395, 57.12, 57.375)
+
+@dataclass(frozen=True)
+class FeatureTransform:
+    """The test-time input of a frozen backbone.
+
+    Args:
+        mean (tuple[float]): Per-channel mean (0-255 scale) in the order the
+            network sees, as ``data_preprocessor.mean``.
+        std (tuple[float]): Per-channel std, as ``data_preprocessor.std``.
+        to_rgb (bool): Flip the loaded BGR images to RGB before
+            normalising (``data_preprocessor.to_rgb``; mmdet/mmseg call it
+            ``bgr_to_rgb``).
+        resize (int): Short side before the centre crop (bicubic).
+            Defaults to 256, DINO's ``eval_knn.py``.
+        crop (int): Centre crop. Defaults to 224.
+    """
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    to_rgb: bool
+    resize: int = 256
+    crop: int = 224
+
+    def __post_init__(self):
+        for name in ('mean', 'std'):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 3:
+                raise ValueError(f'FeatureTransform: {name} needs 3 values '
+                                 f'(one per channel), got {value}')
+            object.__setattr__(self, name, value)
+        if min(self.std) <= 0:
+            raise ValueError(f'FeatureTransform: std must be positive, got '
+                             f'{self.std}')
+        if self.resize < 1 or self.crop < 1:
+            raise ValueError('FeatureTransform: resize and crop must be '
+                             f'positive, got {self.resize} and {self.crop}')
+
+    @classmethod
+    def from_config(cls, cfg, resize: Optional[int] = None,
+                    crop: Optional[int] = None) -> 'FeatureTransform':
+        """The input of ``cfg``'s model.
+
+        Mean, std and channel order come from ``model.data_preprocessor``,
+        else from the top-level ``data_preprocessor`` (which mmengine's
+        Runner gives the model); resize and crop from the test (or val)
+        pipeline's ``ResizeEdge``/``CenterCrop`` when the config has one,
+        else the class defaults; ``resize``/``crop`` given here win.
+
+        Raises:
+            ValueError: the config states no mean/std. Evaluating with
+                guessed statistics would be wrong without a word.
+        """
+        pre = dict((cfg.get('model') or {}).get('data_preprocessor') or
+                   cfg.get('data_preprocessor') or {})
+        if pre.get('mean') is None or pre.get('std') is None:
+            raise ValueError(
+                'the config states no input mean/std: add model.'
+                'data_preprocessor=dict(mean=[...], std=[...], to_rgb=...) '
+                '(ImageNet: mean=[123.675, 116.28, 103.53], std=[58.395, '
+                '57.12, 57.375], to_rgb=True)')
+        # mmpretrain's preprocessors default to_rgb to False
+        to_rgb = bool(pre.get('to_rgb', pre.get('bgr_to_rgb', False)))
+        sizes = _pipeline_sizes(cfg)
+        return cls(pre['mean'], pre['std'], to_rgb,
+                   resize or sizes.get('resize', cls.resize),
+                   crop or sizes.get('crop', cls.crop))
+
+    def pipeline(self) -> List[dict]:
+        """Load, resize the short side, centre-crop, pack."""
+        return knn_dataset_cfg('', '', self.crop, self.resize)['pipeline']
+
+    def dataset(self, root: str, split: str):
+        """``<root>/<split>/<class>/<image>`` through :meth:`pipeline`."""
+        return knn_dataset(root, split, self.crop, self.resize)
+
+    def input_record(self) -> Dict[str, Any]:
+        """Mean, std and channel order, for a fingerprint."""
+        return dict(mean=list(self.mean), std=list(self.std),
+                    to_rgb=self.to_rgb)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Loaded BGR uint8 images [b, 3, H, W] as the network's input,
+        the arithmetic of mmpretrain's data preprocessors."""
+        x = images.float()
+        if self.to_rgb:
+            x = x.flip(1)  # BGR -> RGB
+        mean = x.new_tensor(self.mean).view(1, 3, 1, 1)
+        std = x.new_tensor(self.std).view(1, 3, 1, 1)
+        return (x - mean) / std  # [b, 3, H, W]
+
+
+def _pipeline_sizes(cfg) -> Dict[str, int]:
+    """``resize``/``crop`` of the config's test (else val) pipeline."""
+    for name in ('test_dataloader', 'val_dataloader'):
+        loader = cfg.get(name) or {}
+        pipeline = (loader.get('dataset') or {}).get('pipeline') or []
+        sizes = {}
+        for step in pipeline:
+            step = dict(step) if isinstance(step, Mapping) else {}
+            if step.get('type') == 'ResizeEdge' and \
+                    step.get('edge', 'short') == 'short':
+                sizes['resize'] = int(step['scale'])
+            elif step.get('type') == 'CenterCrop':
+                size = step['crop_size']
+                sizes['crop'] = int(size if isinstance(size, int) else
+                                    size[0])
+        if sizes:
+            return sizes
+    return {}
 
 
 def knn_dataset_cfg(root: str, split: str, img_size: int = 224,
@@ -47,10 +159,20 @@ def knn_dataset(root: str, split: str, img_size: int = 224,
     return CustomDataset(**cfg)
 
 
-def _pool(out) -> torch.Tensor:
+def _feature_vector(out) -> torch.Tensor:
+    """The last output of the backbone (or neck) as an [N, D] feature.
+
+    A [N, C, H, W] map is refused, not averaged: how a map becomes a vector
+    is the model's to say (a ``GlobalAveragePooling`` neck, a backbone that
+    pools), as the pre-training algorithms themselves require.
+    """
     f = out[-1] if isinstance(out, (tuple, list)) else out
-    if f.dim() == 4:
-        f = f.mean(dim=(2, 3))  # [N, C, H, W] -> [N, C]
+    if f.dim() != 2:
+        raise ValueError(
+            f'the model outputs a {list(f.shape)} tensor, not [N, D] '
+            'features: give the config a pooling neck (neck=dict(type='
+            '"GlobalAveragePooling")) or a backbone that pools '
+            '(gap_before_final_norm=True)')
     return f
 
 
@@ -93,8 +215,10 @@ def extract_features(
         dtype: torch.dtype = torch.float32,
         skipped: Optional[List[str]] = None,
         progress: bool = False,
-        channels_last: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Pooled features and labels of every image of ``dataset``.
+        channels_last: bool = False,
+        *,
+        transform: FeatureTransform) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Features and labels of every image of ``dataset``.
 
     Args:
         model (nn.ModuleDict): ``backbone`` (and optionally ``neck``), in
@@ -119,6 +243,8 @@ def extract_features(
         channels_last (bool): Feed the images in the channels-last layout
             (for a model built with ``init_backbone(channels_last=True)``).
             Defaults to False.
+        transform (FeatureTransform): The model's input normalisation
+            (:meth:`FeatureTransform.from_config`).
 
     Returns:
         tuple: ``(features [N, D] in dtype on CPU, labels [N])``, in data
@@ -128,8 +254,6 @@ def extract_features(
     from mmengine.utils import ProgressBar
     rank, world = dist.get_dist_info()
     device = next(model.parameters()).device
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
     shard = _SkipUnreadable(dataset, range(rank, len(dataset), world))
     loader = torch.utils.data.DataLoader(
         shard, batch_size=batch_size, num_workers=num_workers,
@@ -143,14 +267,13 @@ def extract_features(
             raise _corrupt(failed[0][1])
         bad += failed
         if batch is not None:
-            x = batch['inputs'].to(device).float().flip(1)  # BGR -> RGB
-            x = (x - mean) / std  # [b, 3, H, W]
+            x = transform.normalize(batch['inputs'].to(device))
             if channels_last:  # the layout the weights are in
                 x = x.contiguous(memory_format=torch.channels_last)
             out = model['backbone'](x)
             if 'neck' in model:
                 out = model['neck'](out)
-            f = _pool(out).float()  # [b, D]
+            f = _feature_vector(out).float()  # [b, D]
             if normalize:
                 f = torch.nn.functional.normalize(f, dim=1)
             y = torch.cat([s.gt_label for s in batch['data_samples']])

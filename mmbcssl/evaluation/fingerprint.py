@@ -6,7 +6,10 @@ JSON therefore records, beside its metrics, a ``fingerprint``:
 * ``checkpoint``: the file, its SHA-256, and whose weights they are
   (``teacher``/``student`` of a pre-training run, or the whole model);
 * ``code``: ``git describe`` of the checkout, ``unknown`` outside one;
-* ``model``: backbone, features and pooling;
+* ``model``: backbone, features and pooling; for features extracted by
+  the project (k-NN, transfer), also the ``input`` the backbone was fed
+  (mean, std, channel order of the config's ``data_preprocessor``): a
+  property of the model, so not part of ``protocol_id``;
 * ``protocol``: what makes numbers of one kind comparable: the task and
   data set, the test transform (resize, crop, interpolation), k and T of a
   k-NN, the class restriction, the corruption list and its normalisation,

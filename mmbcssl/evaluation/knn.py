@@ -14,13 +14,281 @@ copy of the whole bank is ever made) and similarities are computed for a
 chunk of queries against a chunk of the bank at a time, keeping a running
 top-k, so memory stays at the bank plus ``chunk_size x bank_chunk_size``
 similarities and ``chunk_size x num_classes`` votes per k.
+
+The protocol is data plus one function: :class:`KNNProtocol` holds its
+settings (their defaults stated here once) and :func:`run_knn` turns a
+model and two image sets into metrics with their fingerprint. The tool
+(``tools/knn_eval.py``), the pre-training monitor (:class:`KNNMonitorHook`)
+and the benchmark suite all go through :func:`run_knn`.
 """
-from typing import Dict, Iterable, Optional, Sequence
+import dataclasses
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from mmengine import dist
+from mmengine.logging import print_log
+
+from .features import FeatureTransform, extract_features
+from .fingerprint import make_fingerprint, transform_record
 
 DEFAULT_KS = (10, 20, 100, 200)
+BANK_DTYPES = {'float16': torch.float16, 'float32': torch.float32}
+
+
+@dataclass(frozen=True)
+class KNNProtocol:
+    """The settings of the weighted k-NN protocol (DINO's ``eval_knn.py``).
+
+    Args:
+        ks (tuple[int]): Neighbour counts, all evaluated in one pass.
+            Defaults to (10, 20, 100, 200).
+        temperature (float): T of the vote weight exp(sim / T).
+            Defaults to 0.07.
+        bank_dtype (str): Storage type of the train bank, ``'float16'``
+            (an ImageNet bank is 1.97 GB instead of 3.9 GB) or
+            ``'float32'``. Defaults to 'float16'.
+        batch_size (int): Images per forward, per process. It changes no
+            number beyond float rounding; it is recorded as the run's
+            global batch. Defaults to 256.
+    """
+    ks: Sequence[int] = DEFAULT_KS
+    temperature: float = 0.07
+    bank_dtype: str = 'float16'
+    batch_size: int = 256
+
+    def __post_init__(self):
+        ks = tuple(sorted({int(k) for k in self.ks}))
+        if not ks or ks[0] < 1:
+            raise ValueError(f'KNNProtocol: ks must be positive integers, '
+                             f'got {list(self.ks)}')
+        object.__setattr__(self, 'ks', ks)
+        if self.temperature <= 0:
+            raise ValueError('KNNProtocol: temperature must be positive, '
+                             f'got {self.temperature}')
+        if self.bank_dtype not in BANK_DTYPES:
+            raise ValueError(f'KNNProtocol: bank_dtype {self.bank_dtype!r} '
+                             f'is not one of {sorted(BANK_DTYPES)}')
+        if self.batch_size < 1:
+            raise ValueError('KNNProtocol: batch_size must be positive, got '
+                             f'{self.batch_size}')
+
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, Any]) -> 'KNNProtocol':
+        """The protocol of ``settings``; an unknown key is refused with
+        the accepted ones."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(settings) - set(names))
+        if unknown:
+            raise ValueError(f'KNNProtocol: unknown setting(s) {unknown}; '
+                             f'accepted: {names}')
+        return cls(**settings)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return BANK_DTYPES[self.bank_dtype]
+
+
+class TooManyUnreadableImages(ValueError):
+    """More images were unreadable than the run allows."""
+
+
+@dataclass
+class KNNResult:
+    """Metrics of one :func:`run_knn` and the protocol they were made by.
+
+    ``protocol`` is the fingerprint's protocol record; ``skipped`` the
+    messages of the images left out as unreadable.
+    """
+    metrics: Dict[str, float]
+    protocol: Dict[str, Any]
+    skipped: List[str] = field(default_factory=list)
+    batch_size: int = 1
+    world_size: int = 1
+
+    def fingerprint(self, checkpoint: Mapping, model: Mapping,
+                    run: Mapping) -> Dict[str, Any]:
+        """The whole fingerprint: ``run`` gets the global batch and the
+        world size of this evaluation in front."""
+        run = dict(global_batch=self.batch_size * self.world_size,
+                   world_size=self.world_size, **run)
+        return make_fingerprint(self.protocol, checkpoint, model, run)
+
+
+def run_knn(model: nn.ModuleDict,
+            protocol: KNNProtocol,
+            transform: FeatureTransform,
+            bank,
+            query,
+            num_classes: Optional[int] = None,
+            class_indices: Optional[Sequence[int]] = None,
+            num_workers: int = 0,
+            skip_bad_images: bool = False,
+            max_bad_share: float = 0.01,
+            cache=None,
+            cache_key: Optional[Mapping[str, Any]] = None,
+            progress: bool = False,
+            channels_last: bool = False) -> KNNResult:
+    """The k-NN protocol: features of ``bank`` and ``query``, classified.
+
+    Args:
+        model (nn.ModuleDict): ``backbone`` (and ``neck``) in eval mode.
+        protocol (KNNProtocol): ks, T, bank precision, batch size.
+        transform (FeatureTransform): The model's input; ``bank`` and
+            ``query`` are built with its pipeline.
+        bank: The labelled train images (an mmpretrain data set).
+        query: The images to classify, in the label space of ``bank``.
+        num_classes (int, optional): Classes of the bank. Defaults to the
+            largest label seen + 1.
+        class_indices (Sequence[int], optional): The query set's classes
+            among the bank's: votes for other classes are dropped (the
+            ImageNet-A/R protocol applied to the votes). Defaults to None.
+        num_workers (int): Data-loader workers. Defaults to 0.
+        skip_bad_images (bool): Leave unreadable images out, counted,
+            instead of stopping at the first. Defaults to False.
+        max_bad_share (float): With ``skip_bad_images``, the largest share
+            of unreadable images allowed. Defaults to 0.01.
+        cache (FeatureCache, optional): Keep the features on disk.
+        cache_key (Mapping, optional): With ``cache``: the identity of the
+            weights, model and inference settings; the data set and
+            transform are added per split.
+        progress (bool): Log each split and a progress bar.
+        channels_last (bool): Feed channels-last images.
+
+    Returns:
+        KNNResult: identical on every process.
+    """
+    # 1. features of both sets, L2-normalised, the bank in its storage
+    # type from the first batch; each process extracts its share and all
+    # end with the whole sets
+    skipped: Optional[List[str]] = [] if skip_bad_images else None
+    feats = []
+    for split, ds in (('train', bank), ('query', query)):
+        if progress and dist.is_main_process():
+            print_log(f'extracting {split} features ({len(ds)} images)',
+                      logger='current')
+        kwargs = dict(normalize=True, dtype=protocol.dtype, skipped=skipped,
+                      progress=progress, channels_last=channels_last,
+                      transform=transform)
+        if cache is None:
+            feats += extract_features(model, ds, protocol.batch_size,
+                                      num_workers, **kwargs)
+        else:
+            key = dict(cache_key or {})
+            key = dict(weights=key.pop('weights', None),
+                       data=_identity(ds, split),
+                       transform=transform_record(transform.pipeline()),
+                       **key)
+            feats += cache.extract(model, ds, key, protocol.batch_size,
+                                   num_workers, **kwargs)
+    bank_f, bank_y, query_f, query_y = feats
+    skipped = skipped or []
+    total = len(bank_y) + len(query_y) + len(skipped)
+    if len(skipped) > max_bad_share * total:
+        raise TooManyUnreadableImages(
+            f'{len(skipped)} of {total} images are unreadable, more than '
+            f'--max-bad-share {max_bad_share} (first: {skipped[0]}): the '
+            'data set looks broken')
+
+    # 2. weighted votes of the k nearest bank features; one process
+    # classifies (the bank is the same on all), on the model's device
+    metrics = None
+    if dist.is_main_process():
+        device = next(model.parameters()).device
+        num_classes = num_classes or int(max(bank_y.max(),
+                                             query_y.max())) + 1
+        scores = knn_classify(bank_f.to(device), bank_y, query_f,
+                              num_classes, ks=protocol.ks,
+                              temperature=protocol.temperature,
+                              bank_dtype=protocol.dtype, normalized=True)
+        metrics = {}
+        for k, s in scores.items():
+            if class_indices is not None:
+                s = _restrict(s, class_indices)
+            acc = topk_accuracy(s, query_y, (1, 5))
+            metrics[f'knn/k{k}_top1'] = acc[1]
+            metrics[f'knn/k{k}_top5'] = acc[5]
+    box = [metrics]
+    dist.broadcast_object_list(box)  # a no-op on one process
+
+    # 3. what the numbers are
+    record = dict(
+        task='knn',
+        dataset=f'folder {osp.basename(osp.abspath(bank.data_root))}',
+        transform=transform_record(transform.pipeline()),
+        ks=list(protocol.ks), temperature=protocol.temperature,
+        normalisation='L2', bank_dtype=protocol.bank_dtype,
+        class_restriction='none',
+        images=dict(train=len(bank_y), val=len(query_y)),
+        skipped_images=len(skipped))
+    if class_indices is not None:
+        record.update(
+            class_restriction='votes restricted to the classes of the set',
+            images=dict(train=len(bank_y), query=len(query_y)))
+    return KNNResult(box[0], record, skipped, protocol.batch_size,
+                     dist.get_world_size())
+
+
+def bank_classes(dataset) -> List[str]:
+    """The train bank's class wnids in label order: the data set's
+    classes, or (annotation-file mode, which does not name them) the
+    sorted class folders of ``<data_root>/train``, the order in which
+    mmpretrain numbers them and ImageNet's ``meta/train.txt`` labels them.
+    """
+    import os
+    classes = dataset.metainfo.get('classes')
+    if classes:
+        return list(classes)
+    folder = osp.join(dataset.data_root, 'train')
+    return sorted(d for d in os.listdir(folder)
+                  if osp.isdir(osp.join(folder, d)))
+
+
+def query_dataset(root: str,
+                  transform: FeatureTransform,
+                  classes: Sequence[str],
+                  prefix: str = '',
+                  subset_classes: Optional[str] = None,
+                  corruption: Optional[str] = None,
+                  severity: Optional[int] = None,
+                  max_queries: Optional[int] = None):
+    """A robustness set in the label space of the train bank (its class
+    wnids ``classes``), through ``transform``'s pipeline: ``<root>/
+    <prefix>/<wnid>/`` folders (ImageNet-A/R/Sketch, ``subset_classes``
+    the set's fixed list) or an ImageNet-C tree (``corruption`` and
+    ``severity``); with ``max_queries``, that many evenly spaced images."""
+    from mmbcssl.datasets import ImageNetC, ImageNetSubset
+    pipeline = transform.pipeline()
+
+    def build(**kwargs):
+        if corruption:
+            return ImageNetC(root, corruption, severity,
+                             base_classes=classes, pipeline=pipeline,
+                             **kwargs)
+        return ImageNetSubset(data_root=root, data_prefix=prefix,
+                              base_classes=classes,
+                              subset_classes=subset_classes,
+                              pipeline=pipeline, **kwargs)
+
+    ds = build()
+    if max_queries and max_queries < len(ds):
+        step = len(ds) / max_queries
+        ds = build(indices=sorted(
+            {int(i * step) for i in range(max_queries)}))
+    return ds
+
+
+def _identity(dataset, split: str) -> Dict[str, Any]:
+    from .feature_cache import dataset_identity
+    return dataset_identity(dataset, dataset.data_root, split)
+
+
+def _restrict(scores: torch.Tensor, class_indices) -> torch.Tensor:
+    from .robustness import restrict_logits
+    return restrict_logits(scores, class_indices)
 
 
 def knn_classify(train_feats: torch.Tensor,

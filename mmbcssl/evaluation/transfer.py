@@ -308,13 +308,19 @@ def transfer_model(protocol: TransferProtocol, config: str,
     from mmbcssl.apis import init_backbone
     log = log or (lambda msg: print_log(msg, logger='current'))
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    from mmbcssl.evaluation.features import FeatureTransform
     model = init_backbone(config, checkpoint, device=device)
+    cfg = Config.fromfile(config)
+    # the model's own input statistics; the protocol's resize and crop
+    transform = FeatureTransform.from_config(cfg, protocol.resize,
+                                             protocol.img_size)
     cache = SetFeatures(
         model, protocol.img_size, protocol.resize, protocol.batch_size,
         protocol.num_workers, disk, key=dict(
             weights=checkpoint_record(checkpoint)['sha256']
             or 'random init, seed 0',
-            model=model_record(Config.fromfile(config).model)))
+            model=model_record(cfg.model),
+            input=transform.input_record()), transform=transform)
     results = run_model(cache, registry, classes, log)
     for name, res in results.items():
         res['fingerprint'] = transfer_fingerprint(
@@ -408,9 +414,9 @@ class SetFeatures:
     with k-NN and later evaluations of the same weights)."""
 
     def __init__(self, model, img_size: int, resize: int, batch_size: int,
-                 num_workers: int, disk=None, key: Optional[Dict] = None
-                 ) -> None:
-        self.model = model
+                 num_workers: int, disk=None, key: Optional[Dict] = None,
+                 *, transform) -> None:
+        self.model, self.transform = model, transform  # FeatureTransform
         self.kwargs = dict(img_size=img_size, resize=resize)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.disk, self.key = disk, dict(key or {})
@@ -427,7 +433,8 @@ class SetFeatures:
             if self.disk is None:
                 feats, labels = extract_features(self.model, ds,
                                                  self.batch_size,
-                                                 self.num_workers)
+                                                 self.num_workers,
+                                                 transform=self.transform)
             else:
                 fields = dict(
                     self.key, data=dataset_identity(ds, root, split),
@@ -436,7 +443,7 @@ class SetFeatures:
                                         **self.kwargs)['pipeline']))
                 feats, labels = self.disk.extract(
                     self.model, ds, fields, self.batch_size,
-                    self.num_workers)
+                    self.num_workers, transform=self.transform)
             self._cache[key] = (feats.double().numpy(), labels.numpy())
         return self._cache[key]
 

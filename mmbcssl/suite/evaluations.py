@@ -28,6 +28,8 @@ from mmengine.registry import Registry
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, checkpoint_record,
                                             file_sha256, make_fingerprint,
                                             model_record)
+from mmbcssl.evaluation.features import FeatureTransform
+from mmbcssl.evaluation.knn import KNNProtocol
 from mmbcssl.evaluation.robustness import (PROTOCOL_CONFIGS, clean_error,
                                            robustness_plan)
 from mmbcssl.evaluation.transfer import TransferProtocol
@@ -227,11 +229,12 @@ class KNNSettings:
             Defaults to True.
     """
     data_root: str = 'data/imagenet'
-    ks: Sequence[int] = (10, 20, 100, 200)
-    temperature: float = 0.07
-    img_size: int = 224
-    resize: int = 256
-    batch_size: int = 256
+    # the protocol's own defaults, stated once (KNNProtocol, FeatureTransform)
+    ks: Sequence[int] = KNNProtocol.ks
+    temperature: float = KNNProtocol.temperature
+    img_size: int = FeatureTransform.crop
+    resize: int = FeatureTransform.resize
+    batch_size: int = KNNProtocol.batch_size
     num_workers: int = 8
     random_init: bool = False
     seed: int = 0
@@ -735,25 +738,21 @@ class Complexity(Evaluation):
 
     def run(self, ctx, done):
         import torch
-        from mmengine.config import Config
-        from mmengine.registry import init_default_scope
-        from mmpretrain.registry import MODELS
-
+        from mmbcssl.apis import build_from_config, load_model_config
         from mmbcssl.benchmarks.complexity import complexity
         img_size = self.s.img_size
-        cfg = Config.fromfile(ctx.config)
-        init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+        cfg = load_model_config(ctx.config)
         body = dict(type='ImageClassifier',
                     backbone=copy.deepcopy(cfg.model.backbone),
                     neck=copy.deepcopy(cfg.model.get('neck')))
-        probe = MODELS.build(body).eval()
+        probe = build_from_config(cfg, body).eval()
         with torch.no_grad():
             feat = probe.extract_feat(torch.zeros(1, 3, img_size, img_size))
         dim = (feat[-1] if isinstance(feat, (tuple, list)) else feat)
         dim = dim.flatten(1).shape[1] if dim.dim() == 2 else dim.shape[1]
         body['head'] = dict(type='LinearClsHead', num_classes=1000,
                             in_channels=dim)
-        model = MODELS.build(body).eval()
+        model = build_from_config(cfg, body).eval()
         result = complexity(model, img_size)
         metrics = dict(params_m=result['params_head'],
                        flops_g=result['flops_head'],

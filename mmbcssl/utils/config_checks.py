@@ -230,3 +230,30 @@ def _check_backbone(backbone: Dict[str, Any], scope: str) -> None:
                 f"model.backbone ({cls.__name__}): unknown arch '{arch}'"
                 f"{_suggest(arch.lower(), table)}; choose one of "
                 f'{sorted(table)} or give a dict of the arch settings')
+
+
+def check_safe_training_parts(cfg: Config) -> None:
+    """Refuse a training config that leaves out the project's safe parts.
+
+    A config states its checkpoint hook and optim wrapper constructor; no
+    tool swaps them, so ``tools/train.py`` and ``Runner.from_cfg`` train
+    the same thing. Refused: mmengine's plain ``CheckpointHook`` (it deletes
+    the oldest checkpoint before the new one is written) and an
+    ``optim_wrapper`` without a ``constructor`` (mmengine's default builds
+    an unguarded wrapper).
+    """
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and str(checkpoint.get('type')).rsplit(
+            '.', 1)[-1] == 'CheckpointHook':
+        raise ConfigError(
+            f"default_hooks.checkpoint is {checkpoint.get('type')}: name "
+            "type='mmpretrain.SafeCheckpointHook' (it deletes old "
+            'checkpoints only after the new one is written), as '
+            'configs/_base_/runtime.py does')
+    wrapper = cfg.get('optim_wrapper')
+    if isinstance(wrapper, dict) and 'constructor' not in wrapper and \
+            'optimizer' in wrapper:
+        raise ConfigError(
+            'optim_wrapper names no constructor: add constructor='
+            "'mmpretrain.GuardedOptimWrapperConstructor' (it builds the "
+            'wrappers that stop on a non-finite loss)')

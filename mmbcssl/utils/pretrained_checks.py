@@ -165,13 +165,11 @@ def check_load_from(cfg: Config) -> None:
     path = cfg.get('load_from')
     if not path or '://' in str(path) or not osp.isfile(path):
         return  # a missing file is reported by the runner, naming it
-    from mmengine.registry import DefaultScope, init_default_scope
+    from mmbcssl.apis import use_config_scope
     from mmbcssl.models.selfsup import DINO
     from mmpretrain.registry import MODELS as PRETRAIN_MODELS
     kind = cfg.get('model', {}).get('type', '')
-    scope = cfg.get('default_scope', 'mmengine')
-    if DefaultScope.get_current_instance() is None:
-        init_default_scope(scope)
+    use_config_scope(cfg)
     model_cls = PRETRAIN_MODELS.get(kind) if isinstance(kind, str) else kind
     if isinstance(model_cls, type) and issubclass(model_cls, DINO):
         return
@@ -188,9 +186,8 @@ def check_load_from(cfg: Config) -> None:
 
 
 def _default_builder(cfg: Config):
-    from mmengine.registry import MODELS, init_default_scope
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    return MODELS.build
+    from mmbcssl.apis import build_from_config
+    return lambda part: build_from_config(cfg, part)
 
 
 def check_checkpoint_fits(model, path: str) -> None:

@@ -8,8 +8,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmbcssl.evaluation.features import MEAN, STD
 from mmbcssl.fileio import atomic_write
+
+# ImageNet statistics (RGB, 0-255), the data preprocessors of every
+# project config
+MEAN = (123.675, 116.28, 103.53)
+STD = (58.395, 57.12, 57.375)
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.tif', '.tiff',
                   '.webp')

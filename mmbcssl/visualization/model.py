@@ -6,7 +6,8 @@ import torch.nn as nn
 from mmengine.config import Config
 
 from mmbcssl.apis.inference import (CheckpointMismatchError,
-                                    first_shape_mismatch, init_backbone,
+                                    build_from_config, first_shape_mismatch,
+                                    init_backbone, load_model_config,
                                     read_state_dict, sub_state)
 
 
@@ -103,7 +104,7 @@ def build_vis_model(config: Union[str, Config],
     Raises:
         CheckpointMismatchError: the checkpoint does not fit the config.
     """
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg = load_model_config(config)
     parts = init_backbone(cfg, checkpoint, seed, device)
     head = None
     if with_head:
@@ -118,8 +119,7 @@ def build_vis_model(config: Union[str, Config],
             raise CheckpointMismatchError(
                 'Grad-CAM needs a trained classification head: give a '
                 'linear-probe checkpoint, or use --method eigencam')
-        from mmpretrain.registry import MODELS
-        head = MODELS.build(head_cfg)
+        head = build_from_config(cfg, head_cfg)
         load_head_weights(head, checkpoint)
     model = VisModel(parts['backbone'], parts['neck'] if 'neck' in parts
                      else None, head)

@@ -219,8 +219,12 @@ def test_knn_on_a_robustness_subset(demo_data, tmp_path):
     """--query: the demo's R-style set classified against the ImageNet-
     style train bank, votes restricted to its classes; equal to the same
     arithmetic done by hand on the extracted features."""
-    from mmbcssl.evaluation.features import extract_features, knn_dataset
-    from mmbcssl.evaluation.knn import knn_classify
+    from mmengine.config import Config
+
+    from mmbcssl.evaluation.features import (FeatureTransform,
+                                             extract_features, knn_dataset)
+    from mmbcssl.evaluation.knn import (bank_classes, knn_classify,
+                                        query_dataset)
     root = osp.join(demo_data, 'imagenet')
     ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
     out = tmp_path / 'r.json'
@@ -239,21 +243,20 @@ def test_knn_on_a_robustness_subset(demo_data, tmp_path):
     assert proto['images'] == dict(train=80, query=n_r)
 
     model = init_backbone(CONFIG, ckpt)
+    transform = FeatureTransform.from_config(Config.fromfile(CONFIG), 36, 32)
     train = knn_dataset(root, 'train', 32, 36)
     bank, bank_y = extract_features(model, train, 40, normalize=True,
-                                    dtype=torch.float16)
-    args = knn_eval.parse_args([CONFIG, '--query',
-                                f'{demo_data}/imagenet-r', *SMALL])
-    classes = knn_eval.bank_classes(root, train)
-    query = knn_eval.query_dataset(args, classes)
+                                    dtype=torch.float16, transform=transform)
+    classes = bank_classes(train)
+    query = query_dataset(f'{demo_data}/imagenet-r', transform, classes)
     q, q_y = extract_features(model, query, 40, normalize=True,
-                              dtype=torch.float16)
+                              dtype=torch.float16, transform=transform)
     cols = list(query.metainfo['class_indices'])
     scores = knn_classify(bank, bank_y, q, 10, ks=[5],
                           bank_dtype=torch.float16, normalized=True)[5]
     expected = 100 * (scores[:, cols].argmax(1) == q_y).double().mean()
     assert result['metrics']['knn/k5_top1'] == pytest.approx(
         float(expected))
-    # --max-queries keeps evenly spaced images
-    args.max_queries = 3
-    assert len(knn_eval.query_dataset(args, classes)) == min(3, n_r)
+    # max_queries keeps evenly spaced images
+    assert len(query_dataset(f'{demo_data}/imagenet-r', transform, classes,
+                             max_queries=3)) == min(3, n_r)

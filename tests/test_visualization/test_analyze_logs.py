@@ -29,7 +29,8 @@ def work_dir(demo_data, tmp_path_factory):
         cfg[f'{split}_dataloader'].dataset.data_root = root
     cfg.train_dataloader.batch_size = 16
     cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=5)
+    cfg.default_hooks.checkpoint = dict(type='mmpretrain.SafeCheckpointHook',
+                                        interval=5)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=2)
     cfg.custom_hooks = [dict(type='KNNMonitorHook', data_root=root,
                              interval=1, img_size=32, resize=36, ks=(1, 5),

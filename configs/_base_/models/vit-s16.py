@@ -6,6 +6,13 @@ custom_imports = dict(imports=['mmbcssl'], allow_failed_imports=False)
 # model settings
 model = dict(
     type='ImageClassifier',
+    # the input the weights expect (ImageNet statistics, RGB), as
+    # mmpretrain's ImageNet configs; the k-NN and transfer tools read it
+    data_preprocessor=dict(
+        type='ClsDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True),
     backbone=dict(
         type='VisionTransformer',
         arch='deit-small',

@@ -1,17 +1,16 @@
 """k-NN accuracy of the teacher during pre-training (the paper's Figure 3).
 
-Every ``interval`` epochs the teacher's backbone (and neck) features of a
-train and a val folder are extracted in eval mode, L2-normalised and
-classified by the weighted k-NN of :mod:`mmbcssl.evaluation.knn` (k in
-{10, 20, 100, 200}, T = 0.07). Each point is logged as scalars (``knn/k20_
+Every ``interval`` epochs the teacher's backbone (and neck) is evaluated by
+:func:`mmbcssl.evaluation.knn.run_knn`, the function ``tools/knn_eval.py``
+calls, on a train and a val folder, with the input the config's
+``data_preprocessor`` states. Each point is logged as scalars (``knn/k20_
 top1`` ...) and appended to ``<work_dir>/knn_curve.json``, the curve to
 plot.
 """
 import json
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Optional
 
-import torch
 import torch.nn as nn
 from mmengine import dist
 from mmengine.hooks import Hook
@@ -19,8 +18,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from mmbcssl.evaluation.features import extract_features, knn_dataset
-from mmbcssl.evaluation.knn import DEFAULT_KS, knn_evaluate
+from mmbcssl.evaluation.features import FeatureTransform
+from mmbcssl.evaluation.knn import KNNProtocol, run_knn
 from mmbcssl.utils.data_checks import DataLayoutError
 
 
@@ -33,16 +32,16 @@ class KNNMonitorHook(Hook):
             layout, ``meta/{train,val}.txt`` used when present).
         interval (int): Epochs between evaluations; the last epoch is
             always evaluated. Defaults to 20 (the paper's Figure 3).
-        img_size (int): Centre crop. Defaults to 224.
-        resize (int): Short side before the crop. Defaults to 256.
-        ks (Sequence[int]): Defaults to (10, 20, 100, 200).
-        temperature (float): Defaults to 0.07.
-        batch_size (int): Images per forward, per process. Defaults to 128.
+        img_size (int, optional): Centre crop. Defaults to the config's
+            test pipeline, else :class:`FeatureTransform`'s 224.
+        resize (int, optional): Short side before the crop. Defaults to
+            the config's test pipeline, else 256.
         num_workers (int): Data-loader workers. Defaults to 8.
-        half_bank (bool): Keep the train bank in float16 (ImageNet:
-            1.28M x 768 -> 1.97 GB). Defaults to True.
         before_training (bool): Also evaluate the initialisation (epoch 0).
             Defaults to False.
+        **protocol: :class:`KNNProtocol` settings (``ks``,
+            ``temperature``, ``bank_dtype``, ``batch_size``); an unknown
+            one is refused. Defaults to the protocol's.
 
     Note:
         Features come from ``model.teacher`` when the model has one (DINO:
@@ -55,24 +54,20 @@ class KNNMonitorHook(Hook):
     def __init__(self,
                  data_root: str,
                  interval: int = 20,
-                 img_size: int = 224,
-                 resize: int = 256,
-                 ks: Sequence[int] = DEFAULT_KS,
-                 temperature: float = 0.07,
-                 batch_size: int = 128,
+                 img_size: Optional[int] = None,
+                 resize: Optional[int] = None,
                  num_workers: int = 8,
-                 half_bank: bool = True,
-                 before_training: bool = False) -> None:
+                 before_training: bool = False,
+                 **protocol) -> None:
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
         self.data_root = data_root
         self.interval = interval
         self.img_size, self.resize = img_size, resize
-        self.ks, self.temperature = tuple(ks), temperature
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.half_bank = half_bank
+        self.protocol = KNNProtocol.from_dict(protocol)
+        self.num_workers = num_workers
         self.before_training = before_training
-        self._sets = None
+        self._sets = self.transform = None
 
     def before_train(self, runner) -> None:
         # Fail at start, not after the first 20 epochs.
@@ -83,8 +78,10 @@ class KNNMonitorHook(Hook):
                     f'KNNMonitorHook: {folder!r} not found; expected '
                     '<data_root>/{train,val}/<class>/<image>. Set '
                     'custom_hooks[...].data_root or remove the hook.')
+        self.transform = FeatureTransform.from_config(
+            runner.cfg, self.resize, self.img_size)
         self._sets = tuple(
-            knn_dataset(self.data_root, split, self.img_size, self.resize)
+            self.transform.dataset(self.data_root, split)
             for split in ('train', 'val'))
         if self.before_training:
             self.evaluate(runner, epoch=runner.epoch)
@@ -105,43 +102,29 @@ class KNNMonitorHook(Hook):
             parts['neck'] = source.neck
         return parts
 
-    def evaluate(self, runner, epoch: int) -> Optional[dict]:
+    def evaluate(self, runner, epoch: int) -> dict:
         net = self.feature_model(runner.model)
         modes = {m: m.training for m in net.modules()}
         net.eval()
-        dtype = torch.float16 if self.half_bank else torch.float32
         try:
-            (tr_f, tr_y), (va_f, va_y) = (
-                extract_features(net, ds, self.batch_size, self.num_workers,
-                                 normalize=True, dtype=dtype)
-                for ds in self._sets)
+            result = run_knn(net, self.protocol, self.transform,
+                             *self._sets, num_workers=self.num_workers)
         finally:
             for m, mode in modes.items():
                 m.train(mode)
-        # The bank is the same on every process; one process classifies.
-        metrics = None
-        if dist.is_main_process():
-            num_classes = int(max(tr_y.max(), va_y.max())) + 1
-            # classify on the training device (a GPU when there is one)
-            device = next(net.parameters()).device
-            metrics = knn_evaluate(
-                tr_f.to(device), tr_y, va_f, va_y, num_classes, ks=self.ks,
-                temperature=self.temperature, bank_dtype=dtype,
-                normalized=True)
-        box = [metrics]
-        dist.broadcast_object_list(box)  # a no-op on one process
-        self._log(runner, epoch, box[0])
-        return box[0]
+        self._log(runner, epoch, result.metrics)
+        return result.metrics
 
     def _log(self, runner, epoch: int, metrics: dict) -> None:
         for key, value in metrics.items():
             runner.message_hub.update_scalar(f'train/{key}', value)
         runner.visualizer.add_scalars(metrics, step=epoch)
-        k_show = 20 if 20 in self.ks else self.ks[0]
+        ks = self.protocol.ks
+        k_show = 20 if 20 in ks else ks[0]
         print_log(
             f'k-NN of the teacher after epoch {epoch}: ' + ', '.join(
                 f'k={k} top-1 {metrics[f"knn/k{k}_top1"]:.2f}'
-                for k in sorted(set(self.ks))) +
+                for k in ks) +
             f' (curve: knn_curve.json, k={k_show} in the paper)',
             logger='current')
         if dist.is_main_process():

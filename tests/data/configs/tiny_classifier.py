@@ -63,6 +63,7 @@ test_evaluator = val_evaluator
 
 # optimizer
 optim_wrapper = dict(
+    constructor='mmpretrain.GuardedOptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4))
 
 # learning rate
@@ -73,7 +74,8 @@ train_cfg = dict(by_epoch=False, max_iters=2, val_interval=2)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2),
+    checkpoint=dict(
+        type='mmpretrain.SafeCheckpointHook', by_epoch=False, interval=2),
     logger=dict(type='LoggerHook', interval=1))
 env_cfg = dict(dist_cfg=dict(backend='nccl'))  # the tools switch to gloo
 log_level = 'INFO'
