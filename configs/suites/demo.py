@@ -34,8 +34,8 @@ evaluations = [
     # and the checkpoint at 3) at the test scale and below (the config's
     # RandomChoiceResize without its largest scale), stem and stages 1-2
     # frozen (their backward pass is a third of a step on CPU), so it takes
-    # under 2 minutes. It checks that fine-tuning, layer decay and COCO evaluation run; AP
-    # stays near 0 at this length.
+    # under 2 minutes. It checks that fine-tuning, layer decay and COCO
+    # evaluation run; AP stays near 0 at this length.
     dict(type='Finetune', name='mask_rcnn', task='mask_rcnn',
          data_root=f'{data_root}/coco', epochs=3,
          train_scales=[(320, 160), (320, 192)],
