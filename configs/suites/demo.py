@@ -10,17 +10,14 @@ knn = dict(data_root=f'{data_root}/imagenet', ks=(10, 20), img_size=64,
 evaluations = [
     dict(type='KNN', name='knn', **knn),
     dict(type='KNN', name='knn_random_init', random_init=True, **knn),
-    # 4 of the probe config's 20 epochs, validated after each (the result
-    # has the last epoch's top-1 and the best epoch's)
+    # 4 of the probe config's 20 epochs (its cosine over 4, a checkpoint at
+    # the 4th), validated after each (the result has the last epoch's top-1
+    # and the best epoch's)
     dict(type='LinearProbe', name='linear',
-         data_root=f'{data_root}/imagenet',
+         data_root=f'{data_root}/imagenet', epochs=4,
          cfg_options=['train_dataloader.num_workers=0',
                       'val_dataloader.num_workers=0',
-                      'test_dataloader.num_workers=0',
-                      'train_cfg.max_epochs=4',
-                      'param_scheduler.0.T_max=4',
-                      'param_scheduler.0.end=4',
-                      'default_hooks.checkpoint.interval=4']),
+                      'test_dataloader.num_workers=0']),
     # our protocol only (configs/suites/paper.py adds the authors')
     dict(type='Robustness', name='robustness', demo=True,
          sets=('c', 'sketch', 'r', 'a'), protocols=('official', ),
@@ -33,17 +30,15 @@ evaluations = [
          preset='demo4', img_size=64, resize=73, num_workers=0),
     dict(type='Complexity', name='complexity'),
     # a short Mask R-CNN: 3 epochs of the 48 demo training images (36
-    # steps) at the test scale and below, stem and stages 1-2 frozen (their
-    # backward pass is a third of a step on CPU), so it takes under 2 minutes.
-    # It checks that fine-tuning, layer decay and COCO evaluation run; AP
-    # stays near 0 at this length.
+    # steps; the config's lr step at 16 of 20 epochs comes at 2, validation
+    # and the checkpoint at 3) at the test scale and below (the config's
+    # RandomChoiceResize without its largest scale), stem and stages 1-2
+    # frozen (their backward pass is a third of a step on CPU), so it takes
+    # under 2 minutes. It checks that fine-tuning, layer decay and COCO
+    # evaluation run; AP stays near 0 at this length.
     dict(type='Finetune', name='mask_rcnn', task='mask_rcnn',
-         data_root=f'{data_root}/coco',
-         cfg_options=['train_cfg.max_epochs=3', 'train_cfg.val_interval=3',
-                      'default_hooks.checkpoint.interval=3',
-                      'param_scheduler.1.milestones=[2]',
-                      'optim_wrapper.optimizer.lr=0.002',
-                      'model.backbone.frozen_stages=2',
-                      'train_dataloader.dataset.pipeline.3.scales='
-                      '[(320,160),(320,192)]']),
+         data_root=f'{data_root}/coco', epochs=3,
+         train_scales=[(320, 160), (320, 192)],
+         cfg_options=['optim_wrapper.optimizer.lr=0.002',
+                      'model.backbone.frozen_stages=2']),
 ]

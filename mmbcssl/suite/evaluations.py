@@ -35,6 +35,7 @@ from mmbcssl.evaluation.robustness import (PROTOCOL_CONFIGS, clean_error,
 from mmbcssl.evaluation.transfer import TransferProtocol
 from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
                       read_json)
+from .overrides import refuse_list_indices, set_train_scales, shorten_schedule
 
 EVALUATIONS = Registry('suite evaluation')
 
@@ -359,12 +360,24 @@ class DownstreamSettings:
             pre-training config (:func:`downstream_config`).
         data_root (str, optional): Its data root. Defaults to the
             config's.
-        cfg_options (Sequence[str]): ``key=value`` overrides. Defaults to
-            none.
+        epochs (int, optional): Train this many of the config's epochs,
+            its schedule scaled to them
+            (:func:`mmbcssl.suite.overrides.shorten_schedule`). Defaults
+            to None: the config's.
+        cfg_options (Sequence[str]): ``key=value`` overrides, none naming
+            a list position (``param_scheduler.0.end``: an edit of the
+            config can move it). Defaults to none.
+
+    Raises:
+        ValueError: a ``cfg_options`` key that names a list position.
     """
     config: Optional[str] = None
     data_root: Optional[str] = None
+    epochs: Optional[int] = None
     cfg_options: Sequence[str] = ()
+
+    def __post_init__(self):
+        refuse_list_indices(self.cfg_options)
 
 
 class _TrainThenTest(Evaluation):
@@ -392,13 +405,41 @@ class _TrainThenTest(Evaluation):
         req.update(downstream=config, downstream_sha256=file_sha256(config))
         return req
 
+    def derived_options(self, cfg) -> List[str]:
+        """The overrides the typed settings make of the loaded downstream
+        config ``cfg`` (placed where its own schedulers and transforms
+        are, found by type).
+
+        Raises:
+            ValueError: the config cannot take a setting.
+        """
+        return shorten_schedule(cfg, self.s.epochs) if self.s.epochs else []
+
     def options(self, ctx: SuiteContext) -> List[str]:
-        opts = list(self.s.cfg_options)
+        """``--cfg-options`` of the train and test runs: the settings'
+        (:meth:`derived_options`), then the entry's ``cfg_options``, then
+        the backbone weights.
+
+        Raises:
+            EvaluationFailed: the config cannot take a setting.
+        """
+        opts = []
+        if self._derives():
+            from mmengine.config import Config
+            config = self.config(ctx)
+            try:
+                opts = self.derived_options(Config.fromfile(config))
+            except ValueError as e:
+                raise EvaluationFailed(f'{self._rel(config)}: {e}') from None
+        opts += list(self.s.cfg_options)
         weights = ctx.backbone_weights()
         opts.append('model.backbone.init_cfg.checkpoint=' +
                     str(weights) if weights else
                     'model.backbone.init_cfg=None')
         return opts
+
+    def _derives(self) -> bool:
+        return bool(self.s.epochs)
 
     def run(self, ctx, done):
         config = self.config(ctx)
@@ -504,8 +545,13 @@ class FinetuneSettings(DownstreamSettings):
     Args:
         task (str): 'mask_rcnn' (configs/mask_rcnn) or 'upernet'
             (configs/upernet). Defaults to 'mask_rcnn'.
+        train_scales (Sequence[Sequence[int]], optional): ``(w, h)``
+            scales of the training pipeline's ``RandomChoiceResize``
+            (:func:`mmbcssl.suite.overrides.set_train_scales`). Defaults
+            to None: the config's.
     """
     task: str = 'mask_rcnn'
+    train_scales: Optional[Sequence[Sequence[int]]] = None
 
 
 @EVALUATIONS.register_module()
@@ -527,6 +573,15 @@ class Finetune(_TrainThenTest):
     @property
     def kind(self):
         return self.s.task
+
+    def _derives(self):
+        return super()._derives() or bool(self.s.train_scales)
+
+    def derived_options(self, cfg):
+        opts = super().derived_options(cfg)
+        if self.s.train_scales:
+            opts += set_train_scales(cfg, self.s.train_scales)
+        return opts
 
     def options(self, ctx):
         root = self.s.data_root
@@ -554,14 +609,17 @@ class ProbedSettings:
             the configs' (ImageNet-1k).
         probe (str, optional): Which :class:`LinearProbe` of the suite
             (its name) when it has several. Defaults to the only one.
-        cfg_options (Sequence[str]): ``key=value`` overrides. Defaults to
-            none.
+        cfg_options (Sequence[str]): ``key=value`` overrides, none naming
+            a list position. Defaults to none.
     """
     roots: Optional[Dict[str, str]] = None
     demo: bool = False
     classes: Optional[str] = None
     probe: Optional[str] = None
     cfg_options: Sequence[str] = ()
+
+    def __post_init__(self):
+        refuse_list_indices(self.cfg_options)
 
 
 @dataclass(frozen=True)
