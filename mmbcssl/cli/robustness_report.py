@@ -2,10 +2,13 @@
 val set, ImageNet-C, -Sketch, -R and -A, tabulated beside the published
 numbers of the same protocol.
 
-Every evaluation is a ``tools/test.py`` run (:func:`mmbcssl.cli.test.main`)
-of a config in ``configs/robustness`` with ``--model-from`` the probe's
-config, so the report shows exactly what those commands print. The clean
-run comes first: its top-1 error is passed to ImageNet-C for relative mCE.
+A suite run (:mod:`mmbcssl.suite`) of ``configs/suites/robustness.py`` in
+``--out-dir``, with the probe given (its ``LinearProbe`` evaluates the
+checkpoint instead of training one) and the sets, protocols, roots and
+classes of the command line; each evaluation is a ``tools/test.py`` run of
+a config in ``configs/robustness`` with ``--model-from`` the probe's
+config. The clean run comes first: its top-1 error is passed to ImageNet-C
+for relative mCE.
 
 Two protocol families (``--protocols``):
 
@@ -17,168 +20,51 @@ Two protocol families (``--protocols``):
   Table 5 numbers were made this way.
 
 Each column header names its protocol, and a published number only appears
-under the column of its own protocol: the columns, their results and
-metrics are the suite report's (:data:`mmbcssl.evaluation.columns.COLUMNS`,
-table ``robustness_report``), the published rows and the ImageNet-C table
-too (:mod:`mmbcssl.suite.report`).
+under the column of its own protocol: the table is the suite report's
+(:func:`mmbcssl.suite.report.robustness_markdown`).
 
-Outputs in ``--out-dir``: ``<evaluation>.json`` (each run's metrics and
-protocol fingerprint), ``report.json`` (all of it) and ``report.md``.
+Outputs in ``--out-dir``: the suite's work dir (``suite.json``,
+``results/<name>.json`` with each run's metrics and protocol fingerprint,
+``logs/``), ``report.json`` (all of it) and ``report.md``.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
-from mmbcssl.evaluation.columns import (COLUMNS, column_values,
-                                        table_columns)
-from mmbcssl.evaluation.paper_results import load_entries, published_values
-from mmbcssl.evaluation.robustness import clean_error, robustness_plan
-from mmbcssl.suite.report import imagenet_c_table
+from mmbcssl.evaluation.columns import COLUMNS, column_values
 from mmbcssl.utils.launch import UserError, run_cli
 from mmbcssl.utils.outputs import refuse_existing, write_json
 
 SETS = ('clean', 'c', 'sketch', 'r', 'a')
 PROTOCOLS = ('official', 'authors')
 CONFIG_DIR = 'configs/robustness'
+SUITE = 'configs/suites/robustness.py'
 
 
-def plan(sets: Sequence[str],
-         protocols: Sequence[str]) -> List[tuple]:
-    """``(set, evaluation name, config stem)`` to run, clean first (the
-    probe's own val set: stem None), then the suite's robustness sets
-    (:func:`mmbcssl.evaluation.robustness.robustness_plan`)."""
-    clean = [('clean', 'clean', None)] if 'clean' in sets else []
-    return clean + robustness_plan([s for s in SETS if s in sets],
-                                   protocols)
-
-
-def robustness_config(stem: str, demo: bool, config_dir: str) -> str:
-    return osp.join(config_dir, f'{stem}{"_demo" if demo else ""}.py')
-
-
-def run_evaluation(name: str, stem: Optional[str], checkpoint: str,
-                   model_config: str, out_dir: str, demo: bool,
-                   options: Sequence[str], root: Optional[str],
-                   clean_error: Optional[float], config_dir: str,
-                   test_main=None, classes: Optional[str] = None,
-                   overwrite: bool = False) -> Dict:
-    """Evaluate one set through ``tools/test.py``; return its result
-    (metrics and fingerprint)."""
-    if test_main is None:
-        from mmbcssl.cli.test import main as test_main
-    out = osp.join(out_dir, f'{name}.json')
-    opts = list(options)
-    if root:
-        opts.append(f'test_dataloader.dataset.data_root={root}')
-    if stem is None:
-        args = [model_config, checkpoint]
-    else:
-        args = [
-            robustness_config(stem, demo, config_dir), checkpoint,
-            '--model-from', model_config
-        ]
-        if classes:
-            # the clean set is the probe's own val set, already in its
-            # label space; the others map wnid folders onto this list
-            opts.append(f'test_dataloader.dataset.base_classes={classes}')
-        if name.startswith('c') and clean_error is not None:
-            opts.append(f'test_cfg.clean_error={clean_error!r}')
-    args += ['--work-dir', osp.join(out_dir, name), '--out', out]
-    if overwrite:
-        args.append('--overwrite')
-    if opts:
-        args += ['--cfg-options', *opts]
-    code = test_main(args)
-    if code != 0:
-        raise UserError(f'the {name} evaluation failed (exit code {code}); '
-                        f'see its message above: tools/test.py '
-                        f'{" ".join(args)}')
-    with open(out) as f:
-        return json.load(f)
-
-
-def summarise(results: Dict[str, Dict]) -> Dict[str, float]:
-    """Table columns (percent) from each evaluation's metrics: the clean
-    run of the checkpoint (the probe's last epoch, as the robustness sets
-    use) is the suite's linear result, the others its robustness results
-    (:data:`mmbcssl.evaluation.columns.COLUMNS`). A partial ImageNet-C
-    tree is marked ``c_partial*``."""
-    row = column_values({
-        'linear' if name == 'clean' else f'robustness.{name}': result
-        for name, result in results.items()
-    })
-    for name in ('c', 'c_resize256'):
-        metrics = results.get(name, {}).get('metrics')
-        if metrics and 'imagenet-c/mCE' not in metrics:
-            row[f'c_partial{name[1:]}'] = 1.0
-    return row
-
-
-def _cell(value: Optional[float], digits: int = 2) -> str:
-    return '–' if value is None else f'{value:.{digits}f}'
-
-
-def paper_rows(demo: bool) -> List[tuple]:
-    """``(label, {column: value})``: the published numbers of each
-    pre-training config with a published linear probe
-    (:func:`mmbcssl.evaluation.paper_results.published_values`)."""
-    if demo:
-        return []
-    entries = load_entries()
-    rows, seen = [], set()
-    for e in entries:
-        pre = e.metadata.get('Pre-training')
-        if not e.config.startswith('configs/linear/') or not e.results or \
-                not pre or pre in seen:
-            continue
-        seen.add(pre)
-        values, sources = published_values(entries, pre)
-        rows.append((f'{osp.splitext(osp.basename(pre))[0]} '
-                     f'({"; ".join(sources)})', values))
-    return rows
-
-
-def format_markdown(name: str, row: Dict[str, float],
-                    results: Dict[str, Dict], demo: bool) -> str:
-    """The report: ours first, the published rows under their own protocols,
-    then the ImageNet-C detail."""
-    lines = [f'# Robustness of {name}', '']
-    if demo:
-        lines += [
-            '**Demo data** (built-in synthetic sets in the benchmarks\' '
-            'layouts; ImageNet-C-style corruptions made with '
-            'imagecorruptions): these numbers check that the pipeline runs; '
-            'they are not comparable with any published row.', ''
-        ]
-    others = paper_rows(demo)
-    columns = [c for c in table_columns('robustness_report')
-               if c in row or any(c in v for _, v in others)]
-    lines += [
-        'Top-1 in %, errors in % (lower is better). Each column header '
-        'names its protocol; a published number appears only under the '
-        'column of the protocol it was measured with, and "–" marks a '
-        'number that was not measured that way.', '',
-        '| Model | ' + ' | '.join(COLUMNS[c].header for c in columns) + ' |',
-        '|---' * (len(columns) + 1) + '|',
-        f'| **{name} (this run)** | ' + ' | '.join(
-            _cell(row.get(c)) for c in columns) + ' |'
-    ]
-    for label, values in others:
-        lines.append(f'| {label} | ' + ' | '.join(
-            _cell(values.get(c)) for c in columns) + ' |')
-    lines += ['', 'Protocols:', '']
-    lines += [f'- {COLUMNS[c].header}: {COLUMNS[c].protocol}'
-              for c in columns]
-    for key, title in (('c', 'ImageNet-C (centre crop 224)'),
-                       ('c_resize256',
-                        'ImageNet-C (resize 256 + centre crop 224)')):
-        metrics = results.get(key, {}).get('metrics')
-        if metrics:
-            lines += ['', f'## {title}', ''] + imagenet_c_table(metrics)
-    return '\n'.join(lines) + '\n'
+def suite_entries(args: argparse.Namespace,
+                  roots: Dict[str, str]) -> List[Dict]:
+    """The preset's evaluations with the command line's probe, sets,
+    protocols, roots and classes."""
+    from mmengine.config import Config
+    from mmbcssl.evaluation.fingerprint import REPO_ROOT
+    entries = [dict(e) for e in Config.fromfile(
+        osp.join(REPO_ROOT, SUITE)).evaluations]
+    options = list(args.cfg_options)
+    for entry in entries:
+        if entry['type'] == 'LinearProbe':
+            entry.update(config=args.model_config,
+                         checkpoint=args.checkpoint,
+                         data_root=roots.get('clean'),
+                         cfg_options=options)
+        else:
+            entry.update(sets=[s for s in SETS[1:] if s in args.sets],
+                         protocols=args.protocols, demo=args.demo,
+                         classes=args.classes, config_dir=args.config_dir,
+                         roots={k: v for k, v in roots.items()
+                                if k != 'clean'}, cfg_options=options)
+    return entries
 
 
 def read_knn(path: str, k: int) -> float:
@@ -205,7 +91,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--name', help='row label (default: config name)')
     parser.add_argument(
         '--sets', nargs='+', choices=SETS, default=list(SETS),
-        help='which sets to evaluate (default: all)')
+        help='which sets to evaluate (default: all; the clean val set is '
+        'always: the others read the probe from its result)')
     parser.add_argument(
         '--protocols', nargs='+', choices=PROTOCOLS, default=['official'],
         help='official (default: IN-C centre crop, mCE; A/R restricted to '
@@ -227,7 +114,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'or with --demo the demo\'s 10 classes)')
     parser.add_argument('--demo', action='store_true',
                         help='the *_demo robustness configs (demo data)')
-    parser.add_argument('--config-dir', default=CONFIG_DIR)
+    parser.add_argument('--config-dir', default=CONFIG_DIR,
+                        help='where the robustness configs are')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace the results of an earlier report in '
                         '--out-dir')
@@ -236,9 +124,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None, test_main=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
 
     def _run() -> None:
+        from mmbcssl.suite import SuiteContext, SuiteRunner
+        from mmbcssl.suite.evaluations import results_by_kind
+        from mmbcssl.suite.report import robustness_markdown
+        from mmbcssl.suite.runner import build_entries
         args = parse_args(argv)
         roots = {}
         for item in args.root:
@@ -246,30 +138,31 @@ def main(argv: Optional[List[str]] = None, test_main=None) -> int:
             if not sep or key not in SETS:
                 raise UserError(f'--root {item!r}: expected SET=PATH with '
                                 f'SET one of {", ".join(SETS)}')
-            roots[key] = path
+            roots[key] = osp.abspath(path)
         for path in filter(None, (args.model_config, args.checkpoint,
                                   args.classes)):
             if not osp.isfile(path):
                 raise UserError(f'{path!r} not found')
+        # the tools run from the repository root
+        for key in ('model_config', 'checkpoint', 'classes', 'config_dir'):
+            if getattr(args, key):
+                setattr(args, key, osp.abspath(getattr(args, key)))
         knn = read_knn(args.knn, args.knn_k) if args.knn else None
-        todo = plan(args.sets, args.protocols)
-        refuse_existing(
-            [osp.join(args.out_dir, f'{n}.json') for _, n, _ in todo] + [
-                osp.join(args.out_dir, f)
-                for f in ('report.json', 'report.md')
-            ], args.overwrite, '--out-dir')
-        os.makedirs(args.out_dir, exist_ok=True)
-        results: Dict[str, Dict] = {}
-        error = None
-        for set_name, name, stem in todo:
-            results[name] = run_evaluation(
-                name, stem, args.checkpoint, args.model_config,
-                args.out_dir, args.demo, args.cfg_options,
-                roots.get(set_name), error, args.config_dir,
-                test_main, args.classes, args.overwrite)
-            if name == 'clean':
-                error = clean_error(results[name]['metrics'])
-        row = summarise(results)
+        refuse_existing([
+            osp.join(args.out_dir, f) for f in ('report.json', 'report.md')
+        ], args.overwrite, '--out-dir')
+        evaluations = build_entries(suite_entries(args, roots), SUITE)
+        ctx = SuiteContext(args.model_config, args.checkpoint, args.out_dir)
+        force = [e.name for e in evaluations] if args.overwrite else ()
+        results = SuiteRunner(ctx, evaluations, force).run()
+        bad = [(n, r) for n, r in results.items() if r['status'] != 'ok']
+        if bad:
+            name, r = bad[0]
+            raise UserError(f'the {name} evaluation {r["status"]}: '
+                            f'{r["reason"]}' + (f' ({r["command"]})'
+                                                if r['command'] else ''))
+        by_kind = results_by_kind(results)
+        row = column_values(by_kind)
         if knn is not None:
             row['knn_top1'] = knn
         label = args.name or osp.splitext(osp.basename(
@@ -282,7 +175,7 @@ def main(argv: Optional[List[str]] = None, test_main=None) -> int:
                      for c in row if c in COLUMNS},
             results=results)
         write_json(osp.join(args.out_dir, 'report.json'), report)
-        text = format_markdown(label, row, results, args.demo)
+        text = robustness_markdown(label, row, by_kind, args.demo)
         from mmbcssl.fileio import atomic_write
         atomic_write(text, osp.join(args.out_dir, 'report.md'))
         print(text)

@@ -483,6 +483,18 @@ class _TrainThenTest(Evaluation):
             ) from None
 
 
+@dataclass(frozen=True)
+class LinearProbeSettings(DownstreamSettings):
+    """Settings of :class:`LinearProbe`: :class:`DownstreamSettings` and
+
+    Args:
+        checkpoint (str, optional): A probe of ``config`` trained already:
+            it is evaluated on the val set, not trained (and the result
+            has no best-epoch metrics). Defaults to None (train the probe).
+    """
+    checkpoint: Optional[str] = None
+
+
 @EVALUATIONS.register_module()
 class LinearProbe(_TrainThenTest):
     """The linear probe of the backbone (``configs/linear``): trained
@@ -496,10 +508,11 @@ class LinearProbe(_TrainThenTest):
     it validates after every epoch and prints the maximum, chosen on the
     val set itself. The robustness evaluations use the last epoch's probe.
 
-    Settings: :class:`DownstreamSettings` (the config defaults to the probe
-    of the backbone's pre-training config in ``configs/linear/
+    Settings: :class:`LinearProbeSettings` (the config defaults to the
+    probe of the backbone's pre-training config in ``configs/linear/
     metafile.yml``).
     """
+    Settings = LinearProbeSettings
     KIND = 'linear'
     folder = 'linear'
     #: the file name mmengine's CheckpointHook gives the best epoch's
@@ -510,6 +523,13 @@ class LinearProbe(_TrainThenTest):
         return _data_options(self.s.data_root) + super().options(ctx)
 
     def run(self, ctx, done):
+        if self.s.checkpoint:
+            config = self.config(ctx)
+            result, command = self._test(
+                ctx, config, self.s.checkpoint,
+                _data_options(self.s.data_root) + list(self.s.cfg_options))
+            return dict(result, command=command,
+                        checkpoint=self.s.checkpoint, config=config)
         result = super().run(ctx, done)
         best, epoch = self.best_checkpoint(ctx.path(self.name))
         best_result, _ = self._test(ctx, result['config'], best,
@@ -609,6 +629,8 @@ class ProbedSettings:
             the configs' (ImageNet-1k).
         probe (str, optional): Which :class:`LinearProbe` of the suite
             (its name) when it has several. Defaults to the only one.
+        config_dir (str): Where the robustness configs are. Defaults to
+            'configs/robustness'.
         cfg_options (Sequence[str]): ``key=value`` overrides, none naming
             a list position. Defaults to none.
     """
@@ -616,6 +638,7 @@ class ProbedSettings:
     demo: bool = False
     classes: Optional[str] = None
     probe: Optional[str] = None
+    config_dir: str = 'configs/robustness'
     cfg_options: Sequence[str] = ()
 
     def __post_init__(self):
@@ -687,7 +710,7 @@ class RobustnessSet(Evaluation):
     def run(self, ctx, done):
         s = self.s
         stem = s.config_stem + ('_demo' if s.demo else '')
-        config = osp.join('configs', 'robustness', f'{stem}.py')
+        config = osp.join(s.config_dir, f'{stem}.py')
         probe = self._needed(done, LinearProbe,
                              'the LinearProbe evaluation of this suite')
         root = (s.roots or {}).get(s.set)

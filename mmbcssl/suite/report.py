@@ -235,6 +235,67 @@ def markdown(rows: List[Row], demo: bool = False) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def linear_published_rows() -> List[Row]:
+    """The published numbers of every pre-training config with a published
+    linear probe, each once: the reference rows of a robustness report,
+    whose probe checkpoint names no pre-training run."""
+    entries = load_entries()
+    rows: List[Row] = []
+    for e in entries:
+        pre = e.metadata.get('Pre-training')
+        if not e.config.startswith('configs/linear/') or not e.results or \
+                not pre or any(r.config == pre for r in rows):
+            continue
+        values, sources = published_values(entries, pre)
+        rows.append(Row(f'{osp.splitext(osp.basename(pre))[0]} (published)',
+                        values, published=True, source='; '.join(sources),
+                        config=pre))
+    return rows
+
+
+#: the ImageNet-C results a robustness report details, by kind
+_C_TITLES = (('robustness.c', 'ImageNet-C (centre crop 224)'),
+             ('robustness.c_resize256',
+              'ImageNet-C (resize 256 + centre crop 224)'))
+
+
+def robustness_markdown(name: str, values: Mapping[str, float],
+                        results: Mapping[str, Mapping],
+                        demo: bool = False) -> str:
+    """The report of one probe (``tools/robustness_report.py``): its row
+    (``values``: column -> value) and the published rows
+    (:func:`linear_published_rows`) under the columns of table
+    ``robustness_report``, then the ImageNet-C detail of ``results``
+    (kind -> result)."""
+    lines = [f'# Robustness of {name}', '']
+    if demo:
+        lines += [
+            '**Demo data** (built-in synthetic sets in the benchmarks\' '
+            'layouts; ImageNet-C-style corruptions made with '
+            'imagecorruptions): these numbers check that the pipeline runs; '
+            'they are not comparable with any published row.', ''
+        ]
+    rows = [Row(f'**{name} (this run)**', dict(values))]
+    rows += [] if demo else linear_published_rows()
+    header, body, _, columns = table(rows,
+                                     table_columns('robustness_report'))
+    lines += [
+        'Top-1 in %, errors in % (lower is better). Each column header '
+        'names its protocol; a published number appears only under the '
+        'column of the protocol it was measured with, and "–" marks a '
+        'number that was not measured that way.', '',
+        '| ' + ' | '.join(header) + ' |', '|---' * len(header) + '|'
+    ] + ['| ' + ' | '.join(cells) + ' |' for cells in body]
+    lines += ['', 'Protocols:', '']
+    lines += [f'- {COLUMNS[c].header}: {COLUMNS[c].protocol}'
+              for c in columns]
+    for kind, title in _C_TITLES:
+        metrics = (results.get(kind) or {}).get('metrics')
+        if metrics:
+            lines += ['', f'## {title}', ''] + imagenet_c_table(metrics)
+    return '\n'.join(lines) + '\n'
+
+
 def imagenet_c_table(c: Mapping[str, float]) -> List[str]:
     """The ImageNet-C detail of one result's metrics: mCE, relative mCE
     and the mean error, then the error of each corruption at each severity

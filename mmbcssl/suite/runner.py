@@ -42,10 +42,16 @@ def build_evaluations(suite_config: str) -> List[Evaluation]:
     if not osp.isfile(suite_config):
         raise UserError(f'suite config {suite_config!r} not found (the '
                         'suites are in configs/suites/)')
-    cfg = Config.fromfile(suite_config)
-    entries = cfg.get('evaluations')
+    entries = Config.fromfile(suite_config).get('evaluations')
     if not entries:
         raise UserError(f'{suite_config}: no `evaluations` list')
+    return build_entries(entries, suite_config)
+
+
+def build_entries(entries: Sequence[Dict],
+                  suite_config: str) -> List[Evaluation]:
+    """The evaluations of the ``evaluations`` list of ``suite_config``
+    (named in messages); see :func:`build_evaluations`."""
     known = sorted(EVALUATIONS.module_dict)
     out: List[Evaluation] = []
     for entry in entries:

@@ -3,12 +3,11 @@ report, its summary, the robustness report and the demo's table."""
 import json
 
 from mmbcssl.cli import demo
-from mmbcssl.cli import robustness_report
 from mmbcssl.evaluation.columns import COLUMNS, Column, table_columns
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            SEVERITIES, corruption_errors)
 from mmbcssl.suite.report import (imagenet_c_table, load_run, markdown,
-                                  summary_lines)
+                                  robustness_markdown, summary_lines)
 
 
 def _work_dir(root, results):
@@ -44,10 +43,9 @@ def test_a_column_declared_once_is_in_every_table(tmp_path, monkeypatch):
     (line, ) = [s for s in demo.results_table(str(tmp_path))
                 if 'IN-X top-1 (demo)' in s]
     assert line.endswith('40.0')
-    # the robustness report
-    values = robustness_report.summarise({'x': result})
-    assert values == {'x_top1': 40.0}
-    text = robustness_report.format_markdown('ours', values, {}, demo=True)
+    # the robustness report (tools/robustness_report.py: a suite run, its
+    # row as load_run's)
+    text = robustness_markdown('ours', row.values, {}, demo=True)
     header = next(s for s in text.splitlines() if s.startswith('| Model'))
     assert header == '| Model | IN-X top-1 |'
 
@@ -78,6 +76,6 @@ def test_one_imagenet_c_table_in_both_reports(tmp_path):
     suite = load_run(_work_dir(tmp_path, {'robustness.c': dict(
         status='ok', metrics=metrics)}))
     assert '\n'.join(table) in markdown([suite])
-    text = robustness_report.format_markdown(
-        'ours', {}, {'c': dict(metrics=metrics)}, demo=True)
+    text = robustness_markdown(
+        'ours', {}, {'robustness.c': dict(metrics=metrics)}, demo=True)
     assert '\n'.join(table) in text

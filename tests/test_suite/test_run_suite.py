@@ -227,17 +227,18 @@ def test_a_published_checkpoint_is_refused_with_its_converter_command(
     assert f'convert.py {ckpt} <out> --from timm' in err
 
 
-@pytest.mark.parametrize('name', ['paper', 'quick', 'demo'])
+@pytest.mark.parametrize('name', ['paper', 'quick', 'demo', 'robustness'])
 def test_shipped_suites_build(name):
     evaluations = build_evaluations(
         osp.join(REPO_ROOT, 'configs', 'suites', f'{name}.py'))
     names = [e.name for e in evaluations]
-    assert 'knn' in names
+    if name != 'robustness':
+        assert 'knn' in names
     if name != 'quick':
         assert {'linear', 'robustness.c', 'robustness.a'} <= set(names)
         # the probe runs before what needs it
         assert names.index('linear') < names.index('robustness.c')
-    if name == 'paper':
+    if name in ('paper', 'robustness'):
         # both protocol families: the paper's rows sit under the authors'
         assert {'robustness.c_resize256', 'robustness.a_1000way',
                 'robustness.r_1000way'} <= set(names)

@@ -117,3 +117,29 @@ def test_the_report_reads_a_result_by_its_kind_not_its_name(tmp_path):
     (tmp_path / 'results' / 'probe.json').write_text(json.dumps(result))
     row = load_run(str(tmp_path))
     assert row.values == dict(linear_top1=61.0, linear_top1_best=64.5)
+
+
+def test_a_probe_given_by_checkpoint_is_evaluated_not_trained(tmp_path):
+    """LinearProbe(checkpoint=...) (tools/robustness_report.py's clean
+    run): one tools/test.py of that checkpoint, whose result the
+    robustness sets read as the probe's."""
+    launched = []
+
+    class Recording(SuiteContext):
+
+        def run_tool(self, name, tool, args, distributed=True):
+            launched.append((tool, args))
+            out = args[args.index('--out') + 1]
+            with open(out, 'w') as f:
+                json.dump(dict(metrics={'accuracy/top1': 40.0}), f)
+            return f'{tool} {" ".join(args)}'
+
+    ckpt = str(tmp_path / 'probe.pth')
+    probe = LinearProbe(name='clean', config=TINY, checkpoint=ckpt,
+                        cfg_options=['test_dataloader.num_workers=0'])
+    result = probe.run(Recording(TINY, None, str(tmp_path / 'w')), {})
+    ((tool, args), ) = launched
+    assert tool == 'test.py' and args[:2] == [TINY, ckpt]
+    assert 'test_dataloader.num_workers=0' in args
+    assert (result['checkpoint'], result['config']) == (ckpt, TINY)
+    assert result['metrics'] == {'accuracy/top1': 40.0}

@@ -1,7 +1,8 @@
 """Linear probe -> robustness evaluation on the demo sets, through the real
 entry points: tools/train.py trains the demo probe, tools/test.py (called
 by tools/robustness_report.py) evaluates it on the clean val set and the
-ImageNet-C/Sketch/R/A-style demo sets."""
+ImageNet-C/Sketch/R/A-style demo sets (a run of the suite preset
+configs/suites/robustness.py on the trained probe)."""
 import json
 import os
 import os.path as osp
@@ -12,6 +13,7 @@ from mmbcssl.cli import robustness_report
 from mmbcssl.cli import test as test_api
 from mmbcssl.cli import train as train_api
 from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS
+from mmbcssl.suite.report import robustness_markdown
 from tests.conftest import REPO_ROOT
 
 LINEAR_DEMO = osp.join(
@@ -109,14 +111,16 @@ def test_robustness_report_on_demo_sets(probe, demo_data, tmp_path,
     for key in ('linear_top1', 'sketch_top1', 'r_top1', 'a_top1',
                 'r_top1_1000way', 'a_top1_1000way'):
         assert 0. <= row[key] <= 100.
-    c = results['c']['metrics']
+    # the suite's results, by evaluation name
+    c = results['robustness.c']['metrics']
     # mCE is the mean of the 15 AlexNet-normalised CEs; relative mCE is
     # there because the clean run came first.
     ces = [c[f'imagenet-c/CE/{n}'] for n in BENCHMARK_CORRUPTIONS]
     assert row['c_mce'] == pytest.approx(sum(ces) / 15)
     assert row['c_rel_mce'] == pytest.approx(c['imagenet-c/relative_mCE'])
     # the two protocol families were really evaluated differently
-    fp = {k: v['fingerprint']['protocol'] for k, v in results.items()}
+    fp = {k.split('.')[-1]: v['fingerprint']['protocol']
+          for k, v in results.items()}
     assert fp['c']['transform'] == ['CenterCrop(64)']
     assert fp['c_resize256']['transform'][0].startswith('ResizeEdge(')
     assert fp['r']['class_restriction'].startswith('logits restricted')
@@ -150,7 +154,7 @@ def test_paper_rows_sit_under_their_own_protocol():
     """The published Table 5 numbers are the authors' protocol: ImageNet-C
     unnormalised mean error after resize 256 + crop 224, A/R 1000-way.
     They must never appear under the official columns."""
-    text = robustness_report.format_markdown(
+    text = robustness_markdown(
         'ours', {'c_mce': 60.0, 'r_top1': 20.0, 'linear_top1': 71.0}, {},
         demo=False)
     header = next(line for line in text.splitlines()
