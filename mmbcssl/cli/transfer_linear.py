@@ -95,10 +95,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--overwrite', action='store_true',
                         help='replace the results of an earlier run in '
                         '--out-dir')
-    parser.add_argument('--img-size', type=int, default=224)
-    parser.add_argument('--resize', type=int, default=256)
-    parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--num-workers', type=int, default=4)
+    # the protocol's defaults, stated once (TransferProtocol)
+    parser.add_argument('--img-size', type=int,
+                        default=TransferProtocol.img_size)
+    parser.add_argument('--resize', type=int,
+                        default=TransferProtocol.resize)
+    parser.add_argument('--batch-size', type=int,
+                        default=TransferProtocol.batch_size)
+    parser.add_argument('--num-workers', type=int,
+                        default=TransferProtocol.num_workers)
     return parser.parse_args(argv)
 
 
