@@ -55,6 +55,7 @@ class NonFiniteLossGuard:
         self.nonfinite_loss = nonfinite_loss
         self.max_consecutive_skips = max_consecutive_skips
         self.skipped_steps = 0
+        self.taken_steps = 0  # finite losses, stepped (or accumulated)
         self._consecutive_skips = 0
         self._watched: Optional[nn.Module] = None
         self._hook_handle = None
@@ -84,6 +85,7 @@ class NonFiniteLossGuard:
         if torch.isfinite(loss).all():
             self._consecutive_skips = 0
             super().update_params(loss, *args, **kwargs)
+            self.taken_steps += 1
             hub.update_info(LOSS_TERMS_KEY, {}, resumed=False)
             return
         where = (f"iteration {hub.get_info('iter', 0)} (epoch "
