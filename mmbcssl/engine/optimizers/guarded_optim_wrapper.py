@@ -42,6 +42,11 @@ class NonFiniteLossGuard:
             and go on. Defaults to 'raise'.
         max_consecutive_skips (int): With ``'skip'``, stop after this many
             bad steps in a row. Defaults to 100.
+
+    ``taken_steps`` and ``skipped_steps`` count the calls of
+    :meth:`update_params` with a finite and a skipped loss;
+    :class:`~mmbcssl.engine.hooks.SafeCheckpointHook` stops training after
+    an epoch with none taken.
     """
 
     def __init__(self,
