@@ -198,3 +198,64 @@ def test_linear_probe_on_nan_weights_stops_without_checkpoints(
     assert err.startswith('error: the loss is nan at iteration 0 (epoch 0); '
                           'non-finite loss terms: loss;')
     assert not [f for f in os.listdir(work) if f.endswith('.pth')]
+
+
+def test_an_epoch_of_only_skipped_steps_stops_a_partial_one_goes_on():
+    """SafeCheckpointHook counts the steps the guarded wrapper took in the
+    epoch: none (all skipped) stops training, one is enough to go on."""
+    from types import SimpleNamespace
+
+    from mmbcssl.engine.hooks import SafeCheckpointHook
+    model = TwoHeads()
+    wrapper = _guarded(model, nonfinite_loss='skip')
+    runner = SimpleNamespace(optim_wrapper=wrapper, epoch=0, iter=0,
+                             train_loop=SimpleNamespace(max_epochs=3))
+    hook = SafeCheckpointHook(interval=1)
+    good, bad = dict(inputs=torch.ones(2, 3)), dict(inputs=-torch.ones(2, 3))
+    hook.before_train_epoch(runner)
+    for data in (bad, good, bad):  # partly skipped: goes on
+        model.train_step(data, wrapper)
+    hook._check_epoch_trained(runner)
+    runner.epoch = 1
+    hook.before_train_epoch(runner)
+    for data in (bad, bad, bad):
+        model.train_step(data, wrapper)
+    with pytest.raises(TrainingDivergedError,
+                       match='epoch 2 trained on nothing: all 3 of its '
+                       'steps were skipped'):
+        hook._check_epoch_trained(runner)
+
+
+def test_training_on_only_nan_losses_with_skip_stops_unsaved(
+        demo_data, tmp_path, capsys):
+    """A real run whose every loss is NaN (the head's loss weight is NaN;
+    the weights and BN statistics stay finite) with nonfinite_loss='skip':
+    every step is skipped, and the first epoch stops training before
+    anything is saved as latest or best."""
+    tiny = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
+                    'tiny_classifier.py')
+    config = tmp_path / 'tiny_nan_loss.py'
+    config.write_text(
+        f'_base_ = {tiny!r}\n'
+        "model = dict(head=dict(loss=dict(loss_weight=float('nan'))))\n"
+        "optim_wrapper = dict(nonfinite_loss='skip')\n"
+        'train_cfg = dict(_delete_=True, by_epoch=True, max_epochs=2, '
+        'val_interval=1)\n'
+        'default_hooks = dict(checkpoint=dict(by_epoch=True, interval=1, '
+        "save_best='auto'))\n")
+    root = osp.join(demo_data, 'imagenet')
+    work = str(tmp_path / 'work')
+    code = train_api.main([
+        str(config), '--work-dir', work, '--cfg-options',
+        *[f'{s}_dataloader.dataset.data_root={root}'
+          for s in ('train', 'val', 'test')]])
+    err = capsys.readouterr().err.strip()
+    assert code == 1, err[-3000:]
+    assert err.splitlines() == [err]
+    # 80 images in batches of 8
+    assert err.startswith('error: epoch 1 trained on nothing: all 10 of its '
+                          'steps were skipped for a NaN/Inf loss')
+    assert 'Lower the lr, run with --amp' in err
+    assert 'check the data' in err
+    assert not [f for f in os.listdir(work) if f.endswith('.pth')]
+    assert not osp.exists(osp.join(work, 'last_checkpoint'))

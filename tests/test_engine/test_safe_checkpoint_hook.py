@@ -37,6 +37,21 @@ def fsync(fd):
 os.fsync = fsync
 '''
 
+# The same, one step later: the new checkpoint is renamed into place and
+# last_checkpoint names it, and the process stops just before it deletes
+# the checkpoint that the save retires.
+SLOW_REMOVE = '''
+import os, time
+_remove = os.remove
+def remove(path, *args, **kwargs):
+    if os.path.basename(str(path)) == os.environ['SLOW_REMOVE']:
+        with open(os.environ['SLOW_SAVE_MARK'], 'w') as f:
+            f.write(str(path))
+        time.sleep(600)
+    return _remove(path, *args, **kwargs)
+os.remove = remove
+'''
+
 
 def _options(root, max_iters, keep):
     return [
@@ -57,17 +72,21 @@ def _parts(work):
     return sorted(glob.glob(osp.join(work, '.*.part')))
 
 
-def _start_killable_run(demo_data, tmp_path, keep):
+def _start_killable_run(demo_data, tmp_path, keep, at='write'):
     """tools/train.py with max_keep_ckpts=``keep``, started so that it
-    stops in the middle of writing the first checkpoint that retires an
-    older one. Returns the process and what the checks need."""
+    stops in the first save that retires an older checkpoint: in the
+    middle of writing the new one (``at='write'``), or after its rename,
+    just before deleting the old one (``at='remove'``). Returns the process
+    and what the checks need."""
     root = osp.join(demo_data, 'imagenet')
     tmp_path.mkdir()
     work = str(tmp_path / 'work')
-    (tmp_path / 'slow_save.py').write_text(SLOW_SAVE)
+    (tmp_path / 'slow_save.py').write_text(
+        SLOW_SAVE if at == 'write' else SLOW_REMOVE)
     mark = str(tmp_path / 'saving')
     killed = f'iter_{keep + 1}.pth'  # the first save that retires one
     env = dict(os.environ, SLOW_SAVE=killed, SLOW_SAVE_MARK=mark,
+               SLOW_REMOVE='iter_1.pth',
                PYTHONPATH=f'{tmp_path}{os.pathsep}{REPO_ROOT}',
                OMP_NUM_THREADS='1')
     argv = [CONFIG, '--work-dir', work, '--no-validate', '--cfg-options',
@@ -85,11 +104,7 @@ def _start_killable_run(demo_data, tmp_path, keep):
                 keep=keep)
 
 
-def test_sigkill_mid_save_keeps_every_checkpoint(demo_data, tmp_path):
-    """max_keep_ckpts 1 and 2, side by side: each run is SIGKILLed while
-    it writes the checkpoint whose save would retire the oldest."""
-    runs = [_start_killable_run(demo_data, tmp_path / f'keep{keep}', keep)
-            for keep in (1, 2)]
+def _kill_when_marked(runs):
     deadline = time.time() + 180
     for run in runs:
         proc = run['proc']
@@ -99,6 +114,14 @@ def test_sigkill_mid_save_keeps_every_checkpoint(demo_data, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_sigkill_mid_save_keeps_every_checkpoint(demo_data, tmp_path):
+    """max_keep_ckpts 1 and 2, side by side: each run is SIGKILLed while
+    it writes the checkpoint whose save would retire the oldest."""
+    runs = [_start_killable_run(demo_data, tmp_path / f'keep{keep}', keep)
+            for keep in (1, 2)]
+    _kill_when_marked(runs)
     for run in runs:
         keep, work = run['keep'], run['work']
         assert osp.exists(run['mark']), run['log'].read_text()[-3000:]
@@ -122,6 +145,73 @@ def test_sigkill_mid_save_keeps_every_checkpoint(demo_data, tmp_path):
         assert _parts(work) == []
         assert _checkpoints(work) == [
             f'iter_{i}.pth' for i in range(2, keep + 2)]
+
+
+def test_sigkill_between_rename_and_delete_leaves_no_extra_checkpoint(
+        demo_data, tmp_path):
+    """max_keep_ckpts 1 and 2: SIGKILL after the new checkpoint and
+    last_checkpoint are in place, before the retired one is deleted. The
+    resumed run no longer lists the retired file (its recorded steps came
+    from the new checkpoint), so it is found on disk at the next save."""
+    runs = [_start_killable_run(demo_data, tmp_path / f'keep{keep}', keep,
+                                at='remove') for keep in (1, 2)]
+    _kill_when_marked(runs)
+    root = osp.join(demo_data, 'imagenet')
+    for run in runs:
+        keep, work = run['keep'], run['work']
+        assert osp.exists(run['mark']), run['log'].read_text()[-3000:]
+        assert run['proc'].returncode == -signal.SIGKILL
+        # one checkpoint too many, and last_checkpoint names the new one
+        assert _checkpoints(work) == [
+            f'iter_{i}.pth' for i in range(1, keep + 2)]
+        with open(osp.join(work, 'last_checkpoint')) as f:
+            assert f.read().strip() == osp.join(work, f'iter_{keep + 1}.pth')
+
+        # the resumed run saves one more and keeps exactly `keep`
+        argv = [*run['argv'][:-len(_options(root, 0, 0))],
+                *_options(root, keep + 2, keep), '--resume']
+        assert train_api.main(argv) == 0
+        assert _checkpoints(work) == [
+            f'iter_{i}.pth' for i in range(3, keep + 3)]
+        logs = ''.join(open(p).read()
+                       for p in glob.glob(osp.join(work, '*', '*.log')))
+        assert f'removed {osp.join(work, "iter_1.pth")}: older than the ' \
+            f'newest {keep} checkpoints (max_keep_ckpts)' in logs
+
+
+def test_cleanup_on_disk_touches_only_this_runs_old_checkpoints(tmp_path):
+    """The files named like this run's checkpoints, numbered up to the
+    step just saved, beyond the newest max_keep_ckpts, and not the one
+    last_checkpoint names: nothing else."""
+    from mmbcssl.engine.hooks import SafeCheckpointHook
+    from mmengine.fileio.backends import LocalBackend
+    names = ['iter_1.pth', 'iter_2.pth', 'iter_3.pth', 'iter_5.pth',
+             'iter_8.pth', 'iter_9.pth', 'iter_12.pth', 'epoch_3.pth',
+             'best_accuracy_top1_iter_4.pth', 'iter_5.pth.bak', 'notes.txt',
+             'xiter_6.pth', '.iter_6.pth.abc.part']
+    for name in names:
+        (tmp_path / name).write_bytes(b'x')
+    (tmp_path / 'iter_7.pth').mkdir()  # not a file: left alone
+    (tmp_path / 'sub').mkdir()
+    (tmp_path / 'sub' / 'iter_1.pth').write_bytes(b'x')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+
+    class Runner:
+        work_dir = str(tmp_path)
+
+    hook = SafeCheckpointHook(interval=1, by_epoch=False, max_keep_ckpts=2)
+    hook.file_backend, hook.out_dir = LocalBackend(), str(tmp_path)
+    hook.last_ckpt = str(tmp_path / 'iter_9.pth')
+    removed = hook._remove_outdated_on_disk(Runner, 9)
+    assert sorted(osp.basename(p) for p in removed) == [
+        'iter_1.pth', 'iter_3.pth', 'iter_5.pth']
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        set(names) - {'iter_1.pth', 'iter_3.pth', 'iter_5.pth'}
+        | {'iter_7.pth', 'sub', 'last_checkpoint'})
+    assert os.listdir(tmp_path / 'sub') == ['iter_1.pth']
+    # max_keep_ckpts=-1 (keep all): nothing
+    hook.max_keep_ckpts = -1
+    assert hook._remove_outdated_on_disk(Runner, 12) == []
 
 
 @pytest.fixture(scope='module')

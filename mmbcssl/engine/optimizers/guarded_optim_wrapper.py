@@ -42,6 +42,11 @@ class NonFiniteLossGuard:
             and go on. Defaults to 'raise'.
         max_consecutive_skips (int): With ``'skip'``, stop after this many
             bad steps in a row. Defaults to 100.
+
+    ``taken_steps`` and ``skipped_steps`` count the calls of
+    :meth:`update_params` with a finite and a skipped loss;
+    :class:`~mmbcssl.engine.hooks.SafeCheckpointHook` stops training after
+    an epoch with none taken.
     """
 
     def __init__(self,
@@ -55,6 +60,7 @@ class NonFiniteLossGuard:
         self.nonfinite_loss = nonfinite_loss
         self.max_consecutive_skips = max_consecutive_skips
         self.skipped_steps = 0
+        self.taken_steps = 0  # finite losses, stepped (or accumulated)
         self._consecutive_skips = 0
         self._watched: Optional[nn.Module] = None
         self._hook_handle = None
@@ -84,6 +90,7 @@ class NonFiniteLossGuard:
         if torch.isfinite(loss).all():
             self._consecutive_skips = 0
             super().update_params(loss, *args, **kwargs)
+            self.taken_steps += 1
             hub.update_info(LOSS_TERMS_KEY, {}, resumed=False)
             return
         where = (f"iteration {hub.get_info('iter', 0)} (epoch "
