@@ -13,12 +13,18 @@ Layout of a suite work dir::
     <name>/                 work dirs of trained evaluations
     weights/                the teacher backbone extracted from a whole
                             pre-training checkpoint
+    .suite.lock             held by the run that is using the work dir
 """
+import contextlib
+import fcntl
+import json
 import os
 import os.path as osp
 import shutil
+import socket
+import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -103,6 +109,48 @@ def link(evaluations: List[Evaluation], where: str = 'the suite') -> None:
                 evaluation.links[needed] = chosen
 
 
+@contextlib.contextmanager
+def work_dir_lock(work_dir: str) -> Iterator[None]:
+    """Hold ``<work_dir>/.suite.lock`` for the duration of a run.
+
+    Two suite runs in one work dir would extract, train and write the same
+    files at once (two ``tools/train.py`` in one ``linear/``), so the
+    second is refused, naming the holder. The lock is an ``flock`` on an
+    open file: the kernel releases it when the holder exits, however it
+    exits, so a killed run leaves no stale lock behind.
+
+    Raises:
+        UserError: another process holds the lock.
+    """
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, '.suite.lock')
+    with open(path, 'a+') as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                holder = json.loads(f.read() or '{}')
+            except ValueError:
+                holder = {}
+            raise UserError(
+                f'{work_dir} is in use by another suite run (pid '
+                f'{holder.get("pid", "?")} on {holder.get("host", "?")}, '
+                f'since {holder.get("since", "?")}: '
+                f'{holder.get("command", "?")}); wait for it to end, or '
+                'use another --work-dir') from None
+        f.seek(0)
+        f.truncate()
+        json.dump(dict(pid=os.getpid(), host=socket.gethostname(),
+                       since=time.strftime('%Y-%m-%d %H:%M:%S'),
+                       command=' '.join(sys.argv)), f)
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class SuiteRunner:
     """Run the evaluations of a suite for one backbone.
 
@@ -158,8 +206,18 @@ class SuiteRunner:
                     checkpoint_sha256=self.ctx.sha256)
 
     def run(self) -> Dict[str, Dict]:
-        """Every evaluation in order; returns ``{name: result}``."""
-        self.check_work_dir()
+        """Every evaluation in order; returns ``{name: result}``.
+
+        Raises:
+            UserError: another run uses the work dir
+                (:func:`work_dir_lock`), or it holds another backbone's
+                results.
+        """
+        with work_dir_lock(self.ctx.work_dir):
+            self.check_work_dir()
+            return self._run_all()
+
+    def _run_all(self) -> Dict[str, Dict]:
         os.makedirs(self.ctx.path('results'), exist_ok=True)
         self.pretraining = pretraining_record(self.ctx.config,
                                               self.ctx.checkpoint)

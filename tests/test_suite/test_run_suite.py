@@ -320,3 +320,42 @@ def test_knn_robustness_checks_a_and_r_against_the_official_lists():
         i = query.index('--query-classes')
         assert query[i + 1] == f'imagenet-{key}'
     assert '--query-classes' not in found['knnrobustness.sketch']
+
+
+def test_a_second_run_in_a_busy_work_dir_is_refused_naming_the_holder(
+        suite_run, capsys):
+    """Two suite runs in one work dir would train the same ``linear/`` at
+    once: the second is refused in one line naming the first; the lock
+    dies with its holder (here a real process, SIGKILLed), so a killed
+    run leaves nothing stale behind."""
+    import signal
+    import subprocess
+    import sys
+
+    from mmbcssl.suite.runner import work_dir_lock
+    tmp, ckpt, suite, work, _ = suite_run
+    holder = subprocess.Popen(
+        [sys.executable, '-c',
+         'import sys, time\n'
+         'from mmbcssl.suite.runner import work_dir_lock\n'
+         f'with work_dir_lock({work!r}):\n'
+         '    print("held", flush=True)\n'
+         '    time.sleep(120)\n'],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        before = sorted(os.listdir(osp.join(work, 'results')))
+        code = run_suite.main([TINY, ckpt, '--suite', suite, '--work-dir',
+                               work, '--force', 'knn', '--only', 'knn'])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2
+        assert len(err) == 1
+        assert f'pid {holder.pid}' in err[0] and 'in use' in err[0]
+        assert 'another --work-dir' in err[0]
+        # nothing was run or moved aside
+        assert sorted(os.listdir(osp.join(work, 'results'))) == before
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with work_dir_lock(work):  # free again once its holder is gone
+        pass
