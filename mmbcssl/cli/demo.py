@@ -158,8 +158,11 @@ def run_stages(stages: List[Stage], log_dir: str,
             continue
         start = time.time()
         with open(log, 'a') as f:
+            # the stage dies with the demo (SIGKILL, OOM killer included)
+            from mmbcssl.utils.processes import die_with_parent
             code = subprocess.call(cmd, cwd=REPO, stdout=f,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT,
+                                   preexec_fn=die_with_parent())
         stage.seconds = time.time() - start
         # the suite exits 1 when an evaluation could not run: the report
         # still follows and says which

@@ -359,3 +359,49 @@ def test_a_second_run_in_a_busy_work_dir_is_refused_naming_the_holder(
         holder.wait()
     with work_dir_lock(work):  # free again once its holder is gone
         pass
+
+
+def test_a_tool_dies_with_the_suite_that_started_it(tmp_path):
+    """The OOM killer SIGKILLs the suite process only: the tool it was
+    running (here a real child started through ``SuiteContext.run_tool``)
+    must not train on as an orphan beside the next run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    pid_file = tmp_path / 'child.pid'
+    parent = subprocess.Popen(
+        [sys.executable, '-c',
+         'import sys\n'
+         'from mmbcssl.suite.context import SuiteContext\n'
+         f'ctx = SuiteContext({TINY!r}, None, {str(tmp_path / "w")!r})\n'
+         # a stand-in tool that records its pid and would run for minutes
+         'ctx.tool_command = lambda tool, args, distributed=True: [\n'
+         '    sys.executable, "-c",\n'
+         '    "import os, time; "\n'
+         f'    "open({str(pid_file)!r}, \'w\').write(str(os.getpid())); "\n'
+         '    "time.sleep(300)"]\n'
+         'ctx.run_tool("slow", "train.py", [])\n'],
+        cwd=REPO_ROOT)
+    try:
+        deadline = time.time() + 60
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert time.time() < deadline, 'the child never started'
+            assert parent.poll() is None, 'the suite process ended early'
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        os.kill(child, 0)  # running
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.time() + 10
+    while True:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break  # gone (reaped by init once it ended)
+        with open(f'/proc/{child}/stat') as f:
+            if f.read().split(') ')[1].startswith('Z'):
+                break  # ended, waiting for init to reap it
+        assert time.time() < deadline, 'the tool outlived its suite'
+        time.sleep(0.1)
