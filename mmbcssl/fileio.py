@@ -17,9 +17,10 @@ mmengine; no installed package is edited. Tests: ``tests/test_fileio.py``.
    the CRC-32 that the zip format stores for each record, so bytes changed
    inside a tensor record load as other weights (NaN, say); we check every
    record's CRC first (Python's ``zipfile``: 0.04 s for a 112 MB file read
-   from the page cache) and name the bad record. Weights and features that are NaN or Inf are refused
-   where they are loaded into a model, converted or extracted
-   (:func:`first_nonfinite`, :class:`NonFiniteError`).
+   from the page cache) and name the bad record. Weights and features
+   that are NaN or Inf are refused where they are loaded into a model,
+   converted or extracted (:func:`first_nonfinite`,
+   :class:`NonFiniteError`).
 2. Atomic writes. mmengine's local file backend writes in place, so an
    interrupted save leaves a truncated ``epoch_N.pth`` and a
    ``last_checkpoint`` pointing at it. We register a local backend that
@@ -37,7 +38,8 @@ import re
 import struct
 import tempfile
 import zipfile
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Tuple,
+                    Union)
 
 import numpy as np
 

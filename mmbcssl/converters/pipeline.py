@@ -22,8 +22,8 @@ from typing import Any, Dict, Optional
 import torch
 
 from mmbcssl.fileio import (CorruptCheckpointError, UnsafeCheckpointError,
-                            atomic_write, check_finite_weights, safe_torch_load,
-                            trusted_checkpoints)
+                            atomic_write, check_finite_weights,
+                            safe_torch_load, trusted_checkpoints)
 from mmbcssl.version import __version__
 from .base import (ConversionError, Converted, SourceFormat, detect_format,
                    get_format, head_keys)
@@ -71,7 +71,8 @@ def load_source(path: str, trust: bool = False) -> Any:
 
     Raises:
         ConversionError: Missing file, not a checkpoint (text, truncated or
-            damaged archive, a record failing its CRC), or pickled objects outside the allow-list.
+            damaged archive, a record failing its CRC), or pickled objects
+            outside the allow-list.
     """
     if not osp.isfile(path):
         raise ConversionError(f'checkpoint {path!r} not found')
