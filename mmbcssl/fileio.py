@@ -13,7 +13,14 @@ mmengine; no installed package is edited. Tests: ``tests/test_fileio.py``.
    :func:`safe_torch_load`, which refuses any other pickled global unless
    the user opts in (``--trust-checkpoint`` / ``MMBCSSL_TRUST_CHECKPOINT=1``),
    and names the file when it is truncated or corrupt
-   (:class:`CorruptCheckpointError`).
+   (:class:`CorruptCheckpointError`). torch's zip reader does not check
+   the CRC-32 that the zip format stores for each record, so bytes changed
+   inside a tensor record load as other weights (NaN, say); we check every
+   record's CRC first (Python's ``zipfile``: 0.04 s for a 112 MB file read
+   from the page cache) and name the bad record. Weights and features
+   that are NaN or Inf are refused where they are loaded into a model,
+   converted or extracted (:func:`first_nonfinite`,
+   :class:`NonFiniteError`).
 2. Atomic writes. mmengine's local file backend writes in place, so an
    interrupted save leaves a truncated ``epoch_N.pth`` and a
    ``last_checkpoint`` pointing at it. We register a local backend that
@@ -30,7 +37,9 @@ import pickle
 import re
 import struct
 import tempfile
-from typing import Any, Dict, Iterator, List, Optional, Union
+import zipfile
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Tuple,
+                    Union)
 
 import numpy as np
 
@@ -47,6 +56,10 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 class CorruptCheckpointError(RuntimeError):
     """A checkpoint file is truncated or otherwise unreadable."""
+
+
+class NonFiniteError(ValueError):
+    """Weights or features hold NaN or Inf values."""
 
 
 class DiskFullError(OSError):
@@ -121,6 +134,7 @@ def safe_torch_load(file: Union[str, Any],
     """
     import torch
     source = source or str(file)
+    _check_zip_records(file, source)
     trusted = checkpoints_trusted()
     try:
         return torch.load(
@@ -135,6 +149,84 @@ def safe_torch_load(file: Union[str, Any],
             raise
         raise CorruptCheckpointError(_corrupt_message(file, source,
                                                       e)) from e
+
+
+def _check_zip_records(file: Any, source: str) -> None:
+    """Check the CRC-32 of every record of a zip (torch >= 1.6) checkpoint.
+
+    A file that is not a zip (legacy format, or truncated: the zip
+    directory is at the end) is left to ``torch.load`` and
+    :func:`_is_corruption`. A file object is read from where it stands and
+    put back there.
+
+    Raises:
+        CorruptCheckpointError: a record whose bytes do not match its CRC,
+            or whose header is damaged, naming the record.
+    """
+    if isinstance(file, (str, os.PathLike)):
+        if not osp.isfile(file) or not zipfile.is_zipfile(file):
+            return
+        bad = _first_bad_record(file)
+    elif all(hasattr(file, a) for a in ('read', 'seek', 'tell')):
+        start = file.tell()
+        try:
+            bad = _first_bad_record(file) if zipfile.is_zipfile(file) \
+                else None
+        finally:
+            file.seek(start)
+    else:
+        return
+    if bad is not None:
+        size = ''
+        if isinstance(file, (str, os.PathLike)):
+            size = f' ({osp.getsize(file)} bytes)'
+        raise CorruptCheckpointError(
+            f'checkpoint {source}{size} is corrupt: its record {bad!r} '
+            'fails the zip CRC check (its bytes changed after it was '
+            'written, on a disk or in a copy); re-download or re-create '
+            'it (e.g. use the previous checkpoint in the same work dir)')
+
+
+def _first_bad_record(file: Any) -> Optional[str]:
+    """The name of the first record failing its CRC, or None."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError,
+            ValueError) as e:
+        return f'<zip directory: {e}>'
+
+
+def first_nonfinite(tensors: Mapping[str, Any]
+                    ) -> Optional[Tuple[str, int, int]]:
+    """The first floating-point tensor of ``tensors`` holding NaN or Inf,
+    as ``(key, non-finite values, values)``; None when all are finite."""
+    import torch
+    for key, value in tensors.items():
+        if (torch.is_tensor(value)
+                and (value.is_floating_point() or value.is_complex())):
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                return key, bad, value.numel()
+    return None
+
+
+def check_finite_weights(tensors: Mapping[str, Any], source: str,
+                         what: str = 'weights') -> None:
+    """Refuse a state dict holding NaN or Inf.
+
+    Raises:
+        NonFiniteError: naming ``source``, the first bad key and how many
+            of its values are not finite.
+    """
+    found = first_nonfinite(tensors)
+    if found is not None:
+        key, bad, total = found
+        raise NonFiniteError(
+            f'{source}: {what} {key!r} holds {bad} NaN/Inf value(s) of '
+            f'{total} (and it is the first such key); nothing computed '
+            'from it would mean anything. Use a checkpoint from before the '
+            'training diverged, or re-download / re-create the file')
 
 
 def _is_corruption(error: Exception) -> bool:

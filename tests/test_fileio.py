@@ -115,6 +115,41 @@ def test_bytes_with_arguments_is_refused(tmp_path, monkeypatch):
     assert fileio._empty_bytes() == b''
 
 
+def test_changed_bytes_in_a_record_are_caught_by_its_crc(tmp_path):
+    """4 KiB of random bytes inside a tensor record (size kept, the zip
+    still readable: torch would load them as weights): refused by path,
+    through mmengine's loader and as a file object, naming the record;
+    the file object is left where it stood."""
+    import io
+
+    from tests.test_tools.test_faults import overwrite_inside_largest_record
+    path = str(tmp_path / 'epoch_3.pth')
+    save_checkpoint(dict(_mmengine_style_checkpoint(),
+                         big=torch.randn(64, 1024)), path)
+    record = overwrite_inside_largest_record(path)
+    for load in (fileio.safe_torch_load, _load_checkpoint):
+        with pytest.raises(fileio.CorruptCheckpointError) as info:
+            load(path)
+        assert str(info.value).startswith(
+            f'checkpoint {path} ({os.path.getsize(path)} bytes) is corrupt: '
+            f'its record {record!r} fails the zip CRC check')
+    buf = io.BytesIO(b'xyz' + open(path, 'rb').read())
+    buf.seek(3)
+    with pytest.raises(fileio.CorruptCheckpointError, match=record):
+        fileio.safe_torch_load(buf, source='mem')
+    assert buf.tell() == 3
+
+
+def test_first_nonfinite_names_the_key():
+    state = dict(a=torch.ones(3), n=torch.arange(4),
+                 b=torch.tensor([1., float('inf'), float('nan')]))
+    assert fileio.first_nonfinite(state) == ('b', 2, 3)
+    assert fileio.first_nonfinite(dict(a=torch.ones(2))) is None
+    with pytest.raises(fileio.NonFiniteError,
+                       match=r"^f.pth: weights 'b' holds 2 NaN/Inf value"):
+        fileio.check_finite_weights(state, 'f.pth')
+
+
 @pytest.mark.parametrize('cut', [0, 10, 0.5, -20])
 def test_truncated_checkpoint_names_the_file(tmp_path, cut):
     """Cut at 0 bytes, inside the zip header, in the middle and just before

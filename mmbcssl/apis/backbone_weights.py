@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from mmbcssl.fileio import atomic_write
+from mmbcssl.fileio import atomic_write, check_finite_weights
 from mmbcssl.utils.launch import UserError
 from .inference import strip_wrappers, sub_state
 
@@ -55,7 +55,10 @@ def extract_backbone(state_dict: Dict[str, torch.Tensor],
 def save_backbone_weights(weights: Dict[str, torch.Tensor], out: str,
                           meta: Dict) -> None:
     """Write ``dict(state_dict=weights, meta=meta)`` to ``out`` atomically
-    (an interrupted write leaves no partial file)."""
+    (an interrupted write leaves no partial file); weights holding NaN
+    or Inf are refused (:class:`~mmbcssl.fileio.NonFiniteError`) and
+    nothing is written."""
+    check_finite_weights(weights, f'backbone weights for {out}')
     buf = io.BytesIO()
     torch.save(dict(state_dict=weights, meta=meta), buf)
     atomic_write(buf.getvalue(), out)

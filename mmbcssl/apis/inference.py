@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from mmbcssl.fileio import safe_torch_load
+from mmbcssl.fileio import check_finite_weights, safe_torch_load
 
 # Where a backbone's weights sit in the checkpoints this project reads, in
 # the order they are tried: a whole DINO/EsViT checkpoint holds the teacher
@@ -114,6 +114,7 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
     Raises:
         CheckpointMismatchError: no backbone keys, keys of another shape,
             or keys that leave backbone weights missing.
+        NonFiniteError: a backbone weight holds NaN or Inf.
     """
     state = read_state_dict(checkpoint)
     for prefix in BACKBONE_PREFIXES:
@@ -127,6 +128,8 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
                 f'{checkpoint}: {prefix}{k} has shape {theirs}, this '
                 f'{type(backbone).__name__} expects {ours}; it was trained '
                 'with another architecture (kernel size, width, depth?)')
+        check_finite_weights({prefix + k: v for k, v in sub.items()},
+                             checkpoint)
         missing, _ = backbone.load_state_dict(sub, strict=False)
         if missing:
             raise CheckpointMismatchError(

@@ -21,7 +21,8 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from mmbcssl.fileio import (UnsafeCheckpointError, atomic_write,
+from mmbcssl.fileio import (CorruptCheckpointError, UnsafeCheckpointError,
+                            atomic_write, check_finite_weights,
                             safe_torch_load, trusted_checkpoints)
 from mmbcssl.version import __version__
 from .base import (ConversionError, Converted, SourceFormat, detect_format,
@@ -70,7 +71,8 @@ def load_source(path: str, trust: bool = False) -> Any:
 
     Raises:
         ConversionError: Missing file, not a checkpoint (text, truncated or
-            damaged archive), or pickled objects outside the allow-list.
+            damaged archive, a record failing its CRC), or pickled objects
+            outside the allow-list.
     """
     if not osp.isfile(path):
         raise ConversionError(f'checkpoint {path!r} not found')
@@ -109,6 +111,8 @@ def load_source(path: str, trust: bool = False) -> Any:
             f'refused to load {path}: it pickles {what}{why}, and unpickling '
             'can run arbitrary code. If you trust the file, re-run with '
             '--trust-checkpoint') from None
+    except CorruptCheckpointError as e:  # a record failing its CRC
+        raise ConversionError(str(e)) from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, OSError,
             ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else \
@@ -228,6 +232,7 @@ def save_backbone(result: ConversionResult, out: str,
 
     Raises:
         ConversionError: ``out`` exists and ``overwrite`` is False.
+        NonFiniteError: a weight holds NaN or Inf (nothing is written).
     """
     if osp.exists(out) and not overwrite:
         raise ConversionError(f'{out} exists; pass --overwrite to replace it')
@@ -241,6 +246,7 @@ def save_backbone(result: ConversionResult, out: str,
     else:
         state = OrderedDict(
             (f'backbone.{k}', v) for k, v in result.state_dict.items())
+    check_finite_weights(state, f'converted {result.source}')
     buf = io.BytesIO()
     torch.save(dict(state_dict=state, meta=meta), buf)
     atomic_write(buf.getvalue(), out)

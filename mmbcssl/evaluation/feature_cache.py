@@ -12,8 +12,11 @@ entry are written in
 shards of ``shard_size`` images, each written atomically once extracted, so
 an interrupted extraction continues from its last finished shard, and a
 k-NN and a transfer evaluation of the same weights on the same images
-extract them once. A shard that cannot be read back (a crash of the disk,
-not of the writer: writes are atomic) is extracted again, with a warning.
+extract them once. Next to each shard ``shard_K.pt`` its SHA-256 is
+written (``shard_K.pt.sha256``, in ``sha256sum`` format); a shard that
+cannot be read back, or whose bytes no longer match that checksum (a fault
+of the disk or a copy, not of the writer: writes are atomic), or without
+one, is extracted again, with a warning naming the file.
 """
 import hashlib
 import io
@@ -125,7 +128,10 @@ class FeatureCache:
                 if dist.is_main_process():
                     buf = io.BytesIO()
                     torch.save(part, buf)
-                    atomic_write(buf.getvalue(), path)
+                    data = buf.getvalue()
+                    atomic_write(data, path)
+                    atomic_write(_checksum_line(data, path),
+                                 path + '.sha256')
                 if progress and dist.is_main_process() and len(shards) > 1:
                     print_log(f'features: shard {k + 1}/{len(shards)} '
                               f'({indices.stop} of {n} images) written',
@@ -151,7 +157,13 @@ class FeatureCache:
         if not osp.exists(path):
             return None
         try:
-            part = safe_torch_load(path, map_location='cpu')
+            with open(path, 'rb') as f:
+                data = f.read()
+            _verify_checksum(data, path)
+            part = safe_torch_load(io.BytesIO(data), map_location='cpu',
+                                   source=path)
+            if not bool(torch.isfinite(part['feats']).all()):
+                raise ValueError('it holds NaN/Inf features')
             if (part['feats'].shape[0] != expected
                     or part['labels'].shape != (expected, )):
                 raise ValueError(f'{part["feats"].shape[0]} rows, '
@@ -159,7 +171,7 @@ class FeatureCache:
         except Exception as e:  # any unreadable file is recomputed
             self.recomputed += 1
             print_log(
-                f'cached feature file {path} is unreadable '
+                f'cached feature file {path} is unreadable or corrupt '
                 f'({type(e).__name__}: {e}); extracting it again',
                 logger='current', level=30)
             return None
@@ -177,6 +189,26 @@ class FeatureCache:
             skipped=bad, progress=progress, channels_last=channels_last,
             transform=transform)
         return dict(feats=feats, labels=labels, skipped=bad)
+
+
+def _checksum_line(data: bytes, path: str) -> str:
+    """``<sha256>  <file name>``, the line ``sha256sum`` writes."""
+    return f'{hashlib.sha256(data).hexdigest()}  {osp.basename(path)}\n'
+
+
+def _verify_checksum(data: bytes, path: str) -> None:
+    """Raise ValueError unless ``data`` (the bytes of the shard ``path``)
+    matches the SHA-256 written next to it."""
+    try:
+        with open(path + '.sha256') as f:
+            stored = f.read().split()[0]
+    except (OSError, IndexError):
+        raise ValueError(f'no checksum file {path}.sha256') from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != stored:
+        raise ValueError(f'its SHA-256 is {actual[:16]}..., the one '
+                         f'written with it {stored[:16]}...: its bytes '
+                         'changed after it was written')
 
 
 class _KeepRows(torch.utils.data.Dataset):

@@ -250,6 +250,10 @@ def extract_features(
         tuple: ``(features [N, D] in dtype on CPU, labels [N])``, in data
         set order, identical on every process (N leaves out skipped
         images).
+
+    Raises:
+        NonFiniteError: a feature holds NaN or Inf (naming how many rows
+            and the first image).
     """
     from mmengine.utils import ProgressBar
     rank, world = dist.get_dist_info()
@@ -292,6 +296,7 @@ def extract_features(
         feats[index], labels[index] = f, y.long()
     if world > 1:
         feats, labels = _gather_in_order(feats, labels, len(dataset), world)
+    _refuse_nonfinite(feats, dataset)  # the same on every process
     if skipped is not None:
         messages = [m for _, m in bad]
         if world > 1:
@@ -302,6 +307,27 @@ def extract_features(
             keep = labels >= 0  # [N]
             feats, labels = feats[keep], labels[keep]
     return feats.cpu(), labels.cpu()
+
+
+def _refuse_nonfinite(feats: torch.Tensor, dataset) -> None:
+    """Raise :class:`~mmbcssl.fileio.NonFiniteError` when a row of
+    ``feats`` [N, D] holds NaN or Inf, naming how many rows and the first
+    image, so that nothing is computed (and written) from them."""
+    from mmbcssl.fileio import NonFiniteError
+    bad = (~torch.isfinite(feats)).any(dim=1)  # [N]
+    if not bool(bad.any()):
+        return
+    first = int(bad.nonzero()[0])
+    try:
+        name = dataset.get_data_info(first)['img_path']
+    except Exception:  # a data set without get_data_info
+        name = f'row {first}'
+    raise NonFiniteError(
+        f'{int(bad.sum())} of {feats.shape[0]} feature rows hold NaN/Inf '
+        f'(the first: image {name}); the model gives non-finite outputs '
+        '(weights that are NaN or a diverged training?), so no result is '
+        'computed from them. Check the checkpoint, or use one from '
+        'before the training diverged')
 
 
 def _corrupt(message: str) -> Exception:

@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmbcssl.apis.inference import CheckpointMismatchError
 from mmbcssl.datasets.transforms.load_image_safe import CorruptImageError
 from mmbcssl.fileio import (TRUST_ENV, CorruptCheckpointError, DiskFullError,
-                            UnsafeCheckpointError)
+                            NonFiniteError, UnsafeCheckpointError)
 from .config_checks import ConfigError, check_cfg_options
 from .data_checks import DataLayoutError
 from .distributed import cpu_only, init_cpu_process_group
@@ -29,7 +29,7 @@ class UserError(ValueError):
 USER_ERRORS = (UserError, DataLayoutError, UnsafeCheckpointError,
                CorruptCheckpointError, CheckpointMismatchError,
                PretrainedMismatchError, ConfigError, CorruptImageError,
-               FileNotFoundError)
+               NonFiniteError, FileNotFoundError)
 # Errors of a run whose message says all there is to say (what happened,
 # what is kept, what to do): one line too, exit status 1.
 RUN_ERRORS = (TrainingDivergedError, DiskFullError)

@@ -120,6 +120,22 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
     assert 'backbone.cls_token' in load_output(out)['state_dict']
 
 
+def test_nonfinite_weights_are_not_written(tmp_path, capsys):
+    """A source whose weights hold NaN (a diverged run): refused before
+    anything is written, naming the first bad key."""
+    src, out = str(tmp_path / 'vit.pth'), str(tmp_path / 'o.pth')
+    sd = _tiny_vit(src)
+    sd['blocks.0.attn.qkv.weight'][0, 0] = float('nan')
+    torch.save(sd, src)
+    assert convert.main([src, out]) == 2
+    err = _error(capsys)
+    # timm's blocks.0.attn.qkv is mmpretrain's layers.0.attn.qkv
+    assert err.startswith(f'error: converted {src}: weights '
+                          "'backbone.layers.0.attn.qkv.weight' holds 1 "
+                          'NaN/Inf value(s)')
+    assert not osp.exists(out)
+
+
 def test_unmatched_parameters_need_allow_unmatched(tmp_path, capsys):
     src, out = str(tmp_path / 'vit.pth'), str(tmp_path / 'o.pth')
     sd = _tiny_vit(src, **{'blocks.0.ls1.gamma': torch.ones(128)})

@@ -3,13 +3,17 @@ values, misspelt keys), each reported by the tools as one line that names
 the file or key and the fix, with exit status 2 and no traceback."""
 import os.path as osp
 import shutil
+import struct
+import zipfile
 
+import numpy as np
 import pytest
+import torch
 from mmengine.runner.checkpoint import save_checkpoint
 
 import mmbcssl  # noqa: F401
 from mmbcssl.apis import load_backbone_weights
-from mmbcssl.cli import extract_backbone, knn_eval
+from mmbcssl.cli import convert, extract_backbone, knn_eval
 from mmbcssl.cli import train as train_api
 from mmpretrain.registry import MODELS
 from tests.conftest import REPO_ROOT
@@ -130,6 +134,99 @@ def test_truncated_checkpoint_resume(truncated, demo_data, tmp_path, capsys):
     ])
     assert code == 2
     assert _one_line(capsys).startswith(f'error: checkpoint {truncated} (')
+
+
+# --- bytes changed inside a checkpoint (same size, zip still readable) ------
+NARROW = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'narrow_bcssl.py')
+
+
+def overwrite_inside_largest_record(path, n=4096, seed=0):
+    """Overwrite ``n`` random bytes in the middle of the largest record (a
+    tensor) of the torch zip file ``path``; return the record's name."""
+    with zipfile.ZipFile(path) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    assert info.file_size > 2 * n
+    size = osp.getsize(path)
+    with open(path, 'r+b') as f:
+        f.seek(info.header_offset + 26)  # the local header's name/extra
+        name_len, extra_len = struct.unpack('<HH', f.read(4))
+        data = info.header_offset + 30 + name_len + extra_len
+        f.seek(data + (info.file_size - n) // 2)
+        f.write(np.random.RandomState(seed).bytes(n))
+    assert osp.getsize(path) == size
+    with zipfile.ZipFile(path) as archive:  # still a readable zip
+        assert info.filename in archive.namelist()
+    return info.filename
+
+
+@pytest.fixture(scope='module')
+def bit_rotten(tmp_path_factory):
+    """A real backbone checkpoint of the narrow test config with 4 KiB of
+    random bytes inside its largest tensor record: (path, record)."""
+    from mmbcssl.apis import init_backbone
+    path = str(tmp_path_factory.mktemp('rotten') / 'bb.pth')
+    model = init_backbone(NARROW, None, seed=0)
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in
+                               model['backbone'].state_dict().items()}},
+               path)
+    return path, overwrite_inside_largest_record(path)
+
+
+def test_corrupt_bytes_in_a_checkpoint_knn_eval(bit_rotten, demo_data,
+                                                tmp_path, capsys):
+    path, record = bit_rotten
+    out = tmp_path / 'knn.json'
+    code = knn_eval.main([NARROW, '--data-root',
+                          osp.join(demo_data, 'imagenet'), '--checkpoint',
+                          path, '--img-size', '32', '--resize', '36',
+                          '--num-workers', '0', '--out', str(out)])
+    err = _one_line(capsys)
+    assert code == 2
+    assert err.startswith(f'error: checkpoint {path} (')
+    assert f'is corrupt: its record {record!r} fails the zip CRC' in err
+    assert 're-download or re-create it' in err
+    assert not out.exists()
+
+
+def test_corrupt_bytes_in_a_checkpoint_convert(bit_rotten, tmp_path, capsys):
+    path, record = bit_rotten
+    out = str(tmp_path / 'converted.pth')
+    assert convert.main([path, out, '--config', NARROW]) == 2
+    err = _one_line(capsys)
+    assert err.startswith(f'error: checkpoint {path} (')
+    assert repr(record) in err and 'CRC' in err
+    assert not osp.exists(out)
+
+
+def test_corrupt_bytes_in_a_checkpoint_load_backbone_weights(bit_rotten):
+    from mmbcssl.fileio import CorruptCheckpointError
+    path, record = bit_rotten
+    backbone = MODELS.build(dict(type='BCSSL', arch=TINY_ARCH,
+                                 kernel_size=9))
+    with pytest.raises(CorruptCheckpointError, match=record):
+        load_backbone_weights(backbone, path)
+
+
+def test_nan_weights_are_refused_by_knn_eval(demo_data, tmp_path, capsys):
+    """A sound file (every CRC right) whose weights are NaN: refused when
+    loaded into the backbone, naming the key; no result is written."""
+    from mmbcssl.apis import init_backbone
+    path = str(tmp_path / 'nan.pth')
+    state = {f'backbone.{k}': v for k, v in
+             init_backbone(NARROW, None)['backbone'].state_dict().items()}
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = torch.full_like(state[key], float('nan'))
+    torch.save({'state_dict': state}, path)
+    out = tmp_path / 'knn.json'
+    code = knn_eval.main([NARROW, '--data-root',
+                          osp.join(demo_data, 'imagenet'), '--checkpoint',
+                          path, '--img-size', '32', '--resize', '36',
+                          '--num-workers', '0', '--out', str(out)])
+    err = _one_line(capsys)
+    assert code == 2
+    assert err.startswith(f'error: {path}: weights {key!r} holds '
+                          f'{state[key].numel()} NaN/Inf value(s)')
+    assert not out.exists()
 
 
 # --- labels out of range -----------------------------------------------------

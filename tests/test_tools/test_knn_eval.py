@@ -215,6 +215,75 @@ def test_feature_cache_is_shared_resumable_and_repairs(demo_data, tmp_path,
     assert FeatureCache(str(cache)).size_bytes() > 0
 
 
+def test_feature_cache_shard_with_changed_bytes_is_extracted_again(
+        demo_data, tmp_path, capsys):
+    """A shard whose bytes changed on disk, its size kept (64 bytes of its
+    features record flipped): its SHA-256 no longer matches the one
+    written with it, so it is extracted again, with a warning, and the
+    numbers are those of a clean cache."""
+    import zipfile
+    root = osp.join(demo_data, 'imagenet')
+    ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
+    cache = tmp_path / 'cache'
+    base = [CONFIG, '--data-root', root, '--checkpoint', ckpt, *SMALL,
+            '--feature-cache', str(cache), '--shard-size', '32']
+
+    def run(name):
+        out = tmp_path / f'{name}.json'
+        assert knn_eval.main(base + ['--out', str(out)]) == 0
+        return json.loads(out.read_text())['metrics']
+
+    first = run('first')
+    shard = sorted(cache.rglob('shard_*.pt'))[1]
+    clean = shard.read_bytes()
+    with zipfile.ZipFile(shard) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    data = bytearray(clean)
+    # the record's bytes start after its local header (30 bytes, the name
+    # and the extra field); flip 64 bytes in their middle
+    name_len, extra_len = (int.from_bytes(data[info.header_offset + i:
+                                               info.header_offset + i + 2],
+                                          'little') for i in (26, 28))
+    middle = (info.header_offset + 30 + name_len + extra_len +
+              info.file_size // 2)
+    for i in range(middle, middle + 64):
+        data[i] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    assert shard.stat().st_size == len(clean)
+    capsys.readouterr()
+    assert run('second') == first
+    captured = capsys.readouterr()
+    log = captured.out + captured.err
+    assert f'cached feature file {shard} is unreadable or corrupt' in log
+    assert 'SHA-256' in log and 'extracting it again' in log
+    assert '4 shards reused, 1 extracted' in log
+    assert shard.read_bytes() == clean  # extracted again, the same bytes
+    assert (shard.parent / (shard.name + '.sha256')).read_text() == \
+        f'{hashlib.sha256(clean).hexdigest()}  {shard.name}\n'
+
+
+def test_nonfinite_features_are_refused(demo_data):
+    """A backbone that outputs NaN (a weight set to NaN): extraction stops
+    with one line naming how many rows and the first image, so nothing is
+    computed from the features."""
+    from mmengine.config import Config
+
+    from mmbcssl.evaluation.features import (FeatureTransform,
+                                             extract_features, knn_dataset)
+    from mmbcssl.fileio import NonFiniteError
+    model = init_backbone(CONFIG, None, seed=0)
+    with torch.no_grad():
+        next(model['backbone'].parameters()).fill_(float('nan'))
+    transform = FeatureTransform.from_config(Config.fromfile(CONFIG), 36, 32)
+    val = knn_dataset(osp.join(demo_data, 'imagenet'), 'val', 32, 36)
+    first = val.get_data_info(0)['img_path']
+    with pytest.raises(NonFiniteError) as e:
+        extract_features(model, val, 40, transform=transform)
+    assert str(e.value).startswith(
+        f'{len(val)} of {len(val)} feature rows hold NaN/Inf (the first: '
+        f'image {first});')
+
+
 def test_knn_on_a_robustness_subset(demo_data, tmp_path):
     """--query: the demo's R-style set classified against the ImageNet-
     style train bank, votes restricted to its classes; equal to the same
