@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from mmbcssl.evaluation.fingerprint import REPO_ROOT, file_sha256
+from mmbcssl.utils.processes import die_with_parent
 
 # Distributed launchers of the tools that have one (tools/dist_*.sh).
 DIST_LAUNCHERS = {
@@ -125,8 +126,10 @@ class SuiteContext:
         with open(log_path, 'a') as log:
             log.write(f'$ {shown}\n')
             log.flush()
+            # the tool dies with the suite (SIGKILL, OOM killer included)
             code = subprocess.call(cmd, cwd=REPO_ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT, env=env)
+                                   stderr=subprocess.STDOUT, env=env,
+                                   preexec_fn=die_with_parent())
         self.log.append(f'{name}: {time.time() - start:.0f}s, exit {code}')
         if code != 0:
             tail = _last_error(log_path)
