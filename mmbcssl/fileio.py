@@ -8,16 +8,17 @@ mmengine; no installed package is edited. Tests: ``tests/test_fileio.py``.
    ``weights_only=True`` and mmengine 0.10.7 never passes ``weights_only``,
    so resuming fails on mmengine's ``HistoryBuffer`` and numpy globals. We
    keep the safe loader and allow-list exactly those globals (and
-   ``bytes()``, the data of an empty numpy array); on every torch version
-   mmengine's checkpoint loaders (local files and http(s) URLs) go through
-   :func:`safe_torch_load`, which refuses any other pickled global unless
-   the user opts in (``--trust-checkpoint`` / ``MMBCSSL_TRUST_CHECKPOINT=1``),
-   and names the file when it is truncated or corrupt
-   (:class:`CorruptCheckpointError`). torch's zip reader does not check
-   the CRC-32 that the zip format stores for each record, so bytes changed
-   inside a tensor record load as other weights (NaN, say); we check every
-   record's CRC first (Python's ``zipfile``: 0.04 s for a 112 MB file read
-   from the page cache) and name the bad record. Weights and features
+   ``bytes()``, the data of an empty numpy array, and the
+   ``argparse.Namespace`` of published training checkpoints); on every torch
+   version mmengine's checkpoint loaders (local files and http(s) URLs) go
+   through :func:`safe_torch_load`, which refuses any other pickled global
+   unless the user opts in (``--trust-checkpoint`` /
+   ``MMBCSSL_TRUST_CHECKPOINT=1``), and names the file when it is truncated
+   or corrupt (:class:`CorruptCheckpointError`). torch's zip reader does not
+   check the CRC-32 that the zip format stores for each record, so bytes
+   changed inside a tensor record load as other weights (NaN, say); we check
+   every record's CRC first (Python's ``zipfile``: 0.04 s for a 112 MB file
+   read from the page cache) and name the bad record. Weights and features
    that are NaN or Inf are refused where they are loaded into a model,
    converted or extracted (:func:`first_nonfinite`,
    :class:`NonFiniteError`).
@@ -28,6 +29,7 @@ mmengine; no installed package is edited. Tests: ``tests/test_fileio.py``.
    place, with the mode the user's umask gives (``mkstemp`` alone would
    leave 0600). A full disk raises :class:`DiskFullError`.
 """
+import argparse
 import contextlib
 import errno
 import fnmatch
@@ -71,7 +73,15 @@ class DiskFullError(OSError):
 # ---------------------------------------------------------------------------
 def _safe_checkpoint_globals() -> List[Any]:
     """Globals that mmengine, mmpretrain, mmdet and mmseg checkpoints pickle
-    besides tensors and plain containers, and that cannot run code."""
+    besides tensors and plain containers, and that cannot run code.
+
+    ``argparse.Namespace`` is the ``args`` of the published full checkpoints
+    (facebookresearch/dino ``main_dino.py``, microsoft/esvit
+    ``main_esvit.py``, facebookresearch/ConvNeXt ``utils.save_model``, timm's
+    ``CheckpointSaver``). Unpickling one only creates an empty Namespace and
+    fills its ``__dict__``; its attribute values go through the same
+    allow-list, so a payload inside ``args`` is still refused.
+    """
     from mmengine.logging.history_buffer import HistoryBuffer
 
     # numpy 2 moved the private ``numpy.core`` to ``numpy._core``; torch
@@ -86,7 +96,10 @@ def _safe_checkpoint_globals() -> List[Any]:
         pass
     dtypes = [type(np.dtype(t)) for t in np.sctypeDict.values()
               ] if hasattr(np, 'dtypes') else []
-    return [HistoryBuffer, np.ndarray, np.dtype, *multiarray, *dtypes]
+    return [
+        HistoryBuffer, argparse.Namespace, np.ndarray, np.dtype,
+        *multiarray, *dtypes
+    ]
 
 
 def checkpoints_trusted() -> bool:
@@ -135,6 +148,11 @@ def safe_torch_load(file: Union[str, Any],
     import torch
     source = source or str(file)
     _check_zip_records(file, source)
+    # Leaving a ``torch.serialization.safe_globals([...])`` block removes
+    # its globals from the allow-list even when they were there before
+    # (timm's checkpoint loading uses one for ``argparse.Namespace``), so
+    # ours are registered again for every load.
+    _allow_safe_globals()
     trusted = checkpoints_trusted()
     try:
         return torch.load(

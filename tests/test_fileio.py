@@ -1,5 +1,6 @@
 """The file-safety layer of mmbcssl.fileio: safe checkpoint loading and
 atomic writes, each against the fault it answers."""
+import argparse
 import os
 import pickle
 
@@ -71,6 +72,71 @@ def test_trusted_opt_in_loads_arbitrary_objects(tmp_path, monkeypatch):
     with fileio.trusted_checkpoints():
         assert _load_checkpoint(path)['p'].x == 3
     assert fileio.TRUST_ENV not in os.environ
+
+
+class _MakeDir:
+    """Unpickling this would create the folder ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.makedirs, (self.path, ))
+
+
+class ArgsLike(argparse.Namespace):
+    """A Namespace subclass: a class of its own, on no allow-list."""
+
+
+def test_training_args_namespace_loads_safely(tmp_path, monkeypatch):
+    """The ``args`` Namespace of published training checkpoints (DINO,
+    EsViT, ConvNeXt, timm) loads with no opt-in, values intact."""
+    monkeypatch.delenv(fileio.TRUST_ENV, raising=False)
+    path = str(tmp_path / 'checkpoint.pth')
+    args = argparse.Namespace(arch='vit_small', local_crops_scale=(0.05, 0.4),
+                              lr=5e-4, clip_grad=None, use_fp16=True,
+                              sizes=[224, 96])
+    torch.save({'model': {'w': torch.ones(1)}, 'args': args}, path)
+    assert b'argparse\nNamespace' in _pickle_of(path)
+    loaded = fileio.safe_torch_load(path)['args']
+    assert type(loaded) is argparse.Namespace and loaded == args
+
+
+@pytest.mark.skipif(not hasattr(torch.serialization, 'safe_globals'),
+                    reason='torch.serialization.safe_globals: torch >= 2.5')
+def test_namespace_stays_allowed_after_a_safe_globals_block(tmp_path,
+                                                            monkeypatch):
+    """Leaving ``torch.serialization.safe_globals([Namespace])`` (timm's
+    checkpoint loading uses one) takes Namespace off torch's list; our
+    loader still reads the file."""
+    monkeypatch.delenv(fileio.TRUST_ENV, raising=False)
+    path = str(tmp_path / 'last.pth.tar')
+    torch.save({'args': argparse.Namespace(model='resnet50')}, path)
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        pass
+    assert fileio.safe_torch_load(path)['args'].model == 'resnet50'
+
+
+def test_payload_inside_args_namespace_is_refused(tmp_path, monkeypatch):
+    """Allowing the Namespace allows no more: a payload among its
+    attributes is refused, names its global, and never runs."""
+    monkeypatch.delenv(fileio.TRUST_ENV, raising=False)
+    marker = str(tmp_path / 'payload_ran')
+    path = str(tmp_path / 'checkpoint.pth')
+    torch.save({'args': argparse.Namespace(lr=0.1, hook=_MakeDir(marker))},
+               path)
+    with pytest.raises(fileio.UnsafeCheckpointError) as info:
+        fileio.safe_torch_load(path)
+    assert 'makedirs' in str(info.value) and path in str(info.value)
+    assert not os.path.exists(marker)
+
+
+def test_namespace_subclass_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(fileio.TRUST_ENV, raising=False)
+    path = str(tmp_path / 'checkpoint.pth')
+    torch.save({'args': ArgsLike(lr=0.1)}, path)
+    with pytest.raises(fileio.UnsafeCheckpointError, match='ArgsLike'):
+        fileio.safe_torch_load(path)
 
 
 def test_empty_history_buffer_checkpoint_loads_safely(tmp_path,

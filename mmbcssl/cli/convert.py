@@ -56,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         'missing or source keys unused')
     parser.add_argument(
         '--trust-checkpoint', action='store_true',
-        help='allow pickled objects besides tensors (full DINO / EsViT / '
-        'ConvNeXt checkpoints pickle their argparse arguments); only for '
-        'files from a source you trust')
+        help='allow any pickled object, not only tensors, plain containers '
+        'and the argparse arguments of DINO / EsViT / ConvNeXt / timm '
+        'training checkpoints; only for files from a source you trust')
     return parser
 
 

@@ -2,8 +2,8 @@
 
 The released ImageNet weights are ``{'model': state_dict}``; training
 checkpoints (``utils.save_model`` of the ConvNeXt repo) add ``optimizer``,
-``epoch``, ``scaler``, ``args`` (a pickled ``argparse.Namespace``: load with
-``--trust-checkpoint``) and, with EMA, ``model_ema``. ``model`` is taken.
+``epoch``, ``scaler``, ``args`` (a pickled ``argparse.Namespace``, allowed
+by the safe loader) and, with EMA, ``model_ema``. ``model`` is taken.
 
 The layout (``models/convnext.py``) is almost mmpretrain's ``ConvNeXt``,
 whose names this project's ``BCSSL`` keeps (``configs/_base_/models/

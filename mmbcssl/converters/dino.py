@@ -11,7 +11,7 @@ models"):
   (``backbone.*`` and the projection ``head.*``); the student is wrapped in
   DistributedDataParallel (``module.``), and so is the teacher of a network
   with BatchNorm (ResNet-50). ``args`` is a pickled ``argparse.Namespace``,
-  so these files load only with ``--trust-checkpoint``.
+  which the safe loader allows (:mod:`mmbcssl.fileio`).
 
 Layouts (``main_dino.py`` and ``vision_transformer.py`` of the DINO repo):
 ResNet-50 is torchvision's ``resnet50`` with ``fc`` replaced by an identity,

@@ -3,7 +3,7 @@
 EsViT publishes full checkpoints only (its README, "Pretrained models"),
 written by ``main_esvit.py`` as ``{'student', 'teacher', 'optimizer',
 'epoch', 'args', 'dino_loss'[, 'fp16_scaler']}``; ``args`` is a pickled
-``argparse.Namespace`` (load with ``--trust-checkpoint``). For Swin the
+``argparse.Namespace`` (allowed by the safe loader). For Swin the
 projection heads are attributes of the backbone itself (``head.*`` and, with
 the region-level task, ``head_dense.*``), not a wrapper: the teacher's keys
 are ``patch_embed.*``, ``layers.*``, ``norm.*``, ``head.*``, and the

@@ -65,9 +65,11 @@ def load_source(path: str, trust: bool = False) -> Any:
     """Load a checkpoint file without running code from it.
 
     PyTorch files go through :func:`mmbcssl.fileio.safe_torch_load` (an
-    allow-list of tensor and numpy types; ``trust=True`` lifts it for this
-    call only). ``.safetensors`` files (timm's hub weights) hold no pickle
-    and are read with the ``safetensors`` package.
+    allow-list of tensor and numpy types and ``argparse.Namespace``, which
+    the published full DINO, EsViT, ConvNeXt and timm training checkpoints
+    pickle as ``args``; ``trust=True`` lifts it for this call only).
+    ``.safetensors`` files (timm's hub weights) hold no pickle and are
+    read with the ``safetensors`` package.
 
     Raises:
         ConversionError: Missing file, not a checkpoint (text, truncated or
@@ -104,13 +106,10 @@ def load_source(path: str, trust: bool = False) -> Any:
     except UnsafeCheckpointError as e:
         found = re.search(r"pickled global '([^']+)'", str(e))
         what = found.group(1) if found else 'objects besides tensors'
-        why = ' (full DINO, EsViT, ConvNeXt and timm training checkpoints ' \
-            'store their command-line arguments this way)' \
-            if what == 'argparse.Namespace' else ''
         raise ConversionError(
-            f'refused to load {path}: it pickles {what}{why}, and unpickling '
-            'can run arbitrary code. If you trust the file, re-run with '
-            '--trust-checkpoint') from None
+            f'refused to load {path}: it pickles {what}, which is not on '
+            "mmbcssl's allow-list, and unpickling it can run arbitrary code. "
+            'If you trust the file, re-run with --trust-checkpoint') from None
     except CorruptCheckpointError as e:  # a record failing its CRC
         raise ConversionError(str(e)) from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, OSError,

@@ -3,8 +3,8 @@
 Read: a plain state dict (timm's hub files, ``.pth``/``.bin`` or
 ``.safetensors``, or ``model.state_dict()``), or a checkpoint of timm's
 ``train.py`` (``{'state_dict', 'state_dict_ema', 'optimizer', 'args', ...}``;
-``args`` is a pickled ``argparse.Namespace``: load with
-``--trust-checkpoint``), whose ``state_dict`` is taken (as timm's
+``args`` is a pickled ``argparse.Namespace``, allowed by the safe
+loader), whose ``state_dict`` is taken (as timm's
 ``validate.py`` does without ``--use-ema``).
 
 Layouts (``timm/models/convnext.py`` and ``swin_transformer.py``; their

@@ -46,9 +46,49 @@ def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def dino_args() -> argparse.Namespace:
-    """What main_dino.py pickles under 'args' (a few of its fields)."""
-    return argparse.Namespace(arch='resnet50', out_dim=65536, epochs=100,
-                              teacher_temp=0.04, norm_last_layer=True)
+    """What main_dino.py (and main_esvit.py, ConvNeXt's main.py) pickle under
+    'args': the parser's Namespace, here a few fields of each kind those
+    parsers give (``bool_flag`` bools, ``nargs='+'`` tuple defaults, None,
+    paths as str)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--arch', default='resnet50', type=str)
+    parser.add_argument('--out_dim', default=65536, type=int)
+    parser.add_argument('--norm_last_layer', default=True,
+                        type=lambda s: s.lower() in ('on', 'true', '1'))
+    parser.add_argument('--teacher_temp', default=0.04, type=float)
+    parser.add_argument('--global_crops_scale', type=float, nargs='+',
+                        default=(0.4, 1.))
+    parser.add_argument('--local_crops_scale', type=float, nargs='+',
+                        default=(0.05, 0.4))
+    parser.add_argument('--output_dir', default='.', type=str)
+    parser.add_argument('--dist_url', default='env://', type=str)
+    parser.add_argument('--local_rank', default=0, type=int)
+    parser.add_argument('--clip_grad', type=float, default=None)
+    args = parser.parse_args(['--local_crops_scale', '0.05', '0.4'])
+    args.rank, args.world_size, args.gpu = 0, 1, 0  # set by init_distributed
+    return args
+
+
+def timm_train_args(model: str) -> argparse.Namespace:
+    """What timm's train.py hands CheckpointSaver as ``args``: its parser's
+    Namespace (a few fields) with what ``init_distributed_device`` adds."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--model', default='resnet50', type=str)
+    parser.add_argument('--input-size', default=None, nargs=3, type=int)
+    parser.add_argument('--mean', type=float, nargs='+', default=None)
+    parser.add_argument('--lr', type=float, default=None)
+    parser.add_argument('--sched', type=str, default='cosine')
+    parser.add_argument('--amp', action='store_true', default=False)
+    args = parser.parse_args(['--model', model, '--amp'])
+    args.device, args.world_size, args.rank = 'cuda:0', 1, 0
+    args.distributed = False
+    return args
+
+
+def grad_scaler_state() -> dict:
+    """What ``torch.cuda.amp.GradScaler.state_dict()`` returns (DINO's
+    ``fp16_scaler``, ConvNeXt's ``scaler``)."""
+    return torch.amp.GradScaler('cpu', enabled=True).state_dict()
 
 
 def dino_head_state(in_dim: int, prefix: str) -> 'OrderedDict':
@@ -82,7 +122,8 @@ def dino_full_checkpoint(teacher: nn.Module, student: nn.Module,
                 optimizer=dict(state={}, param_groups=[]),
                 epoch=100,
                 args=dino_args(),
-                dino_loss=dict(center=torch.zeros(1, 32)))
+                dino_loss=dict(center=torch.zeros(1, 32)),
+                fp16_scaler=grad_scaler_state())
 
 
 def swin_timm_to_original(model: nn.Module) -> 'OrderedDict':

@@ -10,14 +10,16 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from timm.models.convnext import ConvNeXt, checkpoint_filter_fn
+from timm.utils import ModelEmaV3, get_state_dict
 
 import mmbcssl  # noqa: F401
 from mmbcssl.cli import convert
 from mmbcssl.utils.pretrained_checks import check_pretrained
 from tests.conftest import REPO_ROOT
 from tests.test_converters.sources import (convnext_timm_to_fb, dino_args,
-                                           fit_to_config, load_as_pretrained,
-                                           load_output, max_abs, randomize_)
+                                           fit_to_config, grad_scaler_state,
+                                           load_as_pretrained, load_output,
+                                           max_abs, randomize_)
 
 TOL = 1e-5
 
@@ -42,12 +44,17 @@ def test_release_and_training_checkpoint(tmp_path):
     release = str(tmp_path / 'convnext_1k_224_ema.pth')
     torch.save(dict(model=convnext_timm_to_fb(model)), release)
     training = str(tmp_path / 'checkpoint-best.pth')
-    torch.save(dict(model=convnext_timm_to_fb(model), optimizer={},
-                    epoch=299, scaler={}, args=dino_args()), training)
+    # ConvNeXt's utils.save_model: the loss scaler's GradScaler state, the
+    # parser's Namespace, and with --model_ema timm's get_state_dict of it
+    torch.save(dict(model=convnext_timm_to_fb(model),
+                    optimizer=torch.optim.AdamW(
+                        model.parameters()).state_dict(),
+                    epoch=299, scaler=grad_scaler_state(), args=dino_args(),
+                    model_ema=get_state_dict(ModelEmaV3(model))), training)
 
-    for src, extra in ((release, []), (training, ['--trust-checkpoint'])):
+    for src in (release, training):  # no --trust-checkpoint
         out = str(tmp_path / 'out.pth')
-        assert convert.main([src, out, '--overwrite', *extra]) == 0
+        assert convert.main([src, out, '--overwrite']) == 0
         meta = load_output(out)['meta']
         assert meta['format'] == 'convnext'
         assert (meta['backbone']['kernel_size'],

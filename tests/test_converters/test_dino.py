@@ -2,6 +2,7 @@
 (timm's ``vit_small_patch16_224``, DINO's key layout), full checkpoints and
 backbone-only releases, compared with the source network's own output."""
 import copy
+import os
 import os.path as osp
 
 import timm
@@ -39,7 +40,7 @@ def test_resnet50_full_checkpoint_teacher_and_student(tmp_path, capsys):
     x = torch.randn(2, 3, 64, 64)
 
     out = str(tmp_path / 'teacher.pth')
-    assert convert.main([src, out, '--trust-checkpoint']) == 0
+    assert convert.main([src, out]) == 0
     assert 'as dino (teacher)' in capsys.readouterr().out
     meta = load_output(out)['meta']
     assert (meta['format'], meta['weights']) == ('dino', 'teacher')
@@ -55,26 +56,53 @@ def test_resnet50_full_checkpoint_teacher_and_student(tmp_path, capsys):
         assert torch.equal(knn[k], v), k
 
     out = str(tmp_path / 'student.pth')
-    assert convert.main([src, out, '--weights', 'student',
-                         '--trust-checkpoint', '--from', 'dino']) == 0
+    assert convert.main([src, out, '--weights', 'student', '--from',
+                         'dino']) == 0
     # the same renames as the teacher's: the student's tensors, unchanged
     state = load_output(out)['state_dict']
     for k, v in student.state_dict().items():
         assert torch.equal(state[f'backbone.{k}'], v), k
 
 
-def test_full_checkpoint_needs_trust(tmp_path, capsys):
-    """main_dino.py pickles its argparse.Namespace: the safe loader refuses
-    it and says how to opt in; nothing is written."""
+def test_full_checkpoint_loads_without_trust(tmp_path, capsys):
+    """main_dino.py pickles its argparse.Namespace (and the fp16 scaler's
+    state): the safe loader reads it with no --trust-checkpoint."""
     net = torchvision.models.resnet18()
     src = str(tmp_path / 'checkpoint.pth')
     torch.save(dino_full_checkpoint(net, net, 512, True), src)
     out = str(tmp_path / 'out.pth')
+    assert convert.main([src, out]) == 0, capsys.readouterr().err
+    state = load_output(out)['state_dict']
+    for k, v in net.state_dict().items():
+        if not k.startswith('fc.'):  # DINO's ResNet has no classifier
+            assert torch.equal(state[f'backbone.{k}'], v), k
+
+
+class _MakeDir:
+    """Unpickling this would create the folder ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.makedirs, (self.path, ))
+
+
+def test_payload_in_args_is_refused(tmp_path, capsys):
+    """The same file with a payload among the args: refused in one line
+    naming the global and the opt-in; nothing runs, nothing is written."""
+    net = torchvision.models.resnet18()
+    ckpt = dino_full_checkpoint(net, net, 512, True)
+    marker = str(tmp_path / 'payload_ran')
+    ckpt['args'].output_dir = _MakeDir(marker)
+    src = str(tmp_path / 'checkpoint.pth')
+    torch.save(ckpt, src)
+    out = str(tmp_path / 'out.pth')
     assert convert.main([src, out]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert '--trust-checkpoint' in err and 'argparse.Namespace' in err
-    assert src in err and not osp.exists(out)
+    assert 'makedirs' in err and '--trust-checkpoint' in err and src in err
+    assert not osp.exists(out) and not osp.exists(marker)
 
 
 def _small_vit(seed):
@@ -96,7 +124,7 @@ def test_vit_full_checkpoint_and_backbone_release(tmp_path):
     release = str(tmp_path / 'dino_pretrain.pth')
     torch.save(teacher.state_dict(), release)  # backbone only
     outs = [str(tmp_path / 'full.pth'), str(tmp_path / 'release.pth')]
-    assert convert.main([full, outs[0], '--trust-checkpoint']) == 0
+    assert convert.main([full, outs[0]]) == 0
     assert convert.main([release, outs[1]]) == 0
     with torch.no_grad():
         got = load_as_pretrained(outs[0])(x)[-1]

@@ -91,7 +91,7 @@ def test_esvit_teacher_and_student_are_esvits_network(tmp_path):
     for part, net in (('teacher', teacher), ('student', student)):
         out = str(tmp_path / f'{part}.pth')
         extra = ['--weights', part] if part == 'student' else []
-        assert convert.main([src, out, '--trust-checkpoint', *extra]) == 0
+        assert convert.main([src, out, *extra]) == 0
         meta = load_output(out)['meta']
         assert (meta['format'], meta['weights']) == ('esvit', part)
         assert meta['backbone']['type'] == 'OriginalSwinTransformer'
@@ -137,8 +137,7 @@ def test_a_target_with_other_norms_is_refused(tmp_path, capsys):
         'embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4]), '
         "norm_cfg=dict(type='LN', eps=1e-6)))\n")
     out = str(tmp_path / 'out.pth')
-    assert convert.main([src, out, '--trust-checkpoint', '--config',
-                         str(config)]) == 2
+    assert convert.main([src, out, '--config', str(config)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert 'LayerNorms have eps 1e-06' in err

@@ -6,12 +6,14 @@ import torch
 from safetensors.torch import save_file
 from timm.models.convnext import ConvNeXt
 from timm.models.swin_transformer import SwinTransformer
+from timm.utils import CheckpointSaver, ModelEmaV3, NativeScaler
 
 import mmbcssl  # noqa: F401
 from mmbcssl.cli import convert
 from mmbcssl.converters import convert_checkpoint
-from tests.test_converters.sources import (dino_args, load_as_pretrained,
-                                           load_output, max_abs, randomize_)
+from tests.test_converters.sources import (load_as_pretrained, load_output,
+                                           max_abs, randomize_,
+                                           timm_train_args)
 
 TOL = 1e-5
 
@@ -46,16 +48,23 @@ def test_swin_state_dict_and_train_checkpoint(tmp_path):
                                       pre_logits=True)
     plain = str(tmp_path / 'pytorch_model.bin')
     torch.save(model.state_dict(), plain)
-    # timm's train.py: the EMA is left out, as timm's validate.py does by
-    # default
+    # timm's train.py writes through CheckpointSaver (args, the optimizer,
+    # the AMP scaler, the EMA, the metric); the EMA is left out, as timm's
+    # validate.py does by default, so it is zeroed here to tell them apart
+    ema = ModelEmaV3(model)
+    with torch.no_grad():
+        for p in ema.module.parameters():
+            p.zero_()
+    saver = CheckpointSaver(
+        model, torch.optim.SGD(model.parameters(), lr=0.1),
+        args=timm_train_args('swin_tiny_patch4_window7_224'),
+        model_ema=ema, amp_scaler=NativeScaler('cpu'),
+        checkpoint_dir=str(tmp_path))
+    saver.save_checkpoint(3, metric=71.5)
     trained = str(tmp_path / 'model_best.pth.tar')
-    torch.save(dict(epoch=3, arch='swin', state_dict=model.state_dict(),
-                    state_dict_ema={k: v * 0 for k, v in
-                                    model.state_dict().items()},
-                    optimizer={}, args=dino_args()), trained)
-    for src, extra in ((plain, []), (trained, ['--trust-checkpoint'])):
+    for src in (plain, trained):  # no --trust-checkpoint
         out = str(tmp_path / 'out.pth')
-        assert convert.main([src, out, '--overwrite', *extra]) == 0
+        assert convert.main([src, out, '--overwrite']) == 0
         cfg = load_output(out)['meta']['backbone']
         assert cfg['arch'] == dict(embed_dims=32, depths=[2, 2, 2, 2],
                                    num_heads=[1, 2, 2, 4])
