@@ -11,7 +11,9 @@ a run whose weights were made the same way (a run of the same config, or
 the converted released checkpoint they were measured on:
 :func:`mmbcssl.evaluation.paper_results.made_the_same_way`). The protocol
 list names how each row's weights were made and where its recipe departs
-from the paper's text.
+from the paper's text. A result the work dir cannot vouch for (of another
+checkpoint, not JSON, filling none of its columns) is never printed: the
+report names it under "Not shown" with the reason (:func:`load_run`).
 """
 import csv
 import io
