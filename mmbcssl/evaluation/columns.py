@@ -195,6 +195,12 @@ def column_values(results: Mapping[str, Mapping]) -> Dict[str, float]:
     return out
 
 
+def kind_metrics(kind: str) -> Tuple[str, ...]:
+    """The metrics the columns read from a result of ``kind`` (none for a
+    kind no column shows)."""
+    return tuple(c.metric for c in COLUMNS.values() if c.evaluation == kind)
+
+
 def shown_metrics(metrics: Mapping) -> Dict[str, float]:
     """The metrics of a result that some column reads, as they are (the
     suite's summary on screen)."""

@@ -30,7 +30,8 @@ import json
 import os
 import os.path as osp
 import subprocess
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import (Any, Dict, Hashable, Iterable, List, Mapping, Optional,
+                    Sequence)
 
 _SHA_CACHE: Dict[tuple, str] = {}
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -307,8 +308,11 @@ def protocol_differences(fingerprints: Sequence[Mapping]) -> List[str]:
     ]
 
 
-def flag_mixed(cells: Mapping[str, Optional[Mapping]]) -> Dict[str, str]:
-    """For one table column (row name -> fingerprint), the rows whose
+def flag_mixed(
+        cells: Mapping[Hashable, Optional[Mapping]]) -> Dict[Hashable, str]:
+    """For one table column (row key -> fingerprint; a key that names one
+    row, such as its position, since two rows may share a label), the
+    rows whose
     protocol differs from the column's most common one, each with the
     differing fields. A column whose cells all agree gives ``{}``."""
     present = {k: fp for k, fp in cells.items() if fp}

@@ -11,7 +11,9 @@ a run whose weights were made the same way (a run of the same config, or
 the converted released checkpoint they were measured on:
 :func:`mmbcssl.evaluation.paper_results.made_the_same_way`). The protocol
 list names how each row's weights were made and where its recipe departs
-from the paper's text.
+from the paper's text. A result the work dir cannot vouch for (of another
+checkpoint, not JSON, filling none of its columns) is never printed: the
+report names it under "Not shown" with the reason (:func:`load_run`).
 """
 import csv
 import io
@@ -23,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from mmbcssl.evaluation.columns import (COLUMNS, TABLES, column_values,
-                                        shown_metrics, table_columns)
+                                        kind_metrics, shown_metrics,
+                                        table_columns)
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, flag_mixed,
                                             pretraining_record)
 from mmbcssl.evaluation.paper_results import (load_entries,
@@ -32,7 +35,7 @@ from mmbcssl.evaluation.paper_results import (load_entries,
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            EXTRA_CORRUPTIONS, SEVERITIES)
 from mmbcssl.fileio import atomic_write
-from .context import read_json
+from mmbcssl.utils.launch import UserError
 from .evaluations import results_by_kind
 
 
@@ -50,6 +53,8 @@ class Row:
     pretraining: Dict = field(default_factory=dict)
     kernel: Optional[int] = None
     problems: List[Tuple[str, str, str, str]] = field(default_factory=list)
+    # results of the work dir the tables leave out: (name, why)
+    not_shown: List[Tuple[str, str]] = field(default_factory=list)
     c_errors: Dict[Tuple[str, int], float] = field(default_factory=dict)
     # the metrics of the ImageNet-C result (centre crop), for its table
     c_metrics: Dict[str, float] = field(default_factory=dict)
@@ -58,22 +63,57 @@ class Row:
 
 
 def load_run(work_dir: str) -> Row:
-    """The row of one suite work dir (``suite.json`` + ``results/``)."""
-    info = read_json(osp.join(work_dir, 'suite.json'))
-    if info is None:
-        raise ValueError(f'{work_dir} is not a suite work dir (no '
-                         'suite.json); run tools/run_suite.py first')
-    sha = (info.get('checkpoint_sha256') or 'random init')[:8]
-    label = f'{osp.splitext(osp.basename(info["config"]))[0]} @ {sha}'
+    """The row of one suite work dir (``suite.json`` + ``results/``).
+
+    A result the work dir cannot vouch for is left out of the tables and
+    named in the row's ``not_shown`` with the reason: one that is not valid
+    JSON, one made with another checkpoint or config than ``suite.json``'s
+    (a file copied in from another work dir), and one that fills none of
+    the columns of its kind (a k-NN without k=20).
+
+    Raises:
+        UserError: ``suite.json`` is absent or malformed.
+    """
+    path = osp.join(work_dir, 'suite.json')
+    if not osp.isfile(path):
+        raise UserError(f'{work_dir} is not a suite work dir (no '
+                        'suite.json); run tools/run_suite.py first')
+    info = _read_object(path)
+    if isinstance(info, str) or not isinstance(info.get('config'), str):
+        why = info if isinstance(info, str) else 'it names no config'
+        raise UserError(f'{path} is malformed ({why}); run '
+                        'tools/run_suite.py again in this work dir, or '
+                        'leave it out of the report')
+    sha = info.get('checkpoint_sha256')
+    label = (f'{osp.splitext(osp.basename(info["config"]))[0]} @ '
+             f'{sha[:8] if sha else "random init"}')
     row = Row(label, config=info['config'],
               pretraining=_pretraining_of(info))
-    results = load_results(work_dir)
+    results = {}
+    for name, result in result_files(work_dir).items():
+        why = (result if isinstance(result, str) else
+               _foreign(result, info))
+        if why:
+            row.not_shown.append((name, why))
+        else:
+            results[name] = result
     for name, result in results.items():
         if result.get('status') in ('missing', 'failed'):
-            row.problems.append((name, result['status'], result['reason'],
-                                 result.get('command', '')))
+            row.problems.append((name, result['status'],
+                                 result.get('reason') or 'no reason '
+                                 'recorded', result.get('command', '')))
     by_kind = results_by_kind(results)
     row.values = column_values(by_kind)
+    for kind, result in by_kind.items():
+        read = kind_metrics(kind)
+        if read and result.get('status', 'ok') == 'ok' and not any(
+                m in (result.get('metrics') or {}) for m in read):
+            row.not_shown.append((
+                result.get('name') or kind,
+                f'it fills none of the columns of a {kind} result (they '
+                f'read {", ".join(read)}; it has '
+                f'{", ".join(sorted(result.get("metrics") or {})) or "none"})'
+            ))
     row.fingerprints = {
         c: by_kind[COLUMNS[c].evaluation].get('fingerprint') or {}
         for c in row.values
@@ -101,15 +141,60 @@ def load_run(work_dir: str) -> Row:
     return row
 
 
+def _read_object(path: str):
+    """The JSON object at ``path``, or a string saying why it is none."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        return f'not valid JSON: {type(e).__name__}: {e}'
+    if not isinstance(data, dict):
+        return f'a JSON {type(data).__name__}, not an object'
+    return data
+
+
+def _foreign(result: Mapping, info: Mapping) -> str:
+    """Why a result is not of the work dir's run (``suite.json``: its
+    checkpoint SHA-256 and config), or ''. The result's SHA is the one the
+    suite recorded when it ran it (``request``), else its fingerprint's; a
+    result naming neither cannot be told apart and is kept."""
+    request = result.get('request') or {}
+    fp_ckpt = (result.get('fingerprint') or {}).get('checkpoint') or {}
+    if 'checkpoint_sha256' in request:
+        sha = request['checkpoint_sha256']
+    elif fp_ckpt.get('weights') not in (None, 'random init', 'not needed'):
+        sha = fp_ckpt.get('sha256')
+    else:
+        return ''
+    mine = info.get('checkpoint_sha256')
+    if sha != mine:
+        return (f'made with checkpoint SHA-256 {str(sha)[:12]}, not this '
+                f"work dir's {str(mine)[:12]} (suite.json): a result of "
+                'another run')
+    config = request.get('config')
+    if config and config != info['config']:
+        return (f"made with config {config}, not this work dir's "
+                f'{info["config"]} (suite.json): a result of another run')
+    return ''
+
+
 def load_results(work_dir: str) -> Dict[str, Dict]:
-    """``{name: result}`` of a suite work dir's ``results/``."""
+    """``{name: result}`` of a suite work dir's ``results/`` that hold a
+    JSON object."""
+    return {k: v for k, v in result_files(work_dir).items()
+            if isinstance(v, dict)}
+
+
+def result_files(work_dir: str) -> Dict[str, object]:
+    """``{name: result}`` of every JSON file of a suite work dir's
+    ``results/``; a file that holds no JSON object maps to a string saying
+    why."""
     results = {}
     folder = osp.join(work_dir, 'results')
     for name in sorted(os.listdir(folder)) if osp.isdir(folder) else []:
         if name.endswith('.json'):
-            result = read_json(osp.join(folder, name))
-            if result:
-                results[name[:-len('.json')]] = result
+            results[name[:-len('.json')]] = _read_object(
+                osp.join(folder, name))
     return results
 
 
@@ -165,21 +250,23 @@ def table(rows: List[Row], columns: Tuple[str, ...]):
     that no row fills are left out."""
     columns = [c for c in columns if any(c in r.values for r in rows)]
     notes = []
-    flags: Dict[str, Dict[str, str]] = {}
+    # keyed by the row's position: two rows may share a label
+    flags: Dict[str, Dict[int, str]] = {}
     for c in columns:
-        flags[c] = flag_mixed({r.label: r.fingerprints.get(c)
-                               for r in rows if not r.published})
-        for label, fields in flags[c].items():
-            notes.append(f'† {label}, {COLUMNS[c].header}: measured with '
-                         f'another protocol than the rest of the column '
-                         f'({fields})')
+        flags[c] = flag_mixed({i: r.fingerprints.get(c)
+                               for i, r in enumerate(rows)
+                               if not r.published})
+        for i, fields in flags[c].items():
+            notes.append(f'† {rows[i].label}, {COLUMNS[c].header}: measured '
+                         f'with another protocol than the rest of the '
+                         f'column ({fields})')
     header = ['Model'] + [COLUMNS[c].header for c in columns]
     body = []
-    for r in rows:
+    for i, r in enumerate(rows):
         cells = [r.label + (f' [{r.source}]' if r.published else '')]
         for c in columns:
             cell = _cell(r.values.get(c))
-            if r.label in flags[c]:
+            if i in flags[c]:
                 cell += '†'
             cells.append(cell)
         body.append(cells)
@@ -219,6 +306,13 @@ def markdown(rows: List[Row], demo: bool = False) -> str:
             lines.append(f'- missing: {label} / {name} ({status}): '
                          f'{reason}' + (f'. To produce it: `{command}`'
                                         if command else ''))
+        lines.append('')
+    refused = [(r.label, *n) for r in rows for n in r.not_shown]
+    if refused:
+        lines += ['## Not shown', '', 'Results of the work dirs that no '
+                  'table shows, and why:', '']
+        lines += [f'- not shown: {label} / {name}: {why}'
+                  for label, name, why in refused]
         lines.append('')
     lines += ['## Protocols', '']
     made = [r for r in rows if r.pretraining]
@@ -488,11 +582,22 @@ def _slug(text: str) -> str:
     return re.sub(r'[^A-Za-z0-9]+', '_', text).strip('_')
 
 
+def distinct_labels(runs: List[Row], work_dirs: List[str]) -> None:
+    """Give rows that share a label (two work dirs of one config and one
+    checkpoint) their work dir's path after it, so that every footnote
+    and flag names one row."""
+    labels = [r.label for r in runs]
+    for r, work_dir in zip(runs, work_dirs):
+        if labels.count(r.label) > 1:
+            r.label += f' ({work_dir})'
+
+
 def write_report(work_dirs: List[str], out_dir: str,
                  formats=('md', 'csv', 'tex'), with_published: bool = True,
                  demo: Optional[bool] = None) -> Dict[str, List[str]]:
     """Load the runs, write the report; returns ``{kind: [paths]}``."""
     runs = [load_run(d) for d in work_dirs]
+    distinct_labels(runs, work_dirs)
     if demo is None:
         demo = all('demo' in r.config for r in runs)
     rows = runs + (published_rows(runs) if with_published else [])

@@ -188,6 +188,36 @@ def test_report_flags_a_cell_of_another_protocol(suite_run, tmp_path):
     assert '(b)' in note and 'temperature' in note
 
 
+def test_report_refuses_a_knn_result_of_another_run_copied_in(
+        suite_run, tmp_path):
+    """A real work dir keeps every result of its own; the knn.json of a
+    run of other weights, copied in, is not shown as this run's number
+    but named with both SHA-256s."""
+    import shutil
+    tmp, _, suite, work, _ = suite_run
+    from mmbcssl.suite.report import load_run, markdown
+    assert load_run(work).not_shown == []
+    other = str(tmp_path / 'other')
+    run_suite.main([TINY, _save_weights(tmp_path / 'other.pth', seed=3),
+                    '--suite', suite, '--work-dir', other, '--only', 'knn'])
+    theirs = _result(other, 'knn')
+    assert theirs['status'] == 'ok'
+    mine = tmp_path / 'mine'
+    shutil.copytree(work, mine)
+    shutil.copy(osp.join(other, 'results', 'knn.json'),
+                mine / 'results' / 'knn.json')
+    row = load_run(str(mine))
+    assert 'knn_top1' not in row.values
+    assert 'knn_random_init' in row.values  # its own results stay
+    ((name, why), ) = row.not_shown
+    assert name == 'knn'
+    assert theirs['request']['checkpoint_sha256'][:12] in why
+    text = markdown([row])
+    assert '| k-NN top-1 |' not in text  # no row fills the column
+    assert '| k-NN top-1 |' in markdown([load_run(work)])
+    assert f'- not shown: {row.label} / knn: made with checkpoint' in text
+
+
 def test_unknown_evaluation_type_lists_the_known_ones(tmp_path):
     path = tmp_path / 's.py'
     path.write_text("evaluations = [dict(type='KNNN')]\n")
