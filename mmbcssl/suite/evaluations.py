@@ -165,6 +165,12 @@ class Evaluation:
                     config_sha256=file_sha256(ctx.config),
                     checkpoint_sha256=ctx.sha256)
 
+    def work_dirs(self, ctx: SuiteContext) -> List[str]:
+        """The dirs whose contents a run continues from (a training's
+        checkpoints): made for one request; another request, or
+        ``--force``, starts in a fresh one (:class:`SuiteRunner`)."""
+        return []
+
     def run(self, ctx: SuiteContext, done: Dict[str, Dict]) -> Dict:
         """Run; return ``dict(metrics=..., fingerprint=..., command=...)``.
 
@@ -382,7 +388,9 @@ class DownstreamSettings:
 
 class _TrainThenTest(Evaluation):
     """Train a downstream config from the backbone weights (resuming an
-    interrupted run), then evaluate its last checkpoint."""
+    interrupted run of the same request: the runner gives another request
+    a fresh training dir, :meth:`work_dirs`), then evaluate its last
+    checkpoint."""
     Settings = DownstreamSettings
     folder = ''
 
@@ -404,6 +412,9 @@ class _TrainThenTest(Evaluation):
             return req
         req.update(downstream=config, downstream_sha256=file_sha256(config))
         return req
+
+    def work_dirs(self, ctx):
+        return [ctx.path(self.name)]
 
     def derived_options(self, cfg) -> List[str]:
         """The overrides the typed settings make of the loaded downstream

@@ -10,7 +10,10 @@ Layout of a suite work dir::
     results/superseded/     results replaced by --force, kept
     raw/, logs/             each tool's own output and log
     features/               the feature cache (--no-cache: none)
-    <name>/                 work dirs of trained evaluations
+    <name>/                 work dirs of trained evaluations, each made
+                            for one request (``.suite_request.json``)
+    <name>.superseded.<t>/  a training dir of another request, or one
+                            replaced by --force, moved aside and kept
     weights/                the teacher backbone extracted from a whole
                             pre-training checkpoint
     .suite.lock             held by the run that is using the work dir
@@ -30,12 +33,17 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, code_version,
-                                            pretraining_record, protocol_id)
+                                            file_sha256, pretraining_record,
+                                            protocol_id)
 from mmbcssl.utils.launch import UserError
 from mmbcssl.utils.outputs import write_json
 from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
                       read_json)
 from .evaluations import EVALUATIONS, Evaluation
+
+
+#: in a trained evaluation's work dir: the request it was made for
+REQUEST_FILE = '.suite_request.json'
 
 
 def build_evaluations(suite_config: str) -> List[Evaluation]:
@@ -250,6 +258,9 @@ class SuiteRunner:
         path = self.result_path(name)
         old = read_json(path)
         request = evaluation.request(self.ctx)
+        inputs = self._inputs(evaluation, done)
+        if inputs:  # no dependency: the request is what it always was
+            request['inputs'] = inputs
         key = protocol_id(request)
         if self.only is not None and name not in self.only:
             return old or dict(status='not run')
@@ -260,6 +271,7 @@ class SuiteRunner:
             return old
         if old and (old.get('status') == 'ok' or name in self.force):
             self._supersede(path)
+        self._claim_work_dirs(evaluation, request, key)
         print_log(f'{name}: running', logger='current')
         start = time.time()
         try:
@@ -275,6 +287,10 @@ class SuiteRunner:
                           reason=f'{type(e).__name__}: {e}', command='')
         result.update(name=name, request=request, request_id=key,
                       seconds=round(time.time() - start, 1))
+        ckpt = result.get('checkpoint')
+        if result['status'] == 'ok' and ckpt and osp.isfile(ckpt):
+            # what a dependent's request names (:meth:`_inputs`)
+            result['checkpoint_sha256'] = file_sha256(ckpt)
         if result.get('fingerprint') and self.pretraining:
             # how the evaluated weights were made, for the report
             result['fingerprint']['pretraining'] = self.pretraining
@@ -284,6 +300,48 @@ class SuiteRunner:
         print_log(f'{name}: {status}{detail} ({result["seconds"]:.0f}s)',
                   logger='current', level=20 if status == 'ok' else 30)
         return result
+
+    @staticmethod
+    def _inputs(evaluation: Evaluation,
+                done: Dict[str, Dict]) -> Dict[str, Dict]:
+        """The identity of each result ``evaluation`` reads: its request id
+        and the SHA-256 of its checkpoint, so a probe of another recipe,
+        or one trained again (``--force``), makes its dependents run
+        again rather than count as done."""
+        out = {}
+        for needed_name in sorted(evaluation.links.values()):
+            result = done.get(needed_name) or {}
+            out[needed_name] = dict(
+                request_id=result.get('request_id'),
+                checkpoint_sha256=result.get('checkpoint_sha256'))
+        return out
+
+    def _claim_work_dirs(self, evaluation: Evaluation, request: Dict,
+                         key: str) -> None:
+        """Give ``evaluation`` work dirs made for this request: one made
+        for another (or for no recorded) request, and any under
+        ``--force``, moves aside to ``<dir>.superseded.<time>/`` (kept),
+        so a changed recipe never resumes the old training; one of the
+        same request stays, so an interrupted run resumes."""
+        for folder in evaluation.work_dirs(self.ctx):
+            marker = osp.join(folder, REQUEST_FILE)
+            made_for = (read_json(marker) or {}).get('request_id')
+            if osp.isdir(folder) and (made_for != key
+                                      or evaluation.name in self.force):
+                base = f'{folder}.superseded.' + time.strftime(
+                    '%Y%m%d-%H%M%S')
+                aside, n = base, 1
+                while osp.exists(aside):
+                    aside, n = f'{base}-{n}', n + 1
+                shutil.move(folder, aside)
+                why = ('--force' if made_for == key else
+                       f'it was made for request {made_for}, this is '
+                       f'{key}')
+                print_log(f'{evaluation.name}: {folder} moved aside to '
+                          f'{aside} ({why}); training starts afresh',
+                          logger='current', level=30)
+            os.makedirs(folder, exist_ok=True)
+            write_json(marker, dict(request_id=key, request=request))
 
     def _supersede(self, path: str) -> None:
         """Keep a result that is about to be replaced."""
