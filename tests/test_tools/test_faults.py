@@ -172,14 +172,20 @@ def bit_rotten(tmp_path_factory):
     return path, overwrite_inside_largest_record(path)
 
 
+def _knn_eval(checkpoint, demo_data, out) -> int:
+    """tools/knn_eval.py of the narrow BC-SSL with ``checkpoint`` on the
+    demo data at 32 px."""
+    return knn_eval.main([NARROW, '--data-root',
+                          osp.join(demo_data, 'imagenet'), '--checkpoint',
+                          checkpoint, '--img-size', '32', '--resize', '36',
+                          '--num-workers', '0', '--out', str(out)])
+
+
 def test_corrupt_bytes_in_a_checkpoint_knn_eval(bit_rotten, demo_data,
                                                 tmp_path, capsys):
     path, record = bit_rotten
     out = tmp_path / 'knn.json'
-    code = knn_eval.main([NARROW, '--data-root',
-                          osp.join(demo_data, 'imagenet'), '--checkpoint',
-                          path, '--img-size', '32', '--resize', '36',
-                          '--num-workers', '0', '--out', str(out)])
+    code = _knn_eval(path, demo_data, out)
     err = _one_line(capsys)
     assert code == 2
     assert err.startswith(f'error: checkpoint {path} (')
@@ -218,10 +224,7 @@ def test_nan_weights_are_refused_by_knn_eval(demo_data, tmp_path, capsys):
     state[key] = torch.full_like(state[key], float('nan'))
     torch.save({'state_dict': state}, path)
     out = tmp_path / 'knn.json'
-    code = knn_eval.main([NARROW, '--data-root',
-                          osp.join(demo_data, 'imagenet'), '--checkpoint',
-                          path, '--img-size', '32', '--resize', '36',
-                          '--num-workers', '0', '--out', str(out)])
+    code = _knn_eval(path, demo_data, out)
     err = _one_line(capsys)
     assert code == 2
     assert err.startswith(f'error: {path}: weights {key!r} holds '

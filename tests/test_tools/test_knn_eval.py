@@ -180,12 +180,10 @@ def test_bad_images_are_skipped_and_counted(demo_data, tmp_path, capsys):
     assert '2 unreadable images left out' in capsys.readouterr().out
 
 
-def test_feature_cache_is_shared_resumable_and_repairs(demo_data, tmp_path,
-                                                       capsys):
-    """--feature-cache: a second run reuses every shard and gives the same
-    numbers; a shard deleted (an interrupted extraction) is extracted
-    again; a corrupt shard is recomputed with a warning."""
-    from mmbcssl.evaluation.feature_cache import FeatureCache
+def _cached_knn(demo_data, tmp_path):
+    """(root, checkpoint, cache dir, run): ``run(name)`` is a k-NN run of
+    a random-init backbone through a feature cache of 32-image shards and
+    returns its metrics."""
     root = osp.join(demo_data, 'imagenet')
     ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
     cache = tmp_path / 'cache'
@@ -196,6 +194,17 @@ def test_feature_cache_is_shared_resumable_and_repairs(demo_data, tmp_path,
         out = tmp_path / f'{name}.json'
         assert knn_eval.main(base + ['--out', str(out)]) == 0
         return json.loads(out.read_text())['metrics']
+
+    return root, ckpt, cache, run
+
+
+def test_feature_cache_is_shared_resumable_and_repairs(demo_data, tmp_path,
+                                                       capsys):
+    """--feature-cache: a second run reuses every shard and gives the same
+    numbers; a shard deleted (an interrupted extraction) is extracted
+    again; a corrupt shard is recomputed with a warning."""
+    from mmbcssl.evaluation.feature_cache import FeatureCache
+    root, ckpt, cache, run = _cached_knn(demo_data, tmp_path)
 
     plain = tmp_path / 'plain.json'
     assert knn_eval.main([CONFIG, '--data-root', root, '--checkpoint', ckpt,
@@ -216,22 +225,13 @@ def test_feature_cache_is_shared_resumable_and_repairs(demo_data, tmp_path,
 
 
 def test_feature_cache_shard_with_changed_bytes_is_extracted_again(
-        demo_data, tmp_path, capsys):
+        demo_data, tmp_path, capsys, monkeypatch):
     """A shard whose bytes changed on disk, its size kept (64 bytes of its
     features record flipped): its SHA-256 no longer matches the one
     written with it, so it is extracted again, with a warning, and the
     numbers are those of a clean cache."""
     import zipfile
-    root = osp.join(demo_data, 'imagenet')
-    ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
-    cache = tmp_path / 'cache'
-    base = [CONFIG, '--data-root', root, '--checkpoint', ckpt, *SMALL,
-            '--feature-cache', str(cache), '--shard-size', '32']
-
-    def run(name):
-        out = tmp_path / f'{name}.json'
-        assert knn_eval.main(base + ['--out', str(out)]) == 0
-        return json.loads(out.read_text())['metrics']
+    _, _, cache, run = _cached_knn(demo_data, tmp_path)
 
     first = run('first')
     shard = sorted(cache.rglob('shard_*.pt'))[1]
@@ -251,9 +251,19 @@ def test_feature_cache_shard_with_changed_bytes_is_extracted_again(
     shard.write_bytes(bytes(data))
     assert shard.stat().st_size == len(clean)
     capsys.readouterr()
+    # the cache's warnings, whichever stream the current logger writes to
+    from mmbcssl.evaluation import feature_cache
+    warned = []
+
+    def spy(msg, *args, **kwargs):
+        warned.append(msg)
+        return print_log(msg, *args, **kwargs)
+
+    print_log = feature_cache.print_log
+    monkeypatch.setattr(feature_cache, 'print_log', spy)
     assert run('second') == first
     captured = capsys.readouterr()
-    log = captured.out + captured.err
+    log = '\n'.join(warned + [captured.out, captured.err])
     assert f'cached feature file {shard} is unreadable or corrupt' in log
     assert 'SHA-256' in log and 'extracting it again' in log
     assert '4 shards reused, 1 extracted' in log
