@@ -306,21 +306,21 @@ def transfer_model(protocol: TransferProtocol, config: str,
     from mmengine.logging import print_log
 
     from mmbcssl.apis import init_backbone
+    from mmbcssl.evaluation.features import FeatureTransform
     log = log or (lambda msg: print_log(msg, logger='current'))
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    from mmbcssl.evaluation.features import FeatureTransform
     model = init_backbone(config, checkpoint, device=device)
     cfg = Config.fromfile(config)
     # the model's own input statistics; the protocol's resize and crop
     transform = FeatureTransform.from_config(cfg, protocol.resize,
                                              protocol.img_size)
     cache = SetFeatures(
-        model, protocol.img_size, protocol.resize, protocol.batch_size,
-        protocol.num_workers, disk, key=dict(
+        model, transform, protocol.batch_size, protocol.num_workers, disk,
+        key=dict(
             weights=checkpoint_record(checkpoint)['sha256']
             or 'random init, seed 0',
             model=model_record(cfg.model),
-            input=transform.input_record()), transform=transform)
+            input=transform.input_record()))
     results = run_model(cache, registry, classes, log)
     for name, res in results.items():
         res['fingerprint'] = transfer_fingerprint(
@@ -413,11 +413,10 @@ class SetFeatures:
     kept on disk across runs when given a :class:`FeatureCache` (shared
     with k-NN and later evaluations of the same weights)."""
 
-    def __init__(self, model, img_size: int, resize: int, batch_size: int,
-                 num_workers: int, disk=None, key: Optional[Dict] = None,
-                 *, transform) -> None:
-        self.model, self.transform = model, transform  # FeatureTransform
-        self.kwargs = dict(img_size=img_size, resize=resize)
+    def __init__(self, model, transform, batch_size: int, num_workers: int,
+                 disk=None, key: Optional[Dict] = None) -> None:
+        # transform: a FeatureTransform, which also sets resize and crop
+        self.model, self.transform = model, transform
         self.batch_size, self.num_workers = batch_size, num_workers
         self.disk, self.key = disk, dict(key or {})
         self._cache: Dict[Tuple[str, str], Tuple[np.ndarray,
@@ -425,11 +424,10 @@ class SetFeatures:
 
     def __call__(self, root: str, split: str):
         from mmbcssl.evaluation.feature_cache import dataset_identity
-        from mmbcssl.evaluation.features import (extract_features,
-                                                 knn_dataset, knn_dataset_cfg)
+        from mmbcssl.evaluation.features import extract_features
         key = (root, split)
         if key not in self._cache:
-            ds = knn_dataset(root, split, **self.kwargs)
+            ds = self.transform.dataset(root, split)
             if self.disk is None:
                 feats, labels = extract_features(self.model, ds,
                                                  self.batch_size,
@@ -438,9 +436,7 @@ class SetFeatures:
             else:
                 fields = dict(
                     self.key, data=dataset_identity(ds, root, split),
-                    transform=transform_record(
-                        knn_dataset_cfg(root, split,
-                                        **self.kwargs)['pipeline']))
+                    transform=transform_record(self.transform.pipeline()))
                 feats, labels = self.disk.extract(
                     self.model, ds, fields, self.batch_size,
                     self.num_workers, transform=self.transform)
