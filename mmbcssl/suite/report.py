@@ -227,18 +227,27 @@ def published_rows(runs: List[Row]) -> List[Row]:
                 not made_the_same_way(pre, dict(run.pretraining,
                                                 config=rel)):
             continue
-        values, sources = published_values(entries, rel)
-        if values:
-            m = re.search(r'_(\d+)x\d+_', osp.basename(rel))
-            made = (f'measured on the released {pre.published_weights}'
-                    if pre.published_weights else
-                    f'published for the paper-text recipe of {rel}')
-            rows.append(Row(f'{osp.splitext(osp.basename(rel))[0]} '
-                            '(published)', values, published=True,
-                            source='; '.join(sources),
-                            kernel=int(m.group(1)) if m else None,
-                            config=rel, pretraining=dict(weights=made)))
+        m = re.search(r'_(\d+)x\d+_', osp.basename(rel))
+        made = (f'measured on the released {pre.published_weights}'
+                if pre.published_weights else
+                f'published for the paper-text recipe of {rel}')
+        row = _published_row(entries, rel,
+                             kernel=int(m.group(1)) if m else None,
+                             pretraining=dict(weights=made))
+        if row is not None:
+            rows.append(row)
     return rows
+
+
+def _published_row(entries, config: str, **fields) -> Optional[Row]:
+    """The published numbers of ``config`` and of the downstream configs
+    that start from it as one row (None: it has none)."""
+    values, sources = published_values(entries, config)
+    if not values:
+        return None
+    return Row(f'{osp.splitext(osp.basename(config))[0]} (published)',
+               values, published=True, source='; '.join(sources),
+               config=config, **fields)
 
 
 def _cell(value: Optional[float]) -> str:
@@ -340,10 +349,9 @@ def linear_published_rows() -> List[Row]:
         if not e.config.startswith('configs/linear/') or not e.results or \
                 not pre or any(r.config == pre for r in rows):
             continue
-        values, sources = published_values(entries, pre)
-        rows.append(Row(f'{osp.splitext(osp.basename(pre))[0]} (published)',
-                        values, published=True, source='; '.join(sources),
-                        config=pre))
+        row = _published_row(entries, pre)
+        if row is not None:
+            rows.append(row)
     return rows
 
 
