@@ -329,7 +329,7 @@ def test_new_keys_that_components_read_are_accepted(demo_data, tmp_path,
     assert cfg.find_unused_parameters is True
 
 
-# --- overrides that would change nothing --------------------------------------
+# --- overrides that would change nothing -------------------------------------
 def test_config_variable_override_names_the_keys_that_hold_it(
         demo_data, tmp_path, capsys, no_runner):
     """``data_root`` is a variable of the config file: its value was copied
@@ -378,7 +378,7 @@ def test_override_inside_a_config_variable(demo_data, tmp_path, capsys,
         ': train_dataloader.dataset.pipeline.1.scale')
 
 
-# --- a wrong key of a type-less loop config, a config that is not Python ----
+# --- a wrong key of a type-less loop config, a config that is not Python -----
 @pytest.mark.parametrize('option, message', [
     ('train_cfg.epochs=1', "--cfg-options train_cfg.epochs: train_cfg has no "
      "key 'epochs' and EpochBasedTrainLoop takes no such argument; it takes "
@@ -434,7 +434,7 @@ def test_list_of_dicts_without_its_comma_in_a_config_file(
         "forgot a comma? (dict(type='LinearLR'")
 
 
-# --- optimizer numbers torch refuses ------------------------------------------
+# --- optimizer numbers torch refuses -----------------------------------------
 @pytest.mark.parametrize('option, message', [
     ('optim_wrapper.optimizer.lr=-0.01',
      'optim_wrapper.optimizer.lr must be >= 0, got -0.01'),
