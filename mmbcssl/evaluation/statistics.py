@@ -412,17 +412,20 @@ class Bootstrap:
         rows, as many as it has (strata in sorted order, so a row of the
         result need not be the row it replaces)."""
         stop = self.resamples if stop is None else stop
-        groups = [np.arange(n)] if strata is None else [
+        groups = [None] if strata is None else [
             np.flatnonzero(strata == s) for s in np.unique(strata)]
-        out = np.empty((stop - start, n), np.int32 if n < 2**31
-                       else np.int64)
+        out = np.empty((stop - start, n), np.int64)
+        rows = np.empty((BLOCK, n), np.int64)
         for block in range(start // BLOCK, (stop - 1) // BLOCK + 1):
             rng = np.random.default_rng((self.seed, block))
             # whole blocks are drawn, so a resample never depends on
             # which others are asked for
-            rows = np.concatenate(
-                [g[rng.integers(0, len(g), (BLOCK, len(g)))]
-                 for g in groups], 1)  # [BLOCK, n]
+            col = 0
+            for g in groups:
+                size = n if g is None else len(g)
+                draw = rng.integers(0, size, (BLOCK, size))
+                rows[:, col:col + size] = draw if g is None else g[draw]
+                col += size
             first = block * BLOCK
             lo, hi = max(start, first), min(stop, first + BLOCK)
             out[lo - start:hi - start] = rows[lo - first:hi - first]
