@@ -517,7 +517,7 @@ def paired(a: Outcomes, b: Outcomes, metric_key: str,
     min(1 + #{d <= 0}, 1 + #{d >= 0}) / (B + 1))`` over the ``B``
     resampled differences ``d``: twice the share of resamples on the far
     side of 0, with the usual ``+1`` so that it is never 0 (Davison &
-    Hinkley, "Bootstrap Methods and their Application", 1997, sec. 4.4).
+    Hinkley, "Bootstrap Methods and their Application", 1997, ch. 4).
     ``significant`` is whether the interval excludes 0.
 
     Raises:
