@@ -79,8 +79,8 @@ def _coco(gt):
     return coco
 
 
-def _evaluate(gt, results, iou_type, img_ids=None, max_dets=(100, 300,
-                                                              1000)):
+def _evaluate(gt, results, iou_type, img_ids=None,
+              max_dets=(100, 300, 1000)):
     """pycocotools with mmdet CocoMetric's settings: evaluate, accumulate,
     summarize."""
     coco = _coco(gt)
