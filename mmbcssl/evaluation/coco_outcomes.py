@@ -163,6 +163,7 @@ def _ranked_detections(outcomes: Outcomes, iou_type: str) -> Dict:
     """Each detection's image row, rank within its (image, category) and
     the order accumulate() pools them in: by category, then by score
     (best first; ties in image order, then in the image's own order)."""
+    # kept on the object: a bootstrap calls the statistic once per resample
     cache = outcomes.__dict__.setdefault('_coco_ranked', {})
     if iou_type not in cache:
         offsets = outcomes.arrays[f'{iou_type}_score.offsets']
@@ -190,11 +191,13 @@ def _ranked_detections(outcomes: Outcomes, iou_type: str) -> Dict:
 
 
 def _category_precision(matched: np.ndarray, ignored: np.ndarray,
-                        num_gt: int, num_thrs: int,
+                        num_gt: int, thrs: np.ndarray,
                         rec_thrs: np.ndarray) -> np.ndarray:
     """``(T, R)`` interpolated precision of one category's pooled
-    detections (sorted by score), as pycocotools' accumulate()."""
-    t = np.arange(num_thrs, dtype=matched.dtype)[:, None]
+    detections (sorted by score), as pycocotools' accumulate(), at the IoU
+    thresholds ``thrs`` (indices, T of them)."""
+    num_thrs = len(thrs)
+    t = thrs.astype(matched.dtype)[:, None]
     dtm = ((matched[None, :] >> t) & 1).astype(bool)  # [T, D]
     dt_ig = ((ignored[None, :] >> t) & 1).astype(bool)  # [T, D]
     tps = np.logical_and(dtm, np.logical_not(dt_ig))
@@ -262,10 +265,11 @@ def coco_ap(outcomes: Outcomes, idx: Optional[np.ndarray], iou_type: str,
         for k in np.flatnonzero(num_gt):
             s = slice(bounds[k], bounds[k + 1])
             w = weight[s]
-            precision[:, :, k] = _category_precision(
+            # only the thresholds the value reads
+            precision[thrs, :, k] = _category_precision(
                 np.repeat(dets['matched'][s], w),
-                np.repeat(dets['ignored'][s], w), int(num_gt[k]),
-                len(iou_thrs), rec_thrs)
+                np.repeat(dets['ignored'][s], w), int(num_gt[k]), thrs,
+                rec_thrs)
     s = precision[thrs]  # [T, R, K], as summarize() slices it
     value = np.float64(-1) if len(s[s > -1]) == 0 else np.mean(s[s > -1])
     if decimals is not None:
