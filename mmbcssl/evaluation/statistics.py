@@ -33,6 +33,7 @@ outcomes. Statistics that are functions of per-array means (accuracy,
 ImageNet-C) also register a batched form that evaluates a block of
 resamples as one matrix product of resample counts and outcomes.
 """
+import importlib
 import inspect
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -81,8 +82,18 @@ def register_statistic(name: str,
     return add
 
 
+# the modules that register statistics beside the code of their metric;
+# imported on the first lookup of a name not registered yet
+_PROVIDERS = ('mmbcssl.evaluation.coco_outcomes',
+              'mmbcssl.evaluation.segmentation_outcomes',
+              'mmbcssl.evaluation.transfer')
+
+
 def statistic(name: str) -> Callable[..., float]:
     """The statistic registered as ``name``."""
+    if name not in _STATISTICS:
+        for module in _PROVIDERS:
+            importlib.import_module(module)
     if name not in _STATISTICS:
         raise KeyError(f'no statistic {name!r} is registered (registered: '
                        f'{", ".join(sorted(_STATISTICS))}); import the '

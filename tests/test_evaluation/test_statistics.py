@@ -372,3 +372,20 @@ def test_the_protocol_refuses_bad_settings(kwargs):
     with pytest.raises(ValueError):
         Bootstrap(**kwargs)
     assert Bootstrap().to_dict() == dict(resamples=1000, seed=0, level=.95)
+
+
+def test_a_statistic_registered_beside_its_metric_is_found_by_name(
+        monkeypatch):
+    """A report that reads a segmentation result has not imported the
+    module that registers 'miou': the lookup imports it."""
+    import sys
+
+    from mmbcssl.evaluation import statistics
+    monkeypatch.setattr(statistics, '_STATISTICS', {
+        k: v for k, v in statistics._STATISTICS.items() if k != 'miou'})
+    monkeypatch.delitem(sys.modules,
+                        'mmbcssl.evaluation.segmentation_outcomes',
+                        raising=False)
+    assert statistics.statistic('miou').__name__ == 'miou'
+    with pytest.raises(KeyError, match="no statistic 'mIoU'"):
+        statistics.statistic('mIoU')
