@@ -219,3 +219,44 @@ def test_tool_bad_input_is_one_line(demo_data, tiny, tmp_path, capsys):
         assert err.startswith('error: ')
         for w in words:
             assert w in err, err
+
+
+def test_tool_layers_without_a_map_and_bad_files_are_one_line(
+        demo_data, tiny, tmp_path, capsys):
+    val = osp.join(demo_data, 'imagenet', 'val')
+    not_image = tmp_path / 'notes.png'
+    not_image.write_text('not an image')
+    out = str(tmp_path / 'c.png')
+    model = ['--model', tiny['cfg9'], tiny['dino9']]
+    base = ['--max-images', '1', '--img-size', '64', '--out', out] + model
+    cases = [
+        # a file that is not an image
+        ([str(not_image)], ['notes.png is not an image', '.png']),
+        # a Linear of a ConvNeXt block sees [N, H, W, C] (on CPU it is not
+        # even called): the block and its depthwise conv / norm work
+        ([val, '--target-layer', 'stages.3.0.pointwise_conv1'],
+         ['pointwise_conv1 (Linear)', 'channels-last', 'stages.3.0,',
+          'stages.3.0.dw_norm']),
+        # a module never called in forward: a list of stages
+        ([val, '--target-layer', 'stages'],
+         ['stages (ModuleList) is never called', 'stages.3']),
+        # the final norm sees the pooled features: a blank figure before
+        ([val, '--target-layer', 'norm3'],
+         ['norm3', 'pooled', '[N, C, 1, 1]', 'stages.3']),
+        # layer scales the config does not build would be dropped
+        ([val, '--cfg-options', 'model.backbone.layer_scale_init_value=0'],
+         ['4 backbone weights', 'stages.0.0.gamma',
+          'layer_scale_init_value', '--allow-partial-weights']),
+    ]
+    for extra, words in cases:
+        assert vis_cam.main(extra + base) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert err.startswith('error: ')
+        for w in words:
+            assert w in err, err
+    assert not osp.exists(out)
+    # the documented flag loads what fits
+    assert vis_cam.main([val, '--cfg-options',
+                         'model.backbone.layer_scale_init_value=0',
+                         '--allow-partial-weights'] + base) == 0
