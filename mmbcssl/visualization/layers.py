@@ -229,6 +229,11 @@ def _working_neighbours(name: str, shapes: dict, skip) -> List[str]:
     return ([parent] if parent else []) + siblings[-3:]
 
 
+def _near(name: str, shapes: dict, skip) -> str:
+    found = _working_neighbours(name, shapes, skip)
+    return f'; layers near it that run: {", ".join(found)}' if found else ''
+
+
 def check_layer(model: nn.Module,
                 backbone: nn.Module,
                 name: str,
@@ -236,9 +241,10 @@ def check_layer(model: nn.Module,
                 min_size: int = 1) -> nn.Module:
     """The submodule ``name`` of ``backbone``, checked to give a 2-D map.
 
-    ``model(x)`` is run once (no gradients) up to the layer: a layer that is
-    not called, whose output is channels-last or pooled, or whose map has
-    fewer than ``min_size`` cells is refused, naming layers that work.
+    ``model(x)`` is run once (no gradients), recording what each module
+    outputs: a layer that is not called, whose output is channels-last or
+    pooled, or whose map has fewer than ``min_size`` cells is refused,
+    naming layers near it that work.
 
     Args:
         model (nn.Module): The network that runs ``backbone`` (or it).
@@ -271,9 +277,8 @@ def check_layer(model: nn.Module,
             if isinstance(layer, nn.Linear) else ''
         raise LayerError(
             f'{what} works on the channels-last layout of its ConvNeXt '
-            f'block ([N, H, W, C]: each pixel\'s channels){how}, so it gives '
-            f'no [N, C, H, W] map; take the block, {block}, or its '
-            f'{" / ".join(tail)}')
+            f'block ([N, H, W, C]){how}, so it gives no [N, C, H, W] map; '
+            f'take the block, {block}, or its {" / ".join(tail)}')
     names = {m: n for n, m in backbone.named_modules()}
     shapes = {}
 
@@ -281,15 +286,11 @@ def check_layer(model: nn.Module,
         out = output[0] if isinstance(output, (tuple, list)) else output
         shapes[names[module]] = tuple(out.shape) \
             if isinstance(out, torch.Tensor) else type(out).__name__
-        if module is layer:
-            raise _Stop
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:
         with torch.no_grad():
             model(x)
-    except _Stop:
-        pass
     finally:
         for h in handles:
             h.remove()
@@ -298,18 +299,18 @@ def check_layer(model: nn.Module,
             if isinstance(layer, (nn.ModuleList, nn.ModuleDict)) else ''
         raise LayerError(
             f'{what} is never called in the forward pass of this '
-            f'{type(backbone).__name__}{container}; layers near it that run: '
-            f'{", ".join(_working_neighbours(name, shapes, channels_last))}')
+            f'{type(backbone).__name__}{container}'
+            f'{_near(name, shapes, channels_last)}')
     shape = shapes[name]
     if isinstance(shape, str):
         raise LayerError(
-            f'{what} returns a {shape}, not a tensor; take '
-            f'{", ".join(_working_neighbours(name, shapes, channels_last))}')
+            f'{what} returns a {shape}, not a tensor'
+            f'{_near(name, shapes, channels_last)}')
     if isinstance(layer, nn.Linear) and len(shape) == 4:
         raise LayerError(
             f'{what} outputs {list(shape)}, channels last (a Linear maps '
-            f'each pixel\'s channels), not an [N, C, H, W] map; take '
-            f'{", ".join(_working_neighbours(name, shapes, channels_last))}')
+            f'each pixel\'s channels), not an [N, C, H, W] map'
+            f'{_near(name, shapes, channels_last)}')
     hw = tuple(x.shape[-2:])
     try:
         # shapes only: a tensor on the meta device holds no data
@@ -317,9 +318,8 @@ def check_layer(model: nn.Module,
                               num_extra_tokens(backbone))
     except ValueError as e:
         raise LayerError(
-            f'{what}: {e}, not a spatial map; take '
-            f'{", ".join(_working_neighbours(name, shapes, channels_last))}'
-        ) from None
+            f'{what}: {e}, not a spatial map'
+            f'{_near(name, shapes, channels_last)}') from None
     if fmap.shape[-2] * fmap.shape[-1] < min_size:
         raise LayerError(
             f'{what} gives a {fmap.shape[-2]} x {fmap.shape[-1]} map at '
