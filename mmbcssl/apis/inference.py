@@ -137,6 +137,11 @@ def _likely_setting(keys) -> str:
     return ''
 
 
+# The fix when no setting of _KEY_SETTINGS explains the extra weights.
+_SMALLER = ('; the config builds fewer parameters than the model that was '
+            'saved: compare its model.backbone with the training config')
+
+
 class UnexpectedWeightsError(CheckpointMismatchError):
     """A checkpoint holds backbone weights that the backbone does not
     have: loading the rest would compute another function."""
@@ -190,7 +195,8 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str,
             raise UnexpectedWeightsError(
                 f'{checkpoint}: {len(unexpected)} backbone weights that '
                 f'this {type(backbone).__name__} does not have (first: '
-                f'{", ".join(unexpected[:5])}){_likely_setting(unexpected)}')
+                f'{", ".join(unexpected[:5])})'
+                f'{_likely_setting(unexpected) or _SMALLER}')
         return prefix
     roots = sorted({k.split('.')[0] for k in state})
     raise CheckpointMismatchError(
