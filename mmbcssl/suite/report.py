@@ -466,8 +466,17 @@ def robustness_markdown(name: str, values: Mapping[str, float],
     (``values``: column -> value) and the published rows
     (:func:`linear_published_rows`) under the columns of table
     ``robustness_report``, then the ImageNet-C detail of ``results``
-    (kind -> result)."""
+    (kind -> result). A published cell of another protocol than the
+    result that fills its column (or, where none does, beside results on
+    the demo data) is daggered as in :func:`table`; the demo banner shows
+    when ``demo`` is set or a result was measured on the demo data."""
     lines = [f'# Robustness of {name}', '']
+    ours = Row(f'**{name} (this run)**', dict(values), fingerprints={
+        c: (results.get(COLUMNS[c].evaluation) or {}).get('fingerprint')
+        or {} for c in values if c in COLUMNS})
+    demo = demo or any(
+        'demo_version' in (result_data(r.get('fingerprint') or {}) or {})
+        for r in results.values())
     if demo:
         lines += [
             '**Demo data** (built-in synthetic sets in the benchmarks\' '
@@ -475,10 +484,9 @@ def robustness_markdown(name: str, values: Mapping[str, float],
             'imagecorruptions): these numbers check that the pipeline runs; '
             'they are not comparable with any published row.', ''
         ]
-    rows = [Row(f'**{name} (this run)**', dict(values))]
-    rows += [] if demo else linear_published_rows()
-    header, body, _, columns = table(rows,
-                                     table_columns('robustness_report'))
+    rows = [ours] + ([] if demo else linear_published_rows())
+    header, body, notes, columns = table(rows,
+                                         table_columns('robustness_report'))
     lines += [
         'Top-1 in %, errors in % (lower is better). Each column header '
         'names its protocol; a published number appears only under the '
@@ -486,6 +494,7 @@ def robustness_markdown(name: str, values: Mapping[str, float],
         'number that was not measured that way.', '',
         '| ' + ' | '.join(header) + ' |', '|---' * len(header) + '|'
     ] + ['| ' + ' | '.join(cells) + ' |' for cells in body]
+    lines += [''] + notes if notes else []
     lines += ['', 'Protocols:', '']
     lines += [f'- {COLUMNS[c].header}: {COLUMNS[c].protocol}'
               for c in columns]

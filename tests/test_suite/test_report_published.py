@@ -20,7 +20,8 @@ from mmbcssl.evaluation.fingerprint import (checkpoint_record,
                                             pretraining_record)
 from mmbcssl.evaluation.paper_results import (load_entries,
                                               published_protocols)
-from mmbcssl.suite.report import Row, markdown, published_rows, write_report
+from mmbcssl.suite.report import (Row, markdown, published_rows,
+                                  robustness_markdown, write_report)
 from tests.conftest import REPO_ROOT
 
 DINO = osp.join(REPO_ROOT, 'configs', 'dino')
@@ -293,3 +294,36 @@ def test_a_metafile_entry_overrides_its_columns_protocol(tmp_path):
     with pytest.raises(ValueError, match='Protocol Settings crop are not '
                        'fields of a knn_top1 record; it has data, images'):
         load_entries(str(tmp_path))
+
+
+def _r_1000way(data_root, images):
+    """An ImageNet-R 1000-way result (tools/test.py's fingerprint) at the
+    paper's transform."""
+    transform = _knn_protocol(256, 224, 1)['transform']
+    return dict(status='ok', metrics={'accuracy/top1': 25.0},
+                fingerprint=dict(
+                    protocol=dict(task='classification',
+                                  dataset='ImageNetSubset',
+                                  transform=transform, images=images,
+                                  class_restriction='argmax over all the '
+                                  "model's classes",
+                                  class_list='imagenet-r'),
+                    protocol_id='r', run=dict(data_root=data_root)))
+
+
+def test_the_robustness_report_flags_published_cells_and_demo_data(
+        tmp_path, demo_data):
+    """tools/robustness_report.py's table: a probe measured on 20 images
+    of an ImageNet-R folder gets the published 1000-way number daggered
+    (images 30000 vs 20); a run on the demo data without --demo gets the
+    banner and no published row."""
+    subset = tmp_path / 'imagenet-r'
+    subset.mkdir()
+    text = robustness_markdown('ours', {'r_top1_1000way': 25.0}, {
+        'robustness.r_1000way': _r_1000way(str(subset), 20)})
+    assert '| 22.79† |' in text.replace('| – ', '')
+    assert ('IN-R top-1 (1000-way): published with another protocol than '
+            'the measured cells beside it (images 30000 vs 20)') in text
+    text = robustness_markdown('ours', {'r_top1_1000way': 25.0}, {
+        'robustness.r_1000way': _r_1000way(f'{demo_data}/imagenet-r', 42)})
+    assert '**Demo data**' in text and '(published)' not in text
