@@ -275,6 +275,31 @@ def _cell(value: Optional[float]) -> str:
     return '–' if value is None else f'{value:.2f}'
 
 
+def published_flags(rows: List[Row],
+                    columns) -> Dict[str, Dict[int, str]]:
+    """For each of ``columns``, the published rows (by position) whose
+    number there was measured with another protocol than the measured
+    cells beside it, each with the differing fields
+    (:func:`mmbcssl.evaluation.fingerprint.published_differences`)."""
+    # where no measured cell of a published cell's kind is in the table
+    # (ImageNet-R 1000-way beside our 200-class), the demo data of the
+    # measured cells that are still says the two are not comparable
+    demo_beside = [{'data': 'demo data'} for c in columns
+                   for v in _measured_beside(rows, c) if 'data' in v][:1]
+    flags: Dict[str, Dict[int, str]] = {c: {} for c in columns}
+    for c in columns:
+        measured = _measured_beside(rows, c) or demo_beside
+        for i, r in enumerate(rows):
+            if not r.published or c not in r.values or not measured:
+                continue
+            record = r.protocols.get(c)
+            fields = (', '.join(published_differences(record, measured))
+                      if record else 'its protocol is not recorded')
+            if fields:
+                flags[c][i] = fields
+    return flags
+
+
 def table(rows: List[Row], columns: Tuple[str, ...]):
     """(header, body rows of cell strings, footnotes) of one table; columns
     that no row fills are left out."""
@@ -297,27 +322,13 @@ def table(rows: List[Row], columns: Tuple[str, ...]):
     # in the reader's eye all the same, without saying why they differ,
     # and would hide that a real-data run's cell is the one to compare.
     # The dagger travels with the cell into the CSV and LaTeX.
-    # where no measured cell of a published cell's kind is in the table
-    # (ImageNet-R 1000-way beside our 200-class), the demo data of the
-    # measured cells that are still says the two are not comparable
-    demo_beside = [{'data': 'demo data'} for c in columns
-                   for v in _measured_beside(rows, c) if 'data' in v][:1]
-    for i, r in enumerate(rows):
-        if not r.published:
-            continue
-        for c in columns:
-            measured = _measured_beside(rows, c) or demo_beside
-            if c not in r.values or not measured:
-                continue
-            record = r.protocols.get(c)
-            fields = (', '.join(published_differences(record, measured))
-                      if record else 'its protocol is not recorded')
-            if fields:
-                flags[c][i] = fields
-                notes.append(f'† {r.label}, {COLUMNS[c].header}: published '
-                             'with another protocol than the measured cells '
-                             f'beside it ({fields}); not comparable with '
-                             'them')
+    for c, flagged in published_flags(rows, columns).items():
+        for i, fields in flagged.items():
+            flags[c][i] = fields
+            notes.append(f'† {rows[i].label}, {COLUMNS[c].header}: '
+                         'published with another protocol than the '
+                         f'measured cells beside it ({fields}); not '
+                         'comparable with them')
     header = ['Model'] + [COLUMNS[c].header for c in columns]
     body = []
     for i, r in enumerate(rows):
@@ -632,17 +643,22 @@ def figures(rows: List[Row], out_dir: str) -> List[str]:
     kernel_cols = ('knn_top1', 'linear_top1', 'linear_top1_best', 'c_mce',
                    'c_mean_error_resize256', 'sketch_top1', 'r_top1',
                    'a_top1', 'r_top1_1000way', 'a_top1_1000way')
-    with_kernel = [r for r in rows if r.kernel]
-    present = [c for c in kernel_cols if any(c in r.values
-                                             for r in with_kernel)]
+    # a published number measured another way than ours (the demo's 64 px
+    # beside ImageNet's 224) is left out: a line cannot carry a dagger
+    other = published_flags(rows, kernel_cols)
+    points = {(c, published): sorted(
+        (r.kernel, r.values[c]) for i, r in enumerate(rows)
+        if r.kernel and c in r.values and r.published == published and
+        i not in other[c]) for c in kernel_cols for published in (False, True)}
+    present = [c for c in kernel_cols
+               if points[c, False] or points[c, True]]
     if present:
         fig, axes = plt.subplots(1, len(present),
                                  figsize=(3.2 * len(present), 3),
                                  squeeze=False)
         for ax, c in zip(axes[0], present):
             for published in (False, True):
-                pts = sorted((r.kernel, r.values[c]) for r in with_kernel
-                             if c in r.values and r.published == published)
+                pts = points[c, published]
                 if pts:
                     ax.plot(*zip(*pts), 'o--' if published else 'o-',
                             label='published' if published else 'this run')
