@@ -345,3 +345,22 @@ def test_the_robustness_report_flags_published_cells_and_demo_data(
     text = robustness_markdown('ours', {'r_top1_1000way': 25.0}, {
         'robustness.r_1000way': _r_1000way(f'{demo_data}/imagenet-r', 42)})
     assert '**Demo data**' in text and '(published)' not in text
+
+
+def test_published_flops_at_another_input_size_are_flagged_params_not(
+        tmp_path):
+    """A complexity result counted at 32 x 32: the published FLOPs (at
+    224) are daggered, the published parameters (no input size) not."""
+    work = _suite_work_dir(tmp_path / 'run', DINO_100E, {'complexity': (
+        None, dict(task='complexity', img_size=32,
+                   counted='multiply-adds (mmengine FlopAnalyzer), with a '
+                   '1000-class linear head'),
+        {'params_m': 28.8, 'flops_g': 0.1})})
+    text, _ = _report(tmp_path, [work])
+    (line, ) = [s for s in text.splitlines()
+                if s.startswith('| bcssl-t_9x9_100e (published)') and
+                '| 29.00 |' in s]
+    assert '| 29.00 | 4.50† |' in line
+    assert ('FLOPs (G): published with another protocol than the measured '
+            'cells beside it (img_size 224 vs 32)') in text
+    assert '29.00†' not in text
