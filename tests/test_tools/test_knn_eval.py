@@ -56,8 +56,8 @@ def recompute(outcomes, entry):
 def _val_keys(root, split='val'):
     """``<split>/<class>/<file>`` of every image, classes and files in
     sorted order (mmpretrain's folder order)."""
-    return [f'{split}/{c}/{f}' for c in sorted(os.listdir(osp.join(root,
-                                                                split)))
+    classes = sorted(os.listdir(osp.join(root, split)))
+    return [f'{split}/{c}/{f}' for c in classes
             for f in sorted(os.listdir(osp.join(root, split, c)))]
 
 
