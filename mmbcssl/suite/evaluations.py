@@ -213,6 +213,22 @@ class Evaluation:
         os.makedirs(ctx.path('raw'), exist_ok=True)
         return ctx.path('raw', self.name + suffix)
 
+    def _adopt_outcomes(self, ctx: SuiteContext, source: str,
+                        record: Mapping[str, Any]) -> Dict[str, Any]:
+        """Move the per-image outcomes a tool wrote for its result file
+        ``source`` (whose ``outcomes`` record is ``record``) beside this
+        evaluation's result; return the record that names them there.
+
+        Raises:
+            OutcomesError: the tool's file is missing or not the one its
+                result names.
+        """
+        from mmbcssl.evaluation.outcomes import outcomes_path, read_outcomes
+        read_outcomes(source, record)  # the tool's own, unchanged
+        target = outcomes_path(ctx.result_path(self.name))
+        os.replace(osp.join(osp.dirname(source), record['file']), target)
+        return dict(record, file=osp.basename(target))
+
 
 @dataclass(frozen=True)
 class KNNSettings:
@@ -296,6 +312,8 @@ class KNN(Evaluation):
         self._need_dirs(*needed, command=command)
         command = ctx.run_tool(self.name, 'knn_eval.py', args)
         result = read_json(out)
+        result['outcomes'] = self._adopt_outcomes(ctx, out,
+                                                  result['outcomes'])
         return dict(result, command=command)
 
 
@@ -807,8 +825,11 @@ class Transfer(Evaluation):
                               for k, v in per_set.items()})
         fingerprint = make_fingerprint(protocol, first['checkpoint'],
                                        first['model'], first['run'])
+        outcomes = self._adopt_outcomes(
+            ctx, osp.join(out_dir, 'results.json'),
+            data['outcomes']['model'])
         return dict(metrics=metrics, fingerprint=fingerprint,
-                    command=command)
+                    command=command, outcomes=outcomes)
 
 
 @dataclass(frozen=True)
