@@ -7,7 +7,12 @@ Layout of a suite work dir::
                             and how the weights were made (pretraining)
     results/<name>.json     one per evaluation: status, metrics, protocol
                             fingerprint, the command that made it
-    results/superseded/     results replaced by --force, kept
+    results/<name>.outcomes.npz
+                            its per-image outcomes (classifications;
+                            :mod:`mmbcssl.evaluation.outcomes`), reused
+                            with the result it belongs to
+    results/superseded/     results replaced by --force, kept (with their
+                            outcomes)
     raw/, logs/             each tool's own output and log
     features/               the feature cache (--no-cache: none)
     <name>/                 work dirs of trained evaluations, each made
@@ -35,6 +40,8 @@ from mmengine.logging import print_log
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, code_version,
                                             file_sha256, pretraining_record,
                                             protocol_id)
+from mmbcssl.evaluation.outcomes import (Outcomes, outcomes_path,
+                                         write_outcomes)
 from mmbcssl.utils.launch import UserError
 from mmbcssl.utils.outputs import write_json
 from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
@@ -287,6 +294,9 @@ class SuiteRunner:
                           reason=f'{type(e).__name__}: {e}', command='')
         result.update(name=name, request=request, request_id=key,
                       seconds=round(time.time() - start, 1))
+        outcomes = result.pop('outcomes', None)
+        if result['status'] == 'ok' and isinstance(outcomes, Outcomes):
+            result['outcomes'] = write_outcomes(path, outcomes)
         ckpt = result.get('checkpoint')
         if result['status'] == 'ok' and ckpt and osp.isfile(ckpt):
             # what a dependent's request names (:meth:`_inputs`)
@@ -344,9 +354,20 @@ class SuiteRunner:
             write_json(marker, dict(request_id=key, request=request))
 
     def _supersede(self, path: str) -> None:
-        """Keep a result that is about to be replaced."""
+        """Keep a result that is about to be replaced, with its per-image
+        outcomes (the record it holds renamed with it)."""
         folder = osp.join(osp.dirname(path), 'superseded')
         os.makedirs(folder, exist_ok=True)
         stamp = time.strftime('%Y%m%d-%H%M%S')
         base = osp.splitext(osp.basename(path))[0]
-        shutil.move(path, osp.join(folder, f'{base}.{stamp}.json'))
+        target = osp.join(folder, f'{base}.{stamp}.json')
+        result = read_json(path) or {}
+        record = result.get('outcomes')
+        if isinstance(record, dict) and osp.isfile(outcomes_path(path)):
+            shutil.move(outcomes_path(path), outcomes_path(target))
+            result['outcomes'] = dict(
+                record, file=osp.basename(outcomes_path(target)))
+            write_json(target, result)
+            os.remove(path)
+        else:
+            shutil.move(path, target)
