@@ -10,8 +10,9 @@ evaluation that reads another's result names that evaluation's class
 (``results/<name>.json``): the metrics, their protocol fingerprint and the
 command that made them, and for a classification the per-image outcomes
 (an :class:`~mmbcssl.evaluation.outcomes.Outcomes` under ``outcomes``,
-which the suite runner writes beside the result). Trained evaluations (the linear probe, Mask R-CNN,
-UperNet) and k-NN run as their own ``tools/*.py`` processes, through
+which the suite runner writes beside the result). Trained evaluations
+(the linear probe, Mask R-CNN, UperNet) and k-NN run as their own
+``tools/*.py`` processes, through
 ``tools/dist_*.sh`` when the suite has several processes, so one failure
 does not take the others down and each resumes on its own.
 """
