@@ -8,9 +8,10 @@ Layout of a suite work dir::
     results/<name>.json     one per evaluation: status, metrics, protocol
                             fingerprint, the command that made it
     results/<name>.outcomes.npz
-                            its per-image outcomes (k-NN, transfer), named
-                            by the result (:mod:`mmbcssl.evaluation.
-                            outcomes`)
+                            its per-image outcomes (k-NN, transfer,
+                            classifications, COCO, segmentation; :mod:`mmbcssl.
+                            evaluation.outcomes`), named by the result and
+                            reused with it
     results/superseded/     results replaced by --force, kept (with their
                             outcomes)
     raw/, logs/             each tool's own output and log
@@ -40,7 +41,8 @@ from mmengine.logging import print_log
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, code_version,
                                             data_record, file_sha256,
                                             pretraining_record, protocol_id)
-from mmbcssl.evaluation.outcomes import outcomes_path
+from mmbcssl.evaluation.outcomes import (Outcomes, outcomes_path,
+                                         write_outcomes)
 from mmbcssl.utils.launch import UserError
 from mmbcssl.utils.outputs import write_json
 from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
@@ -297,6 +299,12 @@ class SuiteRunner:
                           reason=f'{type(e).__name__}: {e}', command='')
         result.update(name=name, request=request, request_id=key,
                       seconds=round(time.time() - start, 1))
+        # an evaluation hands back the outcomes it read from its tool; they
+        # are written beside the result, named by it (before it, so a kill
+        # in between leaves a file no result names, removed above)
+        outcomes = result.pop('outcomes', None)
+        if result['status'] == 'ok' and isinstance(outcomes, Outcomes):
+            result['outcomes'] = write_outcomes(path, outcomes)
         ckpt = result.get('checkpoint')
         if result['status'] == 'ok' and ckpt and osp.isfile(ckpt):
             # what a dependent's request names (:meth:`_inputs`)

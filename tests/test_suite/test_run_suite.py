@@ -38,9 +38,9 @@ def _suite(tmp_path, demo_data, extra=''):
     return str(path)
 
 
-def _save_weights(path, seed=1):
+def _save_weights(path, seed=1, config=TINY):
     from mmbcssl.apis import init_backbone
-    model = init_backbone(TINY, None, seed=seed)
+    model = init_backbone(config, None, seed=seed)
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in
                                model['backbone'].state_dict().items()}},
                str(path))
@@ -79,6 +79,8 @@ def test_each_evaluation_writes_a_result_with_its_fingerprint(suite_run):
     assert fp['data']['demo_version'] == VERSION
     assert fp['data']['root'] == osp.abspath(fp['run']['data_root'])
     comp = _result(work, 'complexity')
+    # a count of parameters and FLOPs involves no weights
+    assert comp['fingerprint']['checkpoint']['weights'] == 'not needed'
     # ResNet-18 at 8-64 channels with a 1000-class head: the head dominates
     assert comp['metrics']['params_m'] > comp['metrics']['params_m_backbone']
     # features were cached and shared by both k-NN runs' train banks only
@@ -336,6 +338,119 @@ def test_report_refuses_a_knn_result_of_another_run_copied_in(
     assert '| k-NN top-1 |' not in text  # no row fills the column
     assert '| k-NN top-1 |' in markdown([load_run(work)])
     assert f'- not shown: {row.label} / knn: made with checkpoint' in text
+
+
+NARROW_PROBE = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
+                        'narrow_linear_demo.py')
+
+
+@pytest.fixture(scope='module')
+def probe_suite(demo_data, tmp_path_factory):
+    """A suite that trains the narrow demo probe (2 epochs) from weights
+    that are not the probe config's default ones, then runs ImageNet-C and
+    -R through it."""
+    tmp = tmp_path_factory.mktemp('probe_suite')
+    from mmengine.config import Config
+    config = Config.fromfile(NARROW_PROBE)
+    config.model.backbone.init_cfg = None  # not its default weights
+    ckpt = _save_weights(tmp / 'narrow.pth', seed=3, config=config)
+    loaders = [f'{k}_dataloader.num_workers=0' for k in ('train', 'val',
+                                                         'test')]
+    suite = tmp / 'suite.py'
+    suite.write_text(
+        'evaluations = [\n'
+        f"    dict(type='LinearProbe', name='linear', config={NARROW_PROBE!r},"
+        f" data_root='{demo_data}/imagenet', epochs=2, "
+        f'cfg_options={loaders!r}),\n'
+        "    dict(type='Robustness', name='robustness', sets=('c', 'r'), "
+        f"demo=True, roots=dict(c='{demo_data}/imagenet-c', "
+        f"r='{demo_data}/imagenet-r'), "
+        f"classes='{demo_data}/imagenet/meta/classes.txt', "
+        "cfg_options=['test_dataloader.num_workers=0']),\n]\n")
+    work = str(tmp / 'work')
+    args = [NARROW_PROBE, ckpt, '--suite', str(suite), '--work-dir', work]
+    return args, ckpt, work, run_suite.main(args)
+
+
+def test_robustness_names_the_backbone_its_probe_was_trained_from(
+        probe_suite):
+    """Every test of the probe (its last and best epochs, each robustness
+    set) names, in its fingerprint, the weights the suite trained the probe
+    from (a file that is not the probe config's default ``init_cfg``) and
+    the probe checkpoint it evaluated."""
+    from mmbcssl.evaluation.fingerprint import file_sha256
+    _, ckpt, work, code = probe_suite
+    assert code == 0
+    linear = _result(work, 'linear')
+    for name in ('robustness.c', 'robustness.r', 'linear'):
+        fp = _result(work, name)['fingerprint']['checkpoint']
+        assert fp['backbone_source']['sha256'] == file_sha256(ckpt), name
+        assert fp['backbone_source']['named_by'] == 'caller'
+        if name != 'linear':
+            assert fp['sha256'] == linear['checkpoint_sha256']
+    assert linear['backbone_weights'] == ckpt
+
+
+def _outcomes(work, name):
+    from mmbcssl.evaluation.outcomes import read_outcomes
+    result = _result(work, name)
+    return result, read_outcomes(
+        osp.join(work, 'results', f'{name}.json'), result['outcomes'])
+
+
+def test_probe_and_robustness_outcomes_reproduce_their_metrics(
+        probe_suite, demo_data):
+    """results/<name>.outcomes.npz beside each result: the probe's val
+    outcomes at its last and at its best epoch (one image list, so they
+    pair), ImageNet-C's 75 passes and -R's; each reproduces the number its
+    result stores."""
+    from tests.test_tools.test_robustness_demo import image_files, recompute
+    _, _, work, _ = probe_suite
+    result, linear = _outcomes(work, 'linear')
+    assert set(linear.meta['metrics']) == {'accuracy/top1',
+                                           'best_epoch/accuracy/top1'}
+    assert sorted(linear.arrays) == ['best_epoch/top1', 'top1']
+    with open(f'{demo_data}/imagenet/meta/val.txt') as f:
+        assert linear.images == [osp.join('val', line.split()[0])
+                                 for line in f]
+    for name in ('linear', 'robustness.c', 'robustness.r'):
+        result, outcomes = _outcomes(work, name)
+        assert outcomes.meta['metrics'], name
+        for key, entry in outcomes.meta['metrics'].items():
+            assert recompute(outcomes, entry) == pytest.approx(
+                result['metrics'][key], rel=1e-6), (name, key)
+    _, c = _outcomes(work, 'robustness.c')
+    assert len(c.arrays) == 75  # the demo tree has no extra corruptions
+    assert c.images == image_files(f'{demo_data}/imagenet-c/snow/5')
+
+
+def test_a_resumed_suite_reuses_the_outcomes_and_force_keeps_the_old(
+        probe_suite):
+    from mmbcssl.evaluation.outcomes import read_outcomes
+    args, _, work, _ = probe_suite
+    files = {n: osp.join(work, 'results', f'{n}.outcomes.npz')
+             for n in ('linear', 'robustness.c', 'robustness.r')}
+    before = {n: (open(p, 'rb').read(), os.stat(p).st_mtime_ns)
+              for n, p in files.items()}
+    results = {n: _result(work, n) for n in files}
+    assert run_suite.main(args) == 0
+    for name, path in files.items():  # skipped: result and outcomes kept
+        assert _result(work, name) == results[name]
+        assert (open(path, 'rb').read(), os.stat(path).st_mtime_ns) == \
+            before[name]
+        _outcomes(work, name)  # still the result's own
+    # --force: the replaced result keeps its outcomes in superseded/
+    assert run_suite.main(args + ['--force', 'robustness.r']) == 0
+    folder = osp.join(work, 'results', 'superseded')
+    (old, ) = [f for f in os.listdir(folder)
+               if f.startswith('robustness.r.') and f.endswith('.json')]
+    with open(osp.join(folder, old)) as f:
+        superseded = json.load(f)
+    kept = read_outcomes(osp.join(folder, old), superseded['outcomes'])
+    assert kept.images == _outcomes(work, 'robustness.r')[1].images
+    with open(osp.join(folder, superseded['outcomes']['file']), 'rb') as f:
+        assert f.read() == before['robustness.r'][0]
+    _outcomes(work, 'robustness.r')  # the new result has its own
 
 
 def test_unknown_evaluation_type_lists_the_known_ones(tmp_path):
