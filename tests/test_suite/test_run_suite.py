@@ -12,6 +12,7 @@ import torch
 from mmbcssl.cli import report as report_cli
 from mmbcssl.cli import run_suite
 from mmbcssl.suite import build_evaluations
+from mmbcssl.suite.context import read_json
 from mmbcssl.utils.launch import UserError
 from tests.conftest import REPO_ROOT
 from tests.test_tools.test_knn_eval import knn_outcomes
@@ -87,15 +88,16 @@ def test_each_evaluation_writes_a_result_with_its_fingerprint(suite_run):
     # when the weights are the same: two entries here
     cache = osp.join(work, 'features')
     assert len([d for d in os.listdir(cache)]) == 4  # 2 weights x 2 splits
-    # each k-NN's per-image outcomes lie beside its result (moved there
-    # from the tool's raw output), reproduce its top-1 numbers, and pair
-    # the two weights' runs: the same val images
+    # each k-NN's per-image outcomes lie beside its result (the tool's
+    # own, read and checked, written there by the suite), reproduce its
+    # top-1 numbers, and pair the two weights' runs: the same val images
     records = {}
     for name in ('knn', 'knn_random_init'):
         result, outcomes = knn_outcomes(osp.join(work, 'results',
                                                  f'{name}.json'))
         assert result['outcomes']['file'] == f'{name}.outcomes.npz'
-        assert not osp.exists(osp.join(work, 'raw', f'{name}.outcomes.npz'))
+        raw = read_json(osp.join(work, 'raw', f'{name}.json'))
+        assert raw['outcomes']['sha256'] == result['outcomes']['sha256']
         assert len(outcomes.images) == 40
         records[name] = result['outcomes']
     assert records['knn']['images_sha256'] == \
@@ -245,8 +247,9 @@ def test_transfer_writes_outcomes_that_give_its_average_back(
     fn = statistic(entry.pop('statistic'))
     assert fn(outcomes, None, **entry) == pytest.approx(
         result['metrics']['average'], rel=1e-12, abs=0)
-    assert not osp.exists(osp.join(work, 'raw', 'transfer',
-                                   'results.model.outcomes.npz'))
+    raw = read_json(osp.join(work, 'raw', 'transfer', 'results.json'))
+    assert raw['outcomes']['model']['sha256'] == \
+        result['outcomes']['sha256']
 
 
 def test_another_checkpoint_in_the_same_work_dir_is_refused(
