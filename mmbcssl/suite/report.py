@@ -22,7 +22,7 @@ import os
 import os.path as osp
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mmbcssl.evaluation.columns import (COLUMNS, TABLES, column_values,
                                         kind_metrics, shown_metrics,
@@ -34,8 +34,10 @@ from mmbcssl.evaluation.paper_results import (load_entries,
                                               published_values)
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            EXTRA_CORRUPTIONS, SEVERITIES)
+from mmbcssl.evaluation.statistics import Bootstrap
 from mmbcssl.fileio import atomic_write
 from mmbcssl.utils.launch import UserError
+from . import confidence
 from .evaluations import results_by_kind
 
 
@@ -60,6 +62,11 @@ class Row:
     c_metrics: Dict[str, float] = field(default_factory=dict)
     knn_curve: List[Dict] = field(default_factory=list)
     figures: List[str] = field(default_factory=list)
+    # what each cell was computed from (per-image outcomes), its interval,
+    # and the results that give no interval: (name, why)
+    evidence: Dict[str, object] = field(default_factory=dict)
+    intervals: Dict[str, object] = field(default_factory=dict)
+    no_interval: List[Tuple[str, str]] = field(default_factory=list)
 
 
 def load_run(work_dir: str) -> Row:
@@ -118,6 +125,8 @@ def load_run(work_dir: str) -> Row:
         c: by_kind[COLUMNS[c].evaluation].get('fingerprint') or {}
         for c in row.values
     }
+    row.evidence, row.no_interval = confidence.load_evidence(
+        work_dir, by_kind, row.values)
     c = by_kind.get('robustness.c', {})
     c = c.get('metrics', {}) if c.get('status') == 'ok' else {}
     row.c_metrics = dict(c)
@@ -254,9 +263,11 @@ def _cell(value: Optional[float]) -> str:
     return '–' if value is None else f'{value:.2f}'
 
 
-def table(rows: List[Row], columns: Tuple[str, ...]):
+def table(rows: List[Row], columns: Tuple[str, ...],
+          intervals: bool = True):
     """(header, body rows of cell strings, footnotes) of one table; columns
-    that no row fills are left out."""
+    that no row fills are left out. ``intervals``: a cell shows its row's
+    interval after the number."""
     columns = [c for c in columns if any(c in r.values for r in rows)]
     notes = []
     # keyed by the row's position: two rows may share a label
@@ -274,7 +285,10 @@ def table(rows: List[Row], columns: Tuple[str, ...]):
     for i, r in enumerate(rows):
         cells = [r.label + (f' [{r.source}]' if r.published else '')]
         for c in columns:
-            cell = _cell(r.values.get(c))
+            value = r.values.get(c)
+            cell = _cell(value) if value is None else confidence.cell(
+                value, r.intervals.get(c) if intervals else None,
+                c in confidence.EXACT_COLUMNS)
             if i in flags[c]:
                 cell += '†'
             cells.append(cell)
@@ -282,7 +296,11 @@ def table(rows: List[Row], columns: Tuple[str, ...]):
     return header, body, notes, columns
 
 
-def markdown(rows: List[Row], demo: bool = False) -> str:
+def markdown(rows: List[Row], demo: bool = False,
+             bootstrap: Optional[Bootstrap] = None,
+             verdicts: Sequence[confidence.PairVerdict] = ()) -> str:
+    """The report's Markdown; ``bootstrap``: the protocol of the cells'
+    intervals (None: shown without); ``verdicts``: paired comparisons."""
     lines = ['# Benchmark report', '']
     if demo:
         lines += ['**Demo data.** These numbers come from the built-in '
@@ -293,7 +311,9 @@ def markdown(rows: List[Row], demo: bool = False) -> str:
     lines += ['Each column header names its protocol (below). "–": not '
               'measured that way. Published rows carry their source in '
               'brackets and appear only under the columns of their own '
-              'protocol.', '']
+              'protocol.' + (' Each measured number is followed by its '
+                             f'{bootstrap.level:.0%} interval in brackets '
+                             '(below).' if bootstrap else ''), '']
     used = set()
     for table_id, title in TABLES:
         header, body, notes, shown = table(rows, table_columns(table_id))
@@ -323,7 +343,15 @@ def markdown(rows: List[Row], demo: bool = False) -> str:
         lines += [f'- not shown: {label} / {name}: {why}'
                   for label, name, why in refused]
         lines.append('')
+    lines += confidence.comparison_markdown(list(verdicts))
+    lacking = [(r.label, *n) for r in rows for n in r.no_interval]
+    if bootstrap and lacking:
+        lines += ['## Numbers without an interval', '']
+        lines += [f'- {label} / {name}: {why}' for label, name, why in lacking]
+        lines.append('')
     lines += ['## Protocols', '']
+    if bootstrap:
+        lines.append('- ' + confidence.protocol_text(bootstrap))
     made = [r for r in rows if r.pretraining]
     if made:
         lines.append('- Pre-training (how each row\'s weights were made):')
@@ -470,17 +498,29 @@ def _measured_transforms(rows: List[Row], column: str) -> List[str]:
 
 
 def csv_tables(rows: List[Row]) -> Dict[str, str]:
-    """One CSV per table (file stem -> text)."""
+    """One CSV per table (file stem -> text): each column's cell as the
+    Markdown shows it, then, for a column with intervals, its bounds as
+    numbers (``<header> lo`` / ``<header> hi``; empty where a row has
+    none)."""
     out = {}
     for table_id, title in TABLES:
-        header, body, _, shown = table(rows, table_columns(table_id))
+        header, body, _, shown = table(rows, table_columns(table_id),
+                                       intervals=False)
         if not shown:
             continue
+        bounded = [c for c in shown if any(c in r.intervals for r in rows)]
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(header + ['published'])
+        writer.writerow(header + [f'{COLUMNS[c].header} {end}'
+                                  for c in bounded for end in ('lo', 'hi')]
+                        + ['published'])
         for r, cells in zip(rows, body):
-            writer.writerow(cells + [int(r.published)])
+            bounds = []
+            for c in bounded:
+                i = r.intervals.get(c)
+                bounds += ['', ''] if i is None else [f'{i.lo:.4f}',
+                                                      f'{i.hi:.4f}']
+            writer.writerow(cells + bounds + [int(r.published)])
         stem = re.sub(r'[^a-z0-9]+', '_', title.lower()).strip('_')
         out[stem] = buf.getvalue()
     return out
@@ -526,19 +566,24 @@ def figures(rows: List[Row], out_dir: str) -> List[str]:
                    'c_mean_error_resize256', 'sketch_top1', 'r_top1',
                    'a_top1', 'r_top1_1000way', 'a_top1_1000way')
     with_kernel = [r for r in rows if r.kernel]
-    present = [c for c in kernel_cols if any(c in r.values
-                                             for r in with_kernel)]
+    # a panel needs at least two kernel sizes: one point shows no trend
+    present = [c for c in kernel_cols if len({
+        r.kernel for r in with_kernel if c in r.values}) >= 2]
     if present:
         fig, axes = plt.subplots(1, len(present),
                                  figsize=(3.2 * len(present), 3),
                                  squeeze=False)
         for ax, c in zip(axes[0], present):
             for published in (False, True):
-                pts = sorted((r.kernel, r.values[c]) for r in with_kernel
+                pts = sorted((r.kernel, r.values[c], r.intervals.get(c))
+                             for r in with_kernel
                              if c in r.values and r.published == published)
                 if pts:
-                    ax.plot(*zip(*pts), 'o--' if published else 'o-',
-                            label='published' if published else 'this run')
+                    ax.errorbar(
+                        [p[0] for p in pts], [p[1] for p in pts],
+                        yerr=_error_bars(pts), capsize=3,
+                        fmt='o--' if published else 'o-',
+                        label='published' if published else 'this run')
             ax.set_title(COLUMNS[c].header, fontsize=8)
             ax.set_xlabel('kernel size')
             ax.legend(fontsize=7)
@@ -555,8 +600,8 @@ def figures(rows: List[Row], out_dir: str) -> List[str]:
             ax.set_yticks(range(len(BENCHMARK_CORRUPTIONS)),
                           BENCHMARK_CORRUPTIONS, fontsize=7)
             ax.set_xlabel('severity')
-            ax.set_title(f'ImageNet-C top-1 error (%)\n{r.label}',
-                         fontsize=8)
+            ax.set_title(f'ImageNet-C top-1 error (%)\n{r.label}\n'
+                         f'{_c_cell_images(r)}', fontsize=8)
             fig.colorbar(im, ax=ax)
             save(fig, f'imagenet_c_{_slug(r.label)}.png')
     curves = [r for r in rows if r.knn_curve]
@@ -577,13 +622,37 @@ def figures(rows: List[Row], out_dir: str) -> List[str]:
     if speed:
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
         for r in speed:
-            y = r.values.get('linear_top1', r.values.get('knn_top1'))
-            ax.scatter(r.values['throughput'], y)
+            c = 'linear_top1' if 'linear_top1' in r.values else 'knn_top1'
+            y = r.values[c]
+            ax.errorbar([r.values['throughput']], [y], capsize=3, fmt='o',
+                        yerr=_error_bars([(0, y, r.intervals.get(c))]))
             ax.annotate(r.label, (r.values['throughput'], y), fontsize=6)
         ax.set_xlabel('images / s')
         ax.set_ylabel('linear (else k-NN) top-1 (%)')
         save(fig, 'accuracy_vs_throughput.png')
     return made
+
+
+def _error_bars(points) -> Optional[List[List[float]]]:
+    """matplotlib's ``yerr`` of (x, value, interval or None) points: the
+    distances to the bounds (0 where a point has no interval); None when
+    no point has one."""
+    if not any(p[2] for p in points):
+        return None
+    return [[p[1] - p[2].lo if p[2] else 0. for p in points],
+            [p[2].hi - p[1] if p[2] else 0. for p in points]]
+
+
+def _c_cell_images(row: Row) -> str:
+    """How many images each cell of a row's ImageNet-C heat map holds."""
+    e = row.evidence.get('c_mce') or row.evidence.get('c_mean_error')
+    if e is None:
+        return 'images per cell: not recorded'
+    counts = e.outcomes.meta.get('pass_images')
+    if isinstance(counts, dict) and len(set(counts.values())) > 1:
+        return (f'{min(counts.values())}-{max(counts.values())} images per '
+                'cell')
+    return f'{len(e.outcomes.images)} images per cell'
 
 
 def _slug(text: str) -> str:
@@ -602,10 +671,23 @@ def distinct_labels(runs: List[Row], work_dirs: List[str]) -> None:
 
 def write_report(work_dirs: List[str], out_dir: str,
                  formats=('md', 'csv', 'tex'), with_published: bool = True,
-                 demo: Optional[bool] = None) -> Dict[str, List[str]]:
-    """Load the runs, write the report; returns ``{kind: [paths]}``."""
+                 demo: Optional[bool] = None,
+                 bootstrap: Optional[Bootstrap] = Bootstrap(),
+                 compare: bool = False) -> Dict[str, List[str]]:
+    """Load the runs, write the report; returns ``{kind: [paths]}``.
+
+    Args:
+        bootstrap (Bootstrap, optional): How the cells' intervals are made;
+            None: no intervals.
+        compare (bool): Add the paired comparisons of every two runs.
+    """
     runs = [load_run(d) for d in work_dirs]
     distinct_labels(runs, work_dirs)
+    for r in runs:
+        r.intervals = confidence.intervals(r.evidence, bootstrap) \
+            if bootstrap else {}
+    verdicts = confidence.compare(runs, bootstrap or Bootstrap()) \
+        if compare else []
     if demo is None:
         demo = all('demo' in r.config for r in runs)
     rows = runs + (published_rows(runs) if with_published else [])
@@ -614,7 +696,7 @@ def write_report(work_dirs: List[str], out_dir: str,
     pngs = figures(rows, out_dir)
     written['figures'] = pngs
     if 'md' in formats:
-        text = markdown(rows, demo)
+        text = markdown(rows, demo, bootstrap, verdicts)
         extra = pngs + [f for r in runs for f in r.figures]
         if extra:
             text += '\n## Figures\n\n' + ''.join(
