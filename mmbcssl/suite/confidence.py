@@ -8,7 +8,7 @@ outcomes file that is missing, changed, or whose whole-sample value is not
 the number its result holds gives no interval, and the report says why.
 """
 import os.path as osp
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -98,8 +98,8 @@ def intervals(evidence: Mapping[str, Evidence],
     out = {}
     for c, e in evidence.items():
         i = bootstrap.interval(e.outcomes, e.metric)
-        out[c] = Interval(i.value * e.scale, i.lo * e.scale, i.hi * e.scale,
-                          i.method, i.resamples, i.seed, i.level)
+        out[c] = replace(i, value=i.value * e.scale, lo=i.lo * e.scale,
+                         hi=i.hi * e.scale)
     return out
 
 
@@ -154,7 +154,7 @@ def compare(runs: Sequence, bootstrap: Bootstrap) -> List[PairVerdict]:
                     f'lists {ea.outcomes.images_sha256[:12]} and '
                     f'{eb.outcomes.images_sha256[:12]})', None))
                 continue
-            r = paired(ea.outcomes, eb.outcomes, ea.metric, bootstrap)
+            r = paired(eb.outcomes, ea.outcomes, ea.metric, bootstrap)
             s = ea.scale
             text = (f'{r.diff * s:+.2f} [{r.lo * s:+.2f}, {r.hi * s:+.2f}], '
                     f'p = {r.p_value:.3g} ({r.method}): ' +
