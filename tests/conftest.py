@@ -2,6 +2,7 @@ import copy
 import functools
 import os
 import socket
+import subprocess
 
 import pytest
 import torch
@@ -78,3 +79,19 @@ def demo_data(tmp_path_factory):
                       robust_per_class=2, c_per_class=1)
     make_demo_data(out, sizes, seed=0, log=lambda msg: None)
     return out
+
+
+@pytest.fixture(scope='session')
+def unshare_tmpfs(tmp_path_factory):
+    """How to run a command with a real, small file system (a tmpfs in its
+    own mount namespace; no root needed where user namespaces work)."""
+    probe = tmp_path_factory.mktemp('probe')
+    cmd = ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c',
+           f'mount -t tmpfs -o size=64k tmpfs {probe}']
+    try:
+        ok = subprocess.run(cmd, capture_output=True).returncode == 0
+    except FileNotFoundError:
+        ok = False
+    if not ok:
+        pytest.skip('cannot mount a tmpfs in a user namespace here')
+    return cmd[:4]

@@ -9,6 +9,7 @@ from mmengine import dist
 from mmengine.config import Config
 
 from mmbcssl.evaluation.fingerprint import test_fingerprint
+from mmbcssl.evaluation.outcomes import Outcomes, write_outcomes
 from mmbcssl.utils.config_checks import (check_cfg_options,
                                          check_config_values)
 from mmbcssl.utils.data_checks import check_data, check_labels
@@ -80,6 +81,30 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def dense_outcomes(runner) -> Optional[Outcomes]:
+    """The per-image outcomes the test evaluator's COCO or IoU metric
+    kept (:class:`~mmbcssl.evaluation.metrics.CocoOutcomeMetric`,
+    :class:`~mmbcssl.evaluation.metrics.IoUOutcomeMetric`), keyed by each
+    image's path relative to the test set's ``data_root``; None when it
+    kept none."""
+    kept = [m.outcomes for m in runner.test_evaluator.metrics
+            if getattr(m, 'outcomes', None) is not None]
+    if not kept:
+        return None
+    if len(kept) > 1:
+        raise UserError('the test evaluator has several metrics keeping '
+                        'per-image outcomes; keep one')
+    outcomes = kept[0]
+    root = osp.abspath(
+        getattr(runner.test_dataloader.dataset, 'data_root', '') or '')
+    images = []
+    for path in outcomes.images:
+        full = osp.abspath(path)
+        images.append(osp.relpath(full, root) if root and full.startswith(
+            root + osp.sep) else path)
+    return Outcomes(images, outcomes.arrays, outcomes.kind, outcomes.meta)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv``, check the data and evaluate. Returns the exit code."""
 
@@ -94,8 +119,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         metrics = runner.test()
         if args.out and dist.is_main_process():
             fingerprint = test_fingerprint(cfg, runner, args.checkpoint)
-            write_json(args.out, dict(metrics=metrics,
-                                      fingerprint=fingerprint))
+            result = dict(metrics=metrics, fingerprint=fingerprint)
+            outcomes = dense_outcomes(runner)
+            if outcomes is not None:
+                result['outcomes'] = write_outcomes(args.out, outcomes)
+            write_json(args.out, result)
 
     return run_cli(_test, argv)
 

@@ -16,6 +16,7 @@ from mmengine.logging import print_log
 from mmbcssl.utils.config_checks import (check_config_values,
                                          check_safe_training_parts)
 from mmbcssl.utils.data_checks import check_data, check_labels
+from mmbcssl.utils.free_space import check_checkpoint_space
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, load_config, parse_cli,
                                   run_cli)
@@ -108,6 +109,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif not cfg.get('resume'):
             check_load_from(cfg)
         runner = build_runner(cfg)
+        # a full disk would otherwise show only at the first save
+        check_checkpoint_space(runner)
         runner.train()
 
     return run_cli(_train, argv)

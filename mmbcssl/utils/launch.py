@@ -13,7 +13,7 @@ from mmbcssl.apis.inference import CheckpointMismatchError
 from mmbcssl.datasets.transforms.load_image_safe import CorruptImageError
 from mmbcssl.fileio import (TRUST_ENV, CorruptCheckpointError, DiskFullError,
                             NonFiniteError, UnsafeCheckpointError)
-from .config_checks import ConfigError, check_cfg_options
+from .config_checks import ConfigError, check_cfg_options, syntax_error
 from .data_checks import DataLayoutError
 from .distributed import cpu_only, init_cpu_process_group
 from .loss_terms import TrainingDivergedError
@@ -85,7 +85,10 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if not osp.isfile(path):
         raise UserError(f'config file {path!r} not found (configs live under '
                         'configs/, e.g. configs/dino/bcssl-t_9x9_100e.py)')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as e:
+        raise syntax_error(path, e) from None
     if cfg_options:
         check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)

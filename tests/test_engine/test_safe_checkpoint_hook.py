@@ -224,22 +224,6 @@ def first_run(demo_data, tmp_path_factory):
     return first
 
 
-@pytest.fixture(scope='module')
-def unshare_tmpfs(tmp_path_factory):
-    """How to run a command with a real, small file system (a tmpfs in its
-    own mount namespace; no root needed where user namespaces work)."""
-    probe = tmp_path_factory.mktemp('probe')
-    cmd = ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c',
-           f'mount -t tmpfs -o size=64k tmpfs {probe}']
-    try:
-        ok = subprocess.run(cmd, capture_output=True).returncode == 0
-    except FileNotFoundError:
-        ok = False
-    if not ok:
-        pytest.skip('cannot mount a tmpfs in a user namespace here')
-    return cmd[:4]
-
-
 def test_disk_full_during_save_keeps_the_last_checkpoint(
         demo_data, tmp_path, unshare_tmpfs, first_run):
     """max_keep_ckpts=1: mmengine's own hook deletes iter_1 before writing
@@ -253,9 +237,15 @@ def test_disk_full_during_save_keeps_the_last_checkpoint(
     kib = (used + size // 2) // 1024 + 64
     disk, out = tmp_path / 'disk', tmp_path / 'after'
     disk.mkdir()
+    # the disk fills up after tools/train.py checked its free space
+    # (another process writing there): the check is switched off, so that
+    # the save itself meets the full disk
+    train = ('import sys; from mmbcssl.cli import train; '
+             'train.check_checkpoint_space = lambda runner: None; '
+             'sys.exit(train.main(sys.argv[1:]))')
     script = (f'mount -t tmpfs -o size={kib}k tmpfs {disk} && '
               f'cp -a {first}/. {disk}/ && '
-              f'{sys.executable} {REPO_ROOT}/tools/train.py {CONFIG} '
+              f'{sys.executable} -c "{train}" {CONFIG} '
               f'--work-dir {disk} --resume --no-validate --cfg-options '
               f'{" ".join(_options(root, 2, 1))}; rc=$?; '
               f'mkdir -p {out} && cp -a {disk}/. {out}/; exit $rc')
@@ -371,3 +361,44 @@ def test_rng_states_are_gathered_on_every_rank_not_in_the_save(
     checkpoint = {}
     hook.before_save_checkpoint(Runner, checkpoint)
     assert len(gathers) == 1 and 'rng_state' not in checkpoint
+
+
+def test_checkpoint_size_estimate_matches_a_real_checkpoint(first_run):
+    """The free-space check's estimate against the checkpoint tools/train.py
+    wrote (SGD with momentum: weights + one buffer per parameter, meta and
+    message hub): within the estimate's stated overhead."""
+    from mmengine.config import Config
+
+    from mmbcssl.utils.free_space import OVERHEAD, checkpoint_bytes
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(CONFIG)
+    model = MODELS.build(cfg.model)
+    estimate = checkpoint_bytes(model, cfg.optim_wrapper.optimizer)
+    size = osp.getsize(osp.join(first_run, 'iter_1.pth'))
+    assert estimate <= size <= estimate + OVERHEAD
+    assert estimate > 0.9 * size
+    # without the momentum buffers the estimate would be about half
+    assert checkpoint_bytes(model, dict(type='SGD')) < 0.6 * size
+
+
+def test_checkpoint_size_estimate_counts_adam_state(tmp_path):
+    """AdamW keeps two tensors per trainable parameter: a real optimizer
+    after one step, saved with mmengine, is within the estimate's
+    overhead; frozen parameters get no state."""
+    from mmbcssl.utils.free_space import OVERHEAD, checkpoint_bytes
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256),
+                                torch.nn.Linear(256, 10))
+    model[0].requires_grad_(False)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model(torch.randn(4, 64)).sum().backward()
+    optimizer.step()
+    path = str(tmp_path / 'ckpt.pth')
+    save_checkpoint({'state_dict': model.state_dict(),
+                     'optimizer': optimizer.state_dict()}, path)
+    estimate = checkpoint_bytes(model, dict(type='AdamW', lr=1e-3))
+    size = osp.getsize(path)
+    assert estimate <= size <= estimate + OVERHEAD
+    frozen = sum(p.numel() * 4 for p in model[0].parameters())
+    trainable = sum(p.numel() * 4 for p in model[1].parameters())
+    assert estimate == frozen + 3 * trainable

@@ -55,6 +55,24 @@ def _det_options(root):
     ]
 
 
+def _reproduced(out, result, num_metrics):
+    """The outcomes file of a tools/test.py result; each metric it
+    names is recomputed from it, on the whole sample, to the result's
+    number."""
+    from mmbcssl.evaluation.outcomes import outcomes_path, read_outcomes
+    from mmbcssl.evaluation.statistics import statistic
+    assert osp.isfile(outcomes_path(str(out)))
+    outcomes = read_outcomes(str(out), result['outcomes'])
+    assert len(outcomes.images) == result['fingerprint']['protocol'][
+        'images']
+    assert len(outcomes.meta['metrics']) == num_metrics
+    for key, entry in outcomes.meta['metrics'].items():
+        entry = dict(entry)
+        value = statistic(entry.pop('statistic'))(outcomes, None, **entry)
+        assert value == result['metrics'][key], key
+    return outcomes
+
+
 def test_mask_rcnn_dist_train_two_processes_then_test(demo_data, tmp_path,
                                                       capsys):
     """tools/dist_train.sh -> torchrun -> 2 gloo processes; COCO bbox and
@@ -90,6 +108,9 @@ def test_mask_rcnn_dist_train_two_processes_then_test(demo_data, tmp_path,
     proto = result['fingerprint']['protocol']
     assert proto['task'] == 'coco-detection'
     assert proto['metrics'] == ['bbox', 'segm']
+    # per-image outcomes beside it reproduce the AP columns' numbers
+    outcomes = _reproduced(out, result, 4)
+    assert outcomes.images[0].startswith('val2017/')
 
 
 def test_upernet_demo_trains_and_tests_with_tta(demo_data, tmp_path):
@@ -121,6 +142,7 @@ def test_upernet_demo_trains_and_tests_with_tta(demo_data, tmp_path):
         proto = result['fingerprint']['protocol']
         assert proto['task'] == 'semantic-segmentation'
         assert proto.get('tta', False) == bool(extra)
+        assert _reproduced(out, result, 1).kind == 'counts'
 
 
 def test_missing_coco_and_ade_roots_name_the_tree(tmp_path, capsys):

@@ -1,9 +1,13 @@
 """Faults a user meets, injected for real (corrupt files on disk, bad
 values, misspelt keys), each reported by the tools as one line that names
 the file or key and the fix, with exit status 2 and no traceback."""
+import os
 import os.path as osp
+import re
 import shutil
 import struct
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -302,6 +306,9 @@ def test_new_keys_that_components_read_are_accepted(demo_data, tmp_path,
 
         def __init__(self, cfg):
             built.append(cfg)
+            # what tools/train.py's free-space check reads
+            self.cfg, self.work_dir = cfg, str(tmp_path)
+            self.model = torch.nn.Linear(1, 1)
 
         def train(self):
             pass
@@ -320,3 +327,174 @@ def test_new_keys_that_components_read_are_accepted(demo_data, tmp_path,
     assert cfg.train_dataloader.dataset.indices == 8
     assert cfg.optim_wrapper.nonfinite_loss == 'skip'
     assert cfg.find_unused_parameters is True
+
+
+# --- overrides that would change nothing -------------------------------------
+def test_config_variable_override_names_the_keys_that_hold_it(
+        demo_data, tmp_path, capsys, no_runner):
+    """``data_root`` is a variable of the config file: its value was copied
+    into the data sets when the file was read; setting it would train on
+    the old data."""
+    code = train_api.main([
+        LINEAR_DEMO, '--work-dir', str(tmp_path), '--cfg-options',
+        f'data_root={demo_data}/imagenet'
+    ])
+    assert code == 2
+    err = _one_line(capsys)
+    assert err.startswith("error: --cfg-options data_root: 'data_root' is a "
+                          'variable of the config file')
+    assert 'setting it changes nothing' in err
+    assert err.endswith("Set the keys that hold its value "
+                        "'data/demo/imagenet' instead: "
+                        'train_dataloader.dataset.data_root, '
+                        'val_dataloader.dataset.data_root, '
+                        'test_dataloader.dataset.data_root')
+
+
+def test_max_epochs_override_names_loop_and_scheduler(demo_data, tmp_path,
+                                                      capsys, no_runner):
+    code = train_api.main([
+        LINEAR_DEMO, '--work-dir', str(tmp_path), '--cfg-options',
+        'max_epochs=1', *_data(osp.join(demo_data, 'imagenet'))
+    ])
+    assert code == 2
+    err = _one_line(capsys)
+    assert "'max_epochs' is a variable of the config file" in err
+    assert err.endswith('Set the keys that hold its value 20 instead: '
+                        'param_scheduler.0.T_max, param_scheduler.0.end, '
+                        'train_cfg.max_epochs')
+
+
+def test_override_inside_a_config_variable(demo_data, tmp_path, capsys,
+                                           no_runner):
+    """A key inside a copied variable: the copies' same key is named."""
+    code = train_api.main([
+        LINEAR_DEMO, '--work-dir', str(tmp_path), '--cfg-options',
+        'demo_train_pipeline.1.scale=32', *_data(osp.join(demo_data,
+                                                          'imagenet'))
+    ])
+    assert code == 2
+    assert _one_line(capsys).endswith(
+        ': train_dataloader.dataset.pipeline.1.scale')
+
+
+# --- a wrong key of a type-less loop config, a config that is not Python -----
+@pytest.mark.parametrize('option, message', [
+    ('train_cfg.epochs=1', "--cfg-options train_cfg.epochs: train_cfg has no "
+     "key 'epochs' and EpochBasedTrainLoop takes no such argument; it takes "
+     'max_epochs, val_begin, val_interval, dynamic_intervals, by_epoch'),
+    ('val_cfg.every=2', "val_cfg has no key 'every' and ValLoop takes no such "
+     'argument; it takes fp16'),
+    ("param_scheduler=[dict(type='ConstantLR') dict(type='LinearLR')]",
+     "--cfg-options param_scheduler: \"dict(type='ConstantLR')dict(type="
+     "'Linear\" would be a string, not a dict"),
+])
+def test_wrong_loop_key_or_list_of_dicts_option(option, message, demo_data,
+                                                tmp_path, capsys, no_runner):
+    code = train_api.main([
+        LINEAR_DEMO, '--work-dir', str(tmp_path), '--cfg-options', option,
+        *_data(osp.join(demo_data, 'imagenet'))
+    ])
+    assert code == 2
+    assert message in _one_line(capsys)
+
+
+def test_wrong_loop_key_in_the_config_file(demo_data, tmp_path, capsys,
+                                           no_runner):
+    config = tmp_path / 'iters.py'
+    config.write_text(f'_base_ = [{TINY_CLS!r}]\n'
+                      'train_cfg = dict(iters=4)\n')
+    code = train_api.main([str(config), '--work-dir', str(tmp_path / 'w'),
+                           '--cfg-options',
+                           *_data(osp.join(demo_data, 'imagenet'))])
+    assert code == 2
+    assert _one_line(capsys) == (
+        "error: train_cfg has no key 'iters': IterBasedTrainLoop takes "
+        'max_iters, val_begin, val_interval, dynamic_intervals, by_epoch')
+
+
+@pytest.mark.parametrize('in_base', [False, True])
+def test_list_of_dicts_without_its_comma_in_a_config_file(
+        in_base, tmp_path, capsys, no_runner):
+    broken = tmp_path / 'schedule.py'
+    broken.write_text(
+        f'_base_ = [{TINY_CLS!r}]\n'
+        'param_scheduler = [\n'
+        "    dict(type='LinearLR', start_factor=0.1, by_epoch=False, end=1)\n"
+        "    dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=1)\n"
+        ']\n')
+    config = broken
+    if in_base:
+        config = tmp_path / 'child.py'
+        config.write_text("_base_ = ['./schedule.py']\n")
+    code = train_api.main([str(config), '--work-dir', str(tmp_path / 'w')])
+    assert code == 2
+    assert _one_line(capsys).startswith(
+        f'error: config file {broken} line 3: invalid syntax. Perhaps you '
+        "forgot a comma? (dict(type='LinearLR'")
+
+
+# --- optimizer numbers torch refuses -----------------------------------------
+@pytest.mark.parametrize('option, message', [
+    ('optim_wrapper.optimizer.lr=-0.01',
+     'optim_wrapper.optimizer.lr must be >= 0, got -0.01'),
+    ('optim_wrapper.optimizer.weight_decay=-1e-4',
+     'optim_wrapper.optimizer.weight_decay must be >= 0, got -0.0001'),
+    ('optim_wrapper.optimizer.momentum=1.0',
+     'optim_wrapper.optimizer.momentum must be in [0, 1) (e.g. 0.9), got '
+     '1.0'),
+    ('optim_wrapper.optimizer.momentum=-0.9',
+     'optim_wrapper.optimizer.momentum must be in [0, 1) (e.g. 0.9), got '
+     '-0.9'),
+])
+def test_bad_optimizer_numbers(option, message, demo_data, tmp_path, capsys,
+                               no_runner):
+    code = train_api.main([
+        TINY_CLS, '--work-dir', str(tmp_path), '--cfg-options', option,
+        *_data(osp.join(demo_data, 'imagenet'))
+    ])
+    assert code == 2
+    assert _one_line(capsys) == f'error: {message}'
+
+
+def test_bad_adam_betas(demo_data, tmp_path, capsys, no_runner):
+    code = train_api.main([
+        DINO_DEMO, '--work-dir', str(tmp_path), '--cfg-options',
+        'optim_wrapper.optimizer.betas=(0.9,1.5)',
+        f'train_dataloader.dataset.data_root={demo_data}/imagenet'
+    ])
+    assert code == 2
+    assert _one_line(capsys) == (
+        'error: optim_wrapper.optimizer.betas must each be in [0, 1) (e.g. '
+        '(0.9, 0.999)), got (0.9, 1.5)')
+
+
+# --- too little free space for a checkpoint ----------------------------------
+def test_too_little_free_space_is_refused_before_training(
+        demo_data, tmp_path, unshare_tmpfs):
+    """A real 256 KiB file system as the work dir: a checkpoint of the tiny
+    classifier (about 1.5 MB) cannot fit; refused before the first
+    iteration, not at the first save."""
+    disk, out = tmp_path / 'disk', tmp_path / 'after'
+    disk.mkdir()
+    script = (f'mount -t tmpfs -o size=256k tmpfs {disk} && '
+              f'{sys.executable} {REPO_ROOT}/tools/train.py {TINY_CLS} '
+              f'--work-dir {disk} --cfg-options '
+              f'{" ".join(_data(osp.join(demo_data, "imagenet")))}; '
+              f'rc=$?; mkdir -p {out} && cp -a {disk}/. {out}/; exit $rc')
+    proc = subprocess.run([*unshare_tmpfs, 'sh', '-c', script],
+                          capture_output=True, text=True, cwd=REPO_ROOT,
+                          env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+                          timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr
+    err = proc.stderr.strip().splitlines()[-1]
+    match = re.fullmatch(
+        rf'error: not enough free space to save a checkpoint in {disk}: '
+        r'([\d.]+) KiB free, a checkpoint of this model and optimizer needs '
+        r'about ([\d.]+) MiB \(estimated\); free space or point --work-dir '
+        r'at a bigger disk, then run again', err)
+    assert match, err
+    assert float(match.group(1)) <= 256 < 1024 * float(match.group(2))
+    assert 'Iter(train)' not in proc.stdout + proc.stderr
+    assert not [f for f in os.listdir(out) if f.endswith('.pth')]

@@ -36,3 +36,8 @@ optim_wrapper = dict(
 
 # runtime: old checkpoints are deleted only after the new one is written
 default_hooks = dict(checkpoint=dict(type='mmpretrain.SafeCheckpointHook'))
+
+# evaluation: mmseg's IoUMetric (its numbers unchanged) keeping each test
+# image's intersection and union per class, from which tools/test.py --out
+# writes the outcomes file that mIoU intervals are computed from
+test_evaluator = dict(type='mmpretrain.IoUOutcomeMetric')
