@@ -518,8 +518,8 @@ def csv_tables(rows: List[Row]) -> Dict[str, str]:
             bounds = []
             for c in bounded:
                 i = r.intervals.get(c)
-                bounds += ['', ''] if i is None else [f'{i.lo:.4f}',
-                                                      f'{i.hi:.4f}']
+                bounds += ['', ''] if i is None else [f'{i.lo:.6f}',
+                                                      f'{i.hi:.6f}']
             writer.writerow(cells + bounds + [int(r.published)])
         stem = re.sub(r'[^a-z0-9]+', '_', title.lower()).strip('_')
         out[stem] = buf.getvalue()
