@@ -102,6 +102,28 @@ def _safe_checkpoint_globals() -> List[Any]:
     ]
 
 
+def missing_file_message(path: str, what: str = 'checkpoint',
+                         expected: str = 'a .pth file') -> Optional[str]:
+    """Why ``path`` is not a file the tools can read, in one line; None
+    when it is one.
+
+    Args:
+        path (str): The path given.
+        what (str): What it should be, e.g. ``'checkpoint'``.
+        expected (str): What the tool reads, for the message. Defaults to
+            'a .pth file'.
+    """
+    if osp.isfile(path):
+        return None
+    if osp.isdir(path):
+        pths = sorted(f for f in os.listdir(path) if f.endswith('.pth'))
+        hint = f' (it holds {", ".join(pths[:3])}' + \
+            (', ...)' if len(pths) > 3 else ')') if pths else ''
+        return (f'{what} {path!r} is a directory; give {expected} inside '
+                f'it{hint}')
+    return f'{what} {path!r} not found'
+
+
 def checkpoints_trusted() -> bool:
     """Whether the user opted in to unpickling arbitrary checkpoint objects."""
     return os.environ.get(TRUST_ENV, '0').lower() in ('1', 'true', 'yes')

@@ -2,6 +2,7 @@
 visualisation and checks do it (:func:`build_from_config`), and a frozen
 feature extractor with its checkpoint (:func:`init_backbone`)."""
 import copy
+import re
 from collections import OrderedDict
 from typing import Dict, Mapping, Optional, Tuple, Union
 
@@ -66,6 +67,27 @@ def strip_wrappers(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
     return out
 
 
+def state_dict_of(loaded, checkpoint: str) -> Dict:
+    """What ``torch.load`` read from ``checkpoint``, as a state dict: its
+    ``state_dict`` entry when it has one, else the dict itself.
+
+    Raises:
+        CheckpointMismatchError: it holds no dict of weights (e.g. a bare
+            tensor saved with ``torch.save(tensor, path)``).
+    """
+    state = loaded.get('state_dict', loaded) \
+        if isinstance(loaded, dict) else loaded
+    if not isinstance(state, dict):
+        what = type(state).__name__
+        if isinstance(state, torch.Tensor):
+            what += f' of shape {tuple(state.shape)}'
+        raise CheckpointMismatchError(
+            f'{checkpoint} holds a {what}, not a checkpoint; expected a dict '
+            "of weights or one with a 'state_dict' entry (what mmengine, "
+            'DINO and the tools of this project save)')
+    return state
+
+
 def read_state_dict(checkpoint: str) -> OrderedDict:
     """The state dict of a checkpoint file, read through the safe loader,
     out of its ``state_dict`` entry when it has one, DDP prefixes dropped.
@@ -73,13 +95,8 @@ def read_state_dict(checkpoint: str) -> OrderedDict:
     Raises:
         CheckpointMismatchError: the file holds no state dict.
     """
-    state = safe_torch_load(checkpoint, map_location='cpu')
-    if isinstance(state, dict):
-        state = state.get('state_dict', state)
-    if not isinstance(state, dict):
-        raise CheckpointMismatchError(
-            f'{checkpoint} holds a {type(state).__name__}, not a state dict')
-    return strip_wrappers(state)
+    loaded = safe_torch_load(checkpoint, map_location='cpu')
+    return strip_wrappers(state_dict_of(loaded, checkpoint))
 
 
 def sub_state(state: Dict, prefix: str) -> Dict:
@@ -100,20 +117,58 @@ def first_shape_mismatch(module: nn.Module, state: Dict
     return None
 
 
-def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
+# Backbone settings that add or remove parameters, by a pattern of the
+# keys they own: the likely cause of keys that a checkpoint and a config do
+# not share (mmpretrain's ConvNeXt, Swin and ViT, BC-SSL's block).
+_KEY_SETTINGS = (
+    (r'\.gamma\d?$', 'layer_scale_init_value (0 builds no layer scale)'),
+    (r'\.dw_norm\.', 'dw_norm_cfg (None builds no norm after the '
+     'depthwise conv) or deploy'),
+    (r'\.small_(conv|norm)\.', 'small_kernel'),
+    (r'\.grn\.', 'use_grn'),
+    (r'^norm\d', 'out_indices (one output norm per output stage)'),
+)
+
+
+def _likely_setting(keys) -> str:
+    for pattern, setting in _KEY_SETTINGS:
+        if any(re.search(pattern, k) for k in keys):
+            return f'; check model.backbone.{setting}'
+    return ''
+
+
+# The fix when no setting of _KEY_SETTINGS explains the extra weights.
+_SMALLER = ('; the config builds fewer parameters than the model that was '
+            'saved: compare its model.backbone with the training config')
+
+
+class UnexpectedWeightsError(CheckpointMismatchError):
+    """A checkpoint holds backbone weights that the backbone does not
+    have: loading the rest would compute another function."""
+
+
+def load_backbone_weights(backbone: nn.Module, checkpoint: str,
+                          allow_partial: bool = False) -> str:
     """Load the backbone weights of ``checkpoint`` into ``backbone``.
 
     Args:
         backbone (nn.Module): The backbone to fill.
         checkpoint (str): A whole pre-training checkpoint (its teacher is
             loaded) or a file with ``backbone.*`` keys.
+        allow_partial (bool): Load what fits and skip backbone weights that
+            the backbone does not have (by default they are refused: a
+            config that builds fewer parameters, e.g.
+            ``layer_scale_init_value=0``, would silently compute another
+            function). Missing and misshapen weights are always refused.
+            Defaults to False.
 
     Returns:
         str: The prefix the weights were found under.
 
     Raises:
         CheckpointMismatchError: no backbone keys, keys of another shape,
-            or keys that leave backbone weights missing.
+            keys that leave backbone weights missing, or (without
+            ``allow_partial``) backbone keys the backbone does not have.
         NonFiniteError: a backbone weight holds NaN or Inf.
     """
     state = read_state_dict(checkpoint)
@@ -130,12 +185,18 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> str:
                 'with another architecture (kernel size, width, depth?)')
         check_finite_weights({prefix + k: v for k, v in sub.items()},
                              checkpoint)
-        missing, _ = backbone.load_state_dict(sub, strict=False)
+        missing, unexpected = backbone.load_state_dict(sub, strict=False)
         if missing:
             raise CheckpointMismatchError(
                 f'{checkpoint}: {len(missing)} backbone weights missing '
                 f'(first: {", ".join(missing[:10])}); it does not match '
-                f'this {type(backbone).__name__}')
+                f'this {type(backbone).__name__}{_likely_setting(missing)}')
+        if unexpected and not allow_partial:
+            raise UnexpectedWeightsError(
+                f'{checkpoint}: {len(unexpected)} backbone weights that '
+                f'this {type(backbone).__name__} does not have (first: '
+                f'{", ".join(unexpected[:5])})'
+                f'{_likely_setting(unexpected) or _SMALLER}')
         return prefix
     roots = sorted({k.split('.')[0] for k in state})
     raise CheckpointMismatchError(
@@ -148,7 +209,8 @@ def init_backbone(config: Union[str, Config],
                   seed: int = 0,
                   device: Union[str, torch.device] = 'cpu',
                   deploy: bool = False,
-                  channels_last: bool = False) -> nn.ModuleDict:
+                  channels_last: bool = False,
+                  allow_partial: bool = False) -> nn.ModuleDict:
     """The backbone (and neck) of ``config`` in eval mode, with weights.
 
     Args:
@@ -168,6 +230,8 @@ def init_backbone(config: Union[str, Config],
             (feed it channels-last images): the faster layout for the
             depthwise convolutions of BC-SSL on CPU and with cuDNN.
             Defaults to False.
+        allow_partial (bool): Skip checkpoint weights the backbone does
+            not have (see :func:`load_backbone_weights`). Defaults to False.
 
     Returns:
         nn.ModuleDict: ``backbone`` and, if the config has one, ``neck``.
@@ -181,7 +245,7 @@ def init_backbone(config: Union[str, Config],
         if checkpoint is None:
             backbone.init_weights()
     if checkpoint is not None:
-        load_backbone_weights(backbone, checkpoint)
+        load_backbone_weights(backbone, checkpoint, allow_partial)
     if deploy and hasattr(backbone, 'switch_to_deploy'):
         backbone.switch_to_deploy()
     model = nn.ModuleDict(dict(backbone=backbone))

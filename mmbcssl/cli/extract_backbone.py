@@ -11,7 +11,8 @@ from typing import List, Optional
 
 from mmbcssl.apis.backbone_weights import (extract_backbone,
                                            save_backbone_weights)
-from mmbcssl.fileio import TRUST_ENV, safe_torch_load
+from mmbcssl.apis.inference import state_dict_of
+from mmbcssl.fileio import TRUST_ENV, missing_file_message, safe_torch_load
 from mmbcssl.utils.launch import UserError, run_cli
 from mmbcssl.utils.outputs import refuse_existing
 
@@ -32,13 +33,16 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     def _run() -> None:
         args = parser.parse_args(argv)
-        if not osp.isfile(args.checkpoint):
-            raise UserError(f'checkpoint {args.checkpoint!r} not found')
+        problem = missing_file_message(
+            args.checkpoint, 'checkpoint',
+            'a pre-training checkpoint (.pth)')
+        if problem:
+            raise UserError(problem)
         refuse_existing([args.out], args.overwrite, 'out')
         if args.trust_checkpoint:
             os.environ[TRUST_ENV] = '1'
         ckpt = safe_torch_load(args.checkpoint, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt)
+        state = state_dict_of(ckpt, args.checkpoint)
         source = 'student' if args.student else 'teacher'
         kept, dropped = extract_backbone(state, source)
         meta = dict(source=osp.abspath(args.checkpoint), part=source,

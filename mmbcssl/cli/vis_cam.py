@@ -29,7 +29,8 @@ import torch
 from mmengine.config import DictAction
 
 from mmbcssl.apis import CheckpointMismatchError
-from mmbcssl.fileio import TRUST_ENV
+from mmbcssl.apis.inference import UnexpectedWeightsError
+from mmbcssl.fileio import TRUST_ENV, missing_file_message
 from mmbcssl.utils.launch import UserError, load_config, run_cli
 from mmbcssl.visualization.cam import (METHOD_NAMES, METHODS, compute_maps,
                                        default_layer, grid_figure,
@@ -37,11 +38,11 @@ from mmbcssl.visualization.cam import (METHOD_NAMES, METHODS, compute_maps,
 from mmbcssl.visualization.images import (OutputExistsError, check_output,
                                           list_images, load_image,
                                           save_figure)
-from mmbcssl.visualization.layers import UnknownLayerError
+from mmbcssl.visualization.layers import LayerError
 from mmbcssl.visualization.model import build_vis_model
 
 # Input problems the visualisation tools report in one line.
-VIS_INPUT_ERRORS = (CheckpointMismatchError, UnknownLayerError,
+VIS_INPUT_ERRORS = (CheckpointMismatchError, LayerError,
                     OutputExistsError)
 
 
@@ -52,6 +53,9 @@ def run_vis_cli(run: Callable[[], None]) -> int:
     def guarded() -> None:
         try:
             run()
+        except UnexpectedWeightsError as e:
+            raise UserError(f'{e}; or pass --allow-partial-weights to skip '
+                            'them') from None
         except VIS_INPUT_ERRORS as e:
             raise UserError(str(e)) from None
 
@@ -82,6 +86,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help='replace existing outputs')
     parser.add_argument('--palette', action='store_true',
                         help='write a 256-colour PNG (about 3x smaller)')
+    parser.add_argument(
+        '--allow-partial-weights', action='store_true',
+        help='load a checkpoint that holds backbone weights the config does '
+        'not build (e.g. layer scales with layer_scale_init_value=0), '
+        'skipping them; by default such a checkpoint is refused, since the '
+        'network shown would not be the one trained')
 
 
 def model_specs(args: argparse.Namespace
@@ -93,10 +103,11 @@ def model_specs(args: argparse.Namespace
             raise UserError(f'--model takes CONFIG [CHECKPOINT], got '
                             f'{len(values)} values: {" ".join(values)}')
         config, ckpt = values[0], (values[1] if len(values) == 2 else None)
-        if not osp.isfile(config):
-            raise UserError(f'config file {config!r} not found')
-        if ckpt is not None and not osp.isfile(ckpt):
-            raise UserError(f'checkpoint {ckpt!r} not found')
+        problem = missing_file_message(config, 'config file',
+                                       'a config (.py)') or \
+            (ckpt and missing_file_message(ckpt, 'checkpoint'))
+        if problem:
+            raise UserError(problem)
         name = osp.splitext(osp.basename(config))[0]
         label = f'{name} ({osp.basename(ckpt)})' if ckpt else \
             f'{name} (random init, seed {args.seed})'
@@ -166,7 +177,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         quiet_init_logs()
         if args.list_layers:
             cfg = load_config(specs[0][0], args.cfg_options)
-            model = build_vis_model(cfg, specs[0][1], args.seed, device)
+            model = build_vis_model(
+                cfg, specs[0][1], args.seed, device,
+                allow_partial=args.allow_partial_weights)
             for name, module in model.backbone.named_modules():
                 print(f'{name or "(backbone)"}  {type(module).__name__}')
             return
@@ -178,8 +191,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows, notes = [], []
         for config, ckpt, label in specs:
             cfg = load_config(config, args.cfg_options)
-            model = build_vis_model(cfg, ckpt, args.seed, device,
-                                    with_head=args.method == 'gradcam')
+            model = build_vis_model(
+                cfg, ckpt, args.seed, device,
+                with_head=args.method == 'gradcam',
+                allow_partial=args.allow_partial_weights)
             layer = args.target_layer or default_layer(model, args.method)
             maps, classes = compute_maps(model, images, args.method, layer,
                                          args.target_class)

@@ -81,8 +81,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         maps, records = [], []
         for config, ckpt, label in specs:
             cfg = load_config(config, args.cfg_options)
-            backbone = init_backbone(cfg, ckpt, args.seed,
-                                     device)['backbone']
+            backbone = init_backbone(
+                cfg, ckpt, args.seed, device,
+                allow_partial=args.allow_partial_weights)['backbone']
             if args.layer:
                 layer = args.layer
             else:

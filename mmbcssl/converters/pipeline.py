@@ -23,7 +23,8 @@ import torch
 
 from mmbcssl.fileio import (CorruptCheckpointError, UnsafeCheckpointError,
                             atomic_write, check_finite_weights,
-                            safe_torch_load, trusted_checkpoints)
+                            missing_file_message, safe_torch_load,
+                            trusted_checkpoints)
 from mmbcssl.version import __version__
 from .base import (ConversionError, Converted, SourceFormat, detect_format,
                    get_format, head_keys)
@@ -76,8 +77,11 @@ def load_source(path: str, trust: bool = False) -> Any:
             damaged archive, a record failing its CRC), or pickled objects
             outside the allow-list.
     """
-    if not osp.isfile(path):
-        raise ConversionError(f'checkpoint {path!r} not found')
+    problem = missing_file_message(
+        path, 'checkpoint', 'the checkpoint file (.pth, .pth.tar, .pt, '
+        '.bin or .safetensors)')
+    if problem:
+        raise ConversionError(problem)
     with open(path, 'rb') as f:
         head = f.read(9)
     if _is_safetensors(path, head):

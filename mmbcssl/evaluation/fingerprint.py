@@ -16,6 +16,8 @@ JSON therefore records, beside its metrics, a ``fingerprint``:
   the number of images evaluated, and for trained evaluations their
   schedule;
 * ``run``: global batch, world size and seed;
+* ``data`` (suite results): the data root and whether it is the built-in
+  demo data (:func:`data_record`);
 * ``pretraining`` (suite results): the pre-training config, whether the
   weights are a run of this code or a converted published checkpoint, and
   the recipe with where it departs from the paper's text
@@ -31,7 +33,7 @@ import os
 import os.path as osp
 import subprocess
 from typing import (Any, Dict, Hashable, Iterable, List, Mapping, Optional,
-                    Sequence)
+                    Sequence, Tuple)
 
 _SHA_CACHE: Dict[tuple, str] = {}
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -326,6 +328,118 @@ def flag_mixed(
         row: ', '.join(protocol_differences([reference, fp]))
         for row, fp in present.items() if fp['protocol_id'] != common
     }
+
+
+def data_record(data_root: str) -> Dict[str, Any]:
+    """Where a result's images came from: the data root and, for the
+    built-in demo data (:func:`mmbcssl.datasets.demo.demo_data_holding`:
+    the root or a folder above it holds the demo manifest), the demo's
+    ``demo_version``. The suite stores it with each result
+    (``fingerprint.data``), so that the report knows demo numbers even
+    after the demo data was deleted."""
+    from mmbcssl.datasets.demo import demo_data_holding
+    root = osp.abspath(data_root)
+    record: Dict[str, Any] = dict(root=root)
+    found = demo_data_holding(root)
+    if found is not None:
+        record['demo_version'] = found[1].get('version')
+    return record
+
+
+def result_data(fingerprint: Mapping) -> Optional[Dict[str, Any]]:
+    """The :func:`data_record` of a result: the one stored with it, else
+    made now from its data root (``run.data_root``, relative to the
+    current folder or else the repository) for a result written before
+    it was stored; None when the result names no data root (complexity,
+    throughput)."""
+    if fingerprint.get('data'):
+        return dict(fingerprint['data'])
+    root = (fingerprint.get('run') or {}).get('data_root')
+    if not root:
+        return None
+    root = str(root)
+    if not osp.isabs(root) and not osp.exists(root):
+        root = osp.join(REPO_ROOT, root)  # the tools' usual folder
+    return data_record(root)
+
+
+def _step_text(step: str) -> Tuple[str, Any]:
+    """A :func:`transform_record` step in words, and the size it leaves
+    (None: it does not set one)."""
+    kind, _, arg = step.partition('(')
+    arg = arg[:-1] if arg.endswith(')') else arg
+    try:
+        value = json.loads(arg) if arg else None
+    except ValueError:
+        value = arg
+    if kind == 'CenterCrop':
+        size = value[0] if isinstance(value, list) and len(set(
+            value)) == 1 else value
+        if isinstance(size, list):
+            size = 'x'.join(map(str, size))
+        return f'centre crop {size}', size
+    if kind in ('ResizeEdge', 'Resize') and isinstance(value, Mapping) \
+            and 'scale' in value:
+        scale = value['scale']
+        size = ('x'.join(map(str, scale)) if isinstance(scale, list) else
+                scale)
+        how = [value[k] for k in ('interpolation', ) if k in value]
+        how += ['keep ratio'] if value.get('keep_ratio') else []
+        return f'resize {size}' + (f' ({", ".join(how)})' if how
+                                   else ''), size
+    return step, None
+
+
+def comparable_protocol(fingerprint: Mapping) -> Dict[str, Any]:
+    """The protocol of a measured cell in the words of a published
+    number's protocol record (:func:`mmbcssl.evaluation.paper_results.
+    published_protocol`): ``data`` (only for demo data, which the data
+    root's manifest names; a real data set is known by its size alone),
+    ``images`` evaluated, ``img_size`` (the size the test transform leaves),
+    ``transform`` in words and the k-NN ``temperature``; a field the
+    fingerprint does not record is left out."""
+    protocol = fingerprint.get('protocol') or {}
+    out: Dict[str, Any] = {}
+    data = result_data(fingerprint)
+    if data and 'demo_version' in data:
+        out['data'] = f'demo {osp.basename(data["root"].rstrip("/"))}'
+    images = protocol.get('images')
+    if isinstance(images, Mapping):  # a k-NN: train bank and queries
+        images = images.get('val', images.get('query'))
+    if isinstance(images, int):
+        out['images'] = images
+    steps = protocol.get('transform')
+    if isinstance(steps, list) and steps:
+        texts, size = [], None
+        for step in steps:
+            text, made = _step_text(str(step))
+            texts.append(text)
+            size = made if made is not None else size
+        out['transform'] = ' + '.join(texts)
+        if size is not None:
+            out['img_size'] = size
+    elif 'img_size' in protocol:  # params and FLOPs: the input counted
+        out['img_size'] = protocol['img_size']
+    if 'temperature' in protocol:
+        out['temperature'] = protocol['temperature']
+    return out
+
+
+def published_differences(published: Mapping,
+                          measured: Sequence[Mapping]) -> List[str]:
+    """Where a published number's protocol record differs from the
+    :func:`comparable_protocol` of the measured cells it sits beside, one
+    ``field published vs measured`` each (the measured values that differ,
+    in order); empty when every field they record agrees."""
+    out = []
+    for key, value in published.items():
+        seen = []
+        for m in measured:
+            if key in m and m[key] != value and m[key] not in seen:
+                seen.append(m[key])
+        if seen:
+            out.append(f'{key} {value} vs {", ".join(map(str, seen))}')
+    return out
 
 
 def _evaluators(cfg) -> List[Mapping]:

@@ -7,10 +7,17 @@ id of the column it belongs to (:data:`mmbcssl.evaluation.columns.
 COLUMNS`). A number goes beside ours only under a column of the same
 protocol, and only beside a run whose weights were made the same way
 (:func:`made_the_same_way`).
+
+Each published number carries a protocol record (:func:`published_protocol`)
+in the fields of a measured cell's fingerprint: its column's
+(:attr:`mmbcssl.evaluation.columns.Column.published`: data set, images,
+image size, transform, k-NN k and T), with the entry's ``Protocol
+Settings`` over it where a paper measured otherwise. The report compares
+it with the measured cells beside it.
 """
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from mmbcssl.evaluation.columns import COLUMNS
 from mmbcssl.evaluation.fingerprint import REPO_ROOT
@@ -25,6 +32,8 @@ class PaperEntry:
     metadata: Dict = field(default_factory=dict)
     # column id -> (value, source)
     results: Dict[str, tuple] = field(default_factory=dict)
+    # column id -> the protocol record of its number (published_protocol)
+    protocols: Dict[str, Dict] = field(default_factory=dict)
 
     @property
     def published_weights(self) -> Optional[str]:
@@ -52,6 +61,30 @@ def made_the_same_way(entry: PaperEntry, pretraining: Mapping) -> bool:
             and pretraining.get('config') == entry.config)
 
 
+def published_protocol(column: str,
+                       settings: Optional[Mapping] = None) -> Dict[str, Any]:
+    """The protocol record of a published number of ``column``: the
+    column's (:attr:`mmbcssl.evaluation.columns.Column.published`), with
+    ``settings`` (a metafile result's ``Protocol Settings``) over it.
+
+    Raises:
+        ValueError: the column takes no published number, or ``settings``
+            names a field the record does not have.
+    """
+    record = dict(COLUMNS[column].published)
+    if not record:
+        raise ValueError(f'column {column!r} takes no published number (it '
+                         'has no published protocol record in '
+                         'mmbcssl/evaluation/columns.py)')
+    unknown = sorted(set(settings or {}) - set(record))
+    if unknown:
+        raise ValueError(f'Protocol Settings {", ".join(unknown)} are not '
+                         f'fields of a {column} record; it has '
+                         f'{", ".join(record)}')
+    record.update(settings or {})
+    return record
+
+
 def metafiles(root: str = REPO_ROOT) -> List[str]:
     """The metafiles that ``model-index.yml`` imports, in its order."""
     import yaml
@@ -64,7 +97,9 @@ def load_entries(root: str = REPO_ROOT) -> List[PaperEntry]:
     """Every config entry of every metafile.
 
     Raises:
-        ValueError: a result names an unknown column or lacks its source.
+        ValueError: a result names an unknown column or one that takes no
+            published number, lacks its source, or its ``Protocol
+            Settings`` name a field its record does not have.
     """
     import yaml
     entries = []
@@ -82,6 +117,11 @@ def load_entries(root: str = REPO_ROOT) -> List[PaperEntry]:
                         f'{path}: {model["Name"]}: a result needs a Source '
                         f'and a Protocol among {sorted(COLUMNS)}, got '
                         f'{column!r}')
+                try:
+                    entry.protocols[column] = published_protocol(
+                        column, result.get('Protocol Settings'))
+                except ValueError as e:
+                    raise ValueError(f'{path}: {model["Name"]}: {e}') from e
                 (value, ) = result['Metrics'].values()
                 entry.results[column] = (float(value), result['Source'])
             entries.append(entry)
@@ -113,6 +153,20 @@ def published_values(entries: List[PaperEntry],
         if text.endswith(unit):
             values[column] = float(text[:-1])
     return values, sorted(sources)
+
+
+def published_protocols(entries: List[PaperEntry],
+                        config: str) -> Dict[str, Dict]:
+    """The protocol record of each of :func:`published_values`' numbers
+    (column id -> record), taken from the same entries."""
+    records: Dict[str, Dict] = {}
+    for e in entries:
+        if e.config == config or e.metadata.get('Pre-training') == config:
+            for column, record in e.protocols.items():
+                records.setdefault(column, record)
+    for column in ('params_m', 'flops_g'):
+        records.setdefault(column, published_protocol(column))
+    return records
 
 
 def paper_rows(root: str = REPO_ROOT) -> Dict[str, Dict[str, tuple]]:

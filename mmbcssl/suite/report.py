@@ -9,11 +9,17 @@ is "–", never 0; published numbers appear as reference rows, marked with
 their source, only under the column of their own protocol and only beside
 a run whose weights were made the same way (a run of the same config, or
 the converted released checkpoint they were measured on:
-:func:`mmbcssl.evaluation.paper_results.made_the_same_way`). The protocol
-list names how each row's weights were made and where its recipe departs
-from the paper's text. A result the work dir cannot vouch for (of another
-checkpoint, not JSON, filling none of its columns) is never printed: the
-report names it under "Not shown" with the reason (:func:`load_run`).
+:func:`mmbcssl.evaluation.paper_results.made_the_same_way`), and a
+published cell whose protocol record (data set, images, image size,
+transform, k-NN k and T) differs from the measured cells beside it gets
+the dagger and the differing fields too. The protocol list names how each
+row's weights were made and where its recipe departs from the paper's
+text. A result the work dir cannot vouch for (of another checkpoint, not
+JSON, filling none of its columns) is never printed: the report names it
+under "Not shown" with the reason (:func:`load_run`). The "Demo data"
+banner follows the data the results were measured on (the demo data's
+manifest, :func:`mmbcssl.evaluation.fingerprint.result_data`), not the
+config's name.
 """
 import csv
 import io
@@ -27,10 +33,13 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from mmbcssl.evaluation.columns import (COLUMNS, TABLES, column_values,
                                         kind_metrics, shown_metrics,
                                         table_columns)
-from mmbcssl.evaluation.fingerprint import (REPO_ROOT, flag_mixed,
-                                            pretraining_record)
+from mmbcssl.evaluation.fingerprint import (REPO_ROOT, comparable_protocol,
+                                            flag_mixed, pretraining_record,
+                                            published_differences,
+                                            result_data)
 from mmbcssl.evaluation.paper_results import (load_entries,
                                               made_the_same_way,
+                                              published_protocols,
                                               published_values)
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            EXTRA_CORRUPTIONS, SEVERITIES)
@@ -49,6 +58,12 @@ class Row:
     fingerprints: Dict[str, Dict] = field(default_factory=dict)
     published: bool = False
     source: str = ''
+    # a published row: column id -> the protocol record of its number
+    # (paper_results.published_protocol)
+    protocols: Dict[str, Dict] = field(default_factory=dict)
+    # the demo data trees its results were measured on (none: real data,
+    # or no result names its data)
+    demo_data: List[str] = field(default_factory=list)
     config: str = ''
     # how the weights were made (fingerprint.pretraining_record); for a
     # published row, what its numbers were measured on
@@ -105,6 +120,11 @@ def load_run(work_dir: str) -> Row:
         else:
             results[name] = result
     for name, result in results.items():
+        data = result_data(result.get('fingerprint') or {}) \
+            if result.get('status', 'ok') == 'ok' else None
+        if data and 'demo_version' in data and \
+                data['root'] not in row.demo_data:
+            row.demo_data.append(data['root'])
         if result.get('status') in ('missing', 'failed'):
             row.problems.append((name, result['status'],
                                  result.get('reason') or 'no reason '
@@ -256,11 +276,37 @@ def _published_row(entries, config: str, **fields) -> Optional[Row]:
         return None
     return Row(f'{osp.splitext(osp.basename(config))[0]} (published)',
                values, published=True, source='; '.join(sources),
-               config=config, **fields)
+               config=config,
+               protocols=published_protocols(entries, config), **fields)
 
 
 def _cell(value: Optional[float]) -> str:
     return '–' if value is None else f'{value:.2f}'
+
+
+def published_flags(rows: List[Row],
+                    columns) -> Dict[str, Dict[int, str]]:
+    """For each of ``columns``, the published rows (by position) whose
+    number there was measured with another protocol than the measured
+    cells beside it, each with the differing fields
+    (:func:`mmbcssl.evaluation.fingerprint.published_differences`)."""
+    # where no measured cell of a published cell's kind is in the table
+    # (ImageNet-R 1000-way beside our 200-class), the demo data of the
+    # measured cells that are still says the two are not comparable
+    demo_beside = [{'data': 'demo data'} for c in columns
+                   for v in _measured_beside(rows, c) if 'data' in v][:1]
+    flags: Dict[str, Dict[int, str]] = {c: {} for c in columns}
+    for c in columns:
+        measured = _measured_beside(rows, c) or demo_beside
+        for i, r in enumerate(rows):
+            if not r.published or c not in r.values or not measured:
+                continue
+            record = r.protocols.get(c)
+            fields = (', '.join(published_differences(record, measured))
+                      if record else 'its protocol is not recorded')
+            if fields:
+                flags[c][i] = fields
+    return flags
 
 
 def table(rows: List[Row], columns: Tuple[str, ...],
@@ -280,6 +326,20 @@ def table(rows: List[Row], columns: Tuple[str, ...],
             notes.append(f'† {rows[i].label}, {COLUMNS[c].header}: measured '
                          f'with another protocol than the rest of the '
                          f'column ({fields})')
+    # A published cell stays in its column, beside the run it belongs to,
+    # and is flagged like a measured cell when its protocol record differs
+    # from the measured cells of its kind in the table: a separate table
+    # would leave a 64-px demo number and a 224-px ImageNet one side by side
+    # in the reader's eye all the same, without saying why they differ,
+    # and would hide that a real-data run's cell is the one to compare.
+    # The dagger travels with the cell into the CSV and LaTeX.
+    for c, flagged in published_flags(rows, columns).items():
+        for i, fields in flagged.items():
+            flags[c][i] = fields
+            notes.append(f'† {rows[i].label}, {COLUMNS[c].header}: '
+                         'published with another protocol than the '
+                         f'measured cells beside it ({fields}); not '
+                         'comparable with them')
     header = ['Model'] + [COLUMNS[c].header for c in columns]
     body = []
     for i, r in enumerate(rows):
@@ -296,24 +356,69 @@ def table(rows: List[Row], columns: Tuple[str, ...],
     return header, body, notes, columns
 
 
-def markdown(rows: List[Row], demo: bool = False,
+def _measured_beside(rows: List[Row], column: str) -> List[Dict]:
+    """The :func:`mmbcssl.evaluation.fingerprint.comparable_protocol` of
+    each measured row's result of the column's kind (the result that fills
+    it, or the other columns of the same kind where this one is "–"), with
+    the k of the column's metric for a k-NN."""
+    kind = COLUMNS[column].evaluation
+    m = re.search(r'/k(\d+)_top1$', COLUMNS[column].metric)
+    out = []
+    for r in rows:
+        fp = None if r.published else next(
+            (f for c, f in r.fingerprints.items()
+             if f and COLUMNS[c].evaluation == kind), None)
+        if fp:
+            view = comparable_protocol(fp)
+            if m and 'temperature' in view:
+                view['k'] = int(m.group(1))
+            out.append(view)
+    return out
+
+
+def _record_text(record: Mapping) -> str:
+    """A published protocol record in one line."""
+    return ', '.join(f'{k} {v}' for k, v in record.items())
+
+
+def markdown(rows: List[Row], demo: Optional[bool] = None,
              bootstrap: Optional[Bootstrap] = None,
              verdicts: Sequence[confidence.PairVerdict] = ()) -> str:
-    """The report's Markdown; ``bootstrap``: the protocol of the cells'
-    intervals (None: shown without); ``verdicts``: paired comparisons."""
+    """The report in Markdown.
+
+    Args:
+        rows (list[Row]): The runs, then the published rows.
+        demo (bool, optional): Show the "Demo data" banner. Defaults to
+            whether any run's results were measured on the demo data
+            (:attr:`Row.demo_data`).
+        bootstrap (Bootstrap, optional): The protocol of the cells'
+            intervals (None: the cells show none).
+        verdicts (Sequence[PairVerdict]): Paired comparisons to list.
+    """
     lines = ['# Benchmark report', '']
+    on_demo = [r for r in rows if r.demo_data]
+    if demo is None:
+        demo = bool(on_demo)
     if demo:
-        lines += ['**Demo data.** These numbers come from the built-in '
-                  'synthetic data sets and a few CPU minutes of training: '
-                  'they show that the pipeline runs end to end, not that '
-                  'anything was learned, and are not comparable with any '
-                  'published row.', '']
+        runs = [r for r in rows if not r.published]
+        which = ('' if len(on_demo) == len(runs) or not on_demo else
+                 ' in the rows of ' + ', '.join(r.label for r in on_demo))
+        roots = sorted({d for r in on_demo for d in r.demo_data})
+        lines += [f'**Demo data**{which}. These numbers come from the '
+                  'built-in synthetic data sets' +
+                  (f' ({", ".join(roots)})' if roots else '') +
+                  ' and a few CPU minutes of training: they show that the '
+                  'pipeline runs end to end, not that anything was learned, '
+                  'and are not comparable with any published row.', '']
     lines += ['Each column header names its protocol (below). "–": not '
               'measured that way. Published rows carry their source in '
               'brackets and appear only under the columns of their own '
-              'protocol.' + (' Each measured number is followed by its '
-                             f'{bootstrap.level:.0%} interval in brackets '
-                             '(below).' if bootstrap else ''), '']
+              'protocol; a published cell measured another way than the '
+              'measured cells beside it (data set, image size, transform, '
+              'k-NN k and T) carries a dagger and the differing fields.' +
+              (' Each measured number is followed by its '
+               f'{bootstrap.level:.0%} interval in brackets (below).'
+               if bootstrap else ''), '']
     used = set()
     for table_id, title in TABLES:
         header, body, notes, shown = table(rows, table_columns(table_id))
@@ -360,9 +465,14 @@ def markdown(rows: List[Row], demo: bool = False,
     for c in COLUMNS:
         if c in used:
             measured = _measured_transforms(rows, c)
+            published = [_record_text(r.protocols[c]) for r in rows
+                         if r.published and c in r.values and
+                         c in r.protocols]
             lines.append(f'- {COLUMNS[c].header}: {COLUMNS[c].protocol}' + (
                 f'. Measured here with: {"; ".join(measured)}'
-                if measured else ''))
+                if measured else '') + (
+                f'. Published numbers: {"; ".join(dict.fromkeys(published))}'
+                if published else ''))
     return '\n'.join(lines) + '\n'
 
 
@@ -396,8 +506,17 @@ def robustness_markdown(name: str, values: Mapping[str, float],
     (``values``: column -> value) and the published rows
     (:func:`linear_published_rows`) under the columns of table
     ``robustness_report``, then the ImageNet-C detail of ``results``
-    (kind -> result)."""
+    (kind -> result). A published cell of another protocol than the
+    result that fills its column (or, where none does, beside results on
+    the demo data) is daggered as in :func:`table`; the demo banner shows
+    when ``demo`` is set or a result was measured on the demo data."""
     lines = [f'# Robustness of {name}', '']
+    ours = Row(f'**{name} (this run)**', dict(values), fingerprints={
+        c: (results.get(COLUMNS[c].evaluation) or {}).get('fingerprint')
+        or {} for c in values if c in COLUMNS})
+    demo = demo or any(
+        'demo_version' in (result_data(r.get('fingerprint') or {}) or {})
+        for r in results.values())
     if demo:
         lines += [
             '**Demo data** (built-in synthetic sets in the benchmarks\' '
@@ -405,10 +524,9 @@ def robustness_markdown(name: str, values: Mapping[str, float],
             'imagecorruptions): these numbers check that the pipeline runs; '
             'they are not comparable with any published row.', ''
         ]
-    rows = [Row(f'**{name} (this run)**', dict(values))]
-    rows += [] if demo else linear_published_rows()
-    header, body, _, columns = table(rows,
-                                     table_columns('robustness_report'))
+    rows = [ours] + ([] if demo else linear_published_rows())
+    header, body, notes, columns = table(rows,
+                                         table_columns('robustness_report'))
     lines += [
         'Top-1 in %, errors in % (lower is better). Each column header '
         'names its protocol; a published number appears only under the '
@@ -416,6 +534,7 @@ def robustness_markdown(name: str, values: Mapping[str, float],
         'number that was not measured that way.', '',
         '| ' + ' | '.join(header) + ' |', '|---' * len(header) + '|'
     ] + ['| ' + ' | '.join(cells) + ' |' for cells in body]
+    lines += [''] + notes if notes else []
     lines += ['', 'Protocols:', '']
     lines += [f'- {COLUMNS[c].header}: {COLUMNS[c].protocol}'
               for c in columns]
@@ -565,19 +684,29 @@ def figures(rows: List[Row], out_dir: str) -> List[str]:
     kernel_cols = ('knn_top1', 'linear_top1', 'linear_top1_best', 'c_mce',
                    'c_mean_error_resize256', 'sketch_top1', 'r_top1',
                    'a_top1', 'r_top1_1000way', 'a_top1_1000way')
-    with_kernel = [r for r in rows if r.kernel]
+    # a published number measured another way than ours (the demo's 64 px
+    # beside ImageNet's 224) is left out: a line cannot carry a dagger
+    other = published_flags(rows, kernel_cols)
+    points = {}
+    for c in kernel_cols:
+        for published in (False, True):
+            points[c, published] = sorted(
+                ((r.kernel, r.values[c], r.intervals.get(c))
+                 for i, r in enumerate(rows)
+                 if r.kernel and c in r.values and
+                 r.published == published and i not in other[c]),
+                key=lambda p: p[:2])
     # a panel needs at least two kernel sizes: one point shows no trend
-    present = [c for c in kernel_cols if len({
-        r.kernel for r in with_kernel if c in r.values}) >= 2]
+    present = [c for c in kernel_cols if len(
+        {p[0] for published in (False, True)
+         for p in points[c, published]}) >= 2]
     if present:
         fig, axes = plt.subplots(1, len(present),
                                  figsize=(3.2 * len(present), 3),
                                  squeeze=False)
         for ax, c in zip(axes[0], present):
             for published in (False, True):
-                pts = sorted((r.kernel, r.values[c], r.intervals.get(c))
-                             for r in with_kernel
-                             if c in r.values and r.published == published)
+                pts = points[c, published]
                 if pts:
                     ax.errorbar(
                         [p[0] for p in pts], [p[1] for p in pts],
@@ -677,6 +806,10 @@ def write_report(work_dirs: List[str], out_dir: str,
     """Load the runs, write the report; returns ``{kind: [paths]}``.
 
     Args:
+        demo (bool, optional): Show the "Demo data" banner; defaults to
+            whether any run's results were measured on the demo data (not
+            whether its config is called a demo: a real config run on the
+            demo data is demo numbers).
         bootstrap (Bootstrap, optional): How the cells' intervals are made;
             None: no intervals.
         compare (bool): Add the paired comparisons of every two runs.
@@ -688,8 +821,6 @@ def write_report(work_dirs: List[str], out_dir: str,
             if bootstrap else {}
     verdicts = confidence.compare(runs, bootstrap or Bootstrap()) \
         if compare else []
-    if demo is None:
-        demo = all('demo' in r.config for r in runs)
     rows = runs + (published_rows(runs) if with_published else [])
     os.makedirs(out_dir, exist_ok=True)
     written: Dict[str, List[str]] = {}

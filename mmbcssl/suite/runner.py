@@ -33,8 +33,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, code_version,
-                                            file_sha256, pretraining_record,
-                                            protocol_id)
+                                            data_record, file_sha256,
+                                            pretraining_record, protocol_id)
 from mmbcssl.utils.launch import UserError
 from mmbcssl.utils.outputs import write_json
 from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
@@ -291,6 +291,11 @@ class SuiteRunner:
         if result['status'] == 'ok' and ckpt and osp.isfile(ckpt):
             # what a dependent's request names (:meth:`_inputs`)
             result['checkpoint_sha256'] = file_sha256(ckpt)
+        fp = result.get('fingerprint')
+        if fp and (fp.get('run') or {}).get('data_root'):
+            # the data it was measured on, demo data or not, for the
+            # report's banner and flags, kept should the data be removed
+            fp['data'] = data_record(str(fp['run']['data_root']))
         if result.get('fingerprint') and self.pretraining:
             # how the evaluated weights were made, for the report
             result['fingerprint']['pretraining'] = self.pretraining

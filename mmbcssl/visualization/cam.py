@@ -19,7 +19,7 @@ from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
 from .feature_pca import feature_pca_rgb
 from .images import to_input
-from .layers import (default_cam_layer, get_layer, num_extra_tokens,
+from .layers import (check_layer, default_cam_layer, num_extra_tokens,
                      run_to_layer, stage_names, to_feature_map)
 from .model import VisModel
 
@@ -72,7 +72,8 @@ def compute_maps(model: VisModel,
         method (str): ``'gradcam'``, ``'eigencam'`` or ``'pca'``.
             Defaults to 'eigencam'.
         layer (str, optional): Module name in ``model.backbone``; None takes
-            :func:`default_layer`.
+            :func:`default_layer`. Checked by
+            :func:`~mmbcssl.visualization.layers.check_layer`.
         target_class (int, optional): Grad-CAM's class; None takes each
             image's predicted class.
         batch_size (int): Images per forward. Defaults to 8.
@@ -86,8 +87,12 @@ def compute_maps(model: VisModel,
     if method not in METHODS:
         raise ValueError(f'method must be one of {METHODS}, got {method!r}')
     name = layer or default_layer(model, method)
-    target = get_layer(model.backbone, name)
     device = next(model.parameters()).device
+    # a CAM of a single cell is blank: pytorch-grad-cam scales each map
+    # by its own range
+    target = check_layer(model, model.backbone, name,
+                         to_input(images[:batch_size], device),
+                         min_size=1 if method == 'pca' else 2)
     hw = images[0].shape[:2]
     extra = num_extra_tokens(model.backbone)
     if method == 'pca':

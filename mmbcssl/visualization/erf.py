@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .layers import get_layer, num_extra_tokens, run_to_layer, to_feature_map
+from .layers import (check_layer, num_extra_tokens, run_to_layer,
+                     to_feature_map)
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 GRAD_MODES = ('abs', 'relu')
@@ -39,7 +40,8 @@ def erf_map(backbone: nn.Module,
         backbone (nn.Module): The network, in the mode to measure (eval:
             BatchNorm with running statistics, no drop path).
         layer (str): Module name in ``backbone`` whose output is measured
-            (a stage, e.g. ``stages.3``).
+            (a stage, e.g. ``stages.3``); checked on the first batch by
+            :func:`~mmbcssl.visualization.layers.check_layer`.
         batches (Iterable[torch.Tensor]): Normalised ``[B, 3, H, W]``
             inputs, all of one size.
         grad (str): ``'abs'``: |d sum_c y_c / d x|; ``'relu'``: RepLKNet's
@@ -52,10 +54,11 @@ def erf_map(backbone: nn.Module,
     """
     if grad not in GRAD_MODES:
         raise ValueError(f'grad must be one of {GRAD_MODES}, got {grad!r}')
-    target = get_layer(backbone, layer)
     extra = num_extra_tokens(backbone)
-    total, count = None, 0
+    target, total, count = None, None, 0
     for x in batches:
+        if target is None:
+            target = check_layer(backbone, backbone, layer, x)
         x = x.detach().clone().requires_grad_(True)
         out = to_feature_map(run_to_layer(backbone, target, x),
                              tuple(x.shape[-2:]), extra)  # [B, C, h, w]

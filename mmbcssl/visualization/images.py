@@ -6,8 +6,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
+from mmbcssl.datasets.transforms.load_image_safe import CorruptImageError
 from mmbcssl.fileio import atomic_write
 
 # ImageNet statistics (RGB, 0-255), the data preprocessors of every
@@ -60,20 +61,31 @@ def load_image(path: str,
             then centre-crop ``img_size`` (the evaluation protocol). None
             resizes the whole image to ``img_size x img_size``, as RepLKNet's
             ERF script does. Defaults to None.
+
+    Raises:
+        CorruptImageError: ``path`` is not an image PIL can read.
     """
-    with Image.open(path) as im:
-        im = im.convert('RGB')
-        if resize is None:
-            im = im.resize((img_size, img_size), Image.BICUBIC)
-        else:
-            w, h = im.size
-            scale = resize / min(w, h)
-            im = im.resize((max(img_size, round(w * scale)),
-                            max(img_size, round(h * scale))), Image.BICUBIC)
-            w, h = im.size
-            left, top = (w - img_size) // 2, (h - img_size) // 2
-            im = im.crop((left, top, left + img_size, top + img_size))
-        return np.asarray(im, dtype=np.uint8).copy()
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = im.convert('RGB')
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        # PIL raises SyntaxError for some malformed headers
+        raise CorruptImageError(
+            f'{path} is not an image that PIL can read ({type(e).__name__}); '
+            f'give image files ({", ".join(IMG_EXTENSIONS)}) or a folder of '
+            'them') from None
+    if resize is None:
+        im = im.resize((img_size, img_size), Image.BICUBIC)
+    else:
+        w, h = im.size
+        scale = resize / min(w, h)
+        im = im.resize((max(img_size, round(w * scale)),
+                        max(img_size, round(h * scale))), Image.BICUBIC)
+        w, h = im.size
+        left, top = (w - img_size) // 2, (h - img_size) // 2
+        im = im.crop((left, top, left + img_size, top + img_size))
+    return np.asarray(im, dtype=np.uint8).copy()
 
 
 def to_input(images: Sequence[np.ndarray],

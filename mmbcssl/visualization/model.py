@@ -87,7 +87,8 @@ def build_vis_model(config: Union[str, Config],
                     checkpoint: Optional[str] = None,
                     seed: int = 0,
                     device: Union[str, torch.device] = 'cpu',
-                    with_head: bool = False) -> VisModel:
+                    with_head: bool = False,
+                    allow_partial: bool = False) -> VisModel:
     """A :class:`VisModel` in eval mode.
 
     Args:
@@ -100,12 +101,18 @@ def build_vis_model(config: Union[str, Config],
         device (str | torch.device): Defaults to 'cpu'.
         with_head (bool): Also build ``model.head`` and load its ``head.*``
             weights from ``checkpoint``. Defaults to False.
+        allow_partial (bool): Skip backbone weights of ``checkpoint`` that
+            the config does not build, instead of refusing the checkpoint
+            (:func:`mmbcssl.apis.load_backbone_weights`). Defaults to False.
 
     Raises:
-        CheckpointMismatchError: the checkpoint does not fit the config.
+        CheckpointMismatchError: the checkpoint does not fit the config
+            (:class:`~mmbcssl.apis.inference.UnexpectedWeightsError` when
+            it holds weights the config does not build).
     """
     cfg = load_model_config(config)
-    parts = init_backbone(cfg, checkpoint, seed, device)
+    parts = init_backbone(cfg, checkpoint, seed, device,
+                          allow_partial=allow_partial)
     head = None
     if with_head:
         head_cfg = cfg.model.get('head')

@@ -172,3 +172,14 @@ def test_script_is_the_cli():
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.main is convert.main
+
+
+def test_a_directory_is_named_as_one(tmp_path, capsys):
+    # a run's work dir instead of one of its checkpoints
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'epoch_3.pth').write_bytes(b'')
+    assert convert.main([str(work), str(tmp_path / 'o.pth')]) == 2
+    err = _error(capsys)
+    assert 'is a directory' in err and 'epoch_3.pth' in err
+    assert 'not found' not in err

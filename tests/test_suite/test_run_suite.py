@@ -72,6 +72,11 @@ def test_each_evaluation_writes_a_result_with_its_fingerprint(suite_run):
     assert fp['protocol']['ks'] == [5, 20]
     assert _result(work, 'knn_random_init')['fingerprint']['checkpoint'][
         'weights'] == 'random init'
+    # the data it was measured on, recognised as the demo data by its
+    # manifest, is stored with it
+    from mmbcssl.datasets.demo.make import VERSION
+    assert fp['data']['demo_version'] == VERSION
+    assert fp['data']['root'] == osp.abspath(fp['run']['data_root'])
     comp = _result(work, 'complexity')
     # ResNet-18 at 8-64 channels with a 1000-class head: the head dominates
     assert comp['metrics']['params_m'] > comp['metrics']['params_m_backbone']
@@ -150,6 +155,9 @@ def test_report_tables_flags_and_figures(suite_run, tmp_path):
     # a result that is not there is a dash, never 0
     assert '| Linear top-1 |' not in text.split('## Missing')[0] or '–' in text
     assert '- missing: ' in text and 'knn_elsewhere (missing)' in text
+    # a config that is no demo config, run on the demo data: the banner
+    # follows the data
+    assert text.count('**Demo data**. These numbers come from') == 1
     assert 'knn_eval.py' in text.split('## Missing results')[1]
     # the protocol list says which transform the runs really used
     protocols = text.split('## Protocols')[1]

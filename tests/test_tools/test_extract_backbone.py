@@ -69,3 +69,23 @@ def test_existing_output_is_kept(tmp_path, capsys):
     assert open(out, 'rb').read() == before
     assert eb.main([ckpt, out, '--student', '--overwrite']) == 0
     assert open(out, 'rb').read() != before
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith('error: '), err
+    return err
+
+
+def test_a_file_holding_a_bare_tensor(tmp_path, capsys):
+    path = str(tmp_path / 'tensor.pth')
+    torch.save(torch.zeros(3), path)
+    assert eb.main([path, str(tmp_path / 'o.pth')]) == 2
+    err = _one_line_error(capsys)
+    assert 'holds a Tensor of shape (3,), not a checkpoint' in err
+    assert "'state_dict'" in err
+
+
+def test_a_directory_is_named_as_one(tmp_path, capsys):
+    assert eb.main([str(tmp_path), str(tmp_path / 'o.pth')]) == 2
+    assert 'is a directory' in _one_line_error(capsys)

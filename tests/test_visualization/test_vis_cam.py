@@ -219,3 +219,60 @@ def test_tool_bad_input_is_one_line(demo_data, tiny, tmp_path, capsys):
         assert err.startswith('error: ')
         for w in words:
             assert w in err, err
+
+
+# (the images and the arguments after the common ones, words the one-line
+# error must hold)
+REFUSED = dict(
+    # a file that is not an image (a traceback of PIL before)
+    not_an_image=(['NOT_IMAGE'], ['notes.png is not an image', '.png']),
+    # a Linear of a ConvNeXt block sees [N, H, W, C] (on CPU it is not even
+    # called): the block and its depthwise conv / norm give maps
+    channels_last_linear=(
+        ['VAL', '--target-layer', 'stages.3.0.pointwise_conv1'],
+        ['pointwise_conv1 (Linear)', 'channels-last', 'stages.3.0,',
+         'stages.3.0.dw_norm']),
+    # a module that is never called in forward: the list of stages
+    never_called=(['VAL', '--target-layer', 'stages'],
+                  ['stages (ModuleList) is never called', 'stages.3']),
+    # the final norm sees the pooled features: a blank figure before
+    pooled_norm=(['VAL', '--target-layer', 'norm3'],
+                 ['norm3', 'pooled', '[N, C, 1, 1]', 'stages.3']),
+    # the last block is 1 x 1 at 32 px: a blank figure before
+    one_cell_map=(['VAL', '--img-size', '32'],
+                  ['stages.3.0', '1 x 1 map at 32 x 32 px']),
+    # layer scales that the config does not build were dropped unsaid
+    layer_scale_dropped=(
+        ['VAL', '--cfg-options', 'model.backbone.layer_scale_init_value=0'],
+        ['4 backbone weights', 'stages.0.0.gamma', 'layer_scale_init_value',
+         '--allow-partial-weights']),
+)
+
+
+@pytest.mark.parametrize('case', list(REFUSED))
+def test_tool_refuses_in_one_line(case, demo_data, tiny, tmp_path, capsys):
+    not_image = tmp_path / 'notes.png'
+    not_image.write_text('not an image')
+    where = dict(VAL=osp.join(demo_data, 'imagenet', 'val'),
+                 NOT_IMAGE=str(not_image))
+    (source, *extra), words = REFUSED[case]
+    out = str(tmp_path / 'c.png')
+    assert vis_cam.main([
+        where[source], '--max-images', '1', '--img-size', '64', '--out', out,
+        '--model', tiny['cfg9'], tiny['dino9']] + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith('error: ')
+    for w in words:
+        assert w in err, err
+    assert not osp.exists(out)
+
+
+def test_tool_allow_partial_weights_loads_what_fits(demo_data, tiny,
+                                                    tmp_path):
+    val = osp.join(demo_data, 'imagenet', 'val')
+    assert vis_cam.main([
+        val, '--cfg-options', 'model.backbone.layer_scale_init_value=0',
+        '--allow-partial-weights', '--max-images', '1', '--img-size', '64',
+        '--out', str(tmp_path / 'c.png'), '--model', tiny['cfg9'],
+        tiny['dino9']]) == 0

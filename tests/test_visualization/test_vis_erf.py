@@ -176,3 +176,35 @@ def test_tool_bad_input_is_one_line(demo_data, tiny, tmp_path, capsys):
         assert len(err.splitlines()) == 1 and err.startswith('error: ')
         for w in words:
             assert w in err, err
+
+
+REFUSED = dict(
+    # the final norm of the pooled features: its centre point does not
+    # depend on the input (a traceback before)
+    pooled_norm=(['--layer', 'norm3'], ['norm3', 'pooled', 'stages.3']),
+    # a Linear of a ConvNeXt block: its output is channels-last ("did not
+    # run" before)
+    channels_last_linear=(['--layer', 'stages.1.0.pointwise_conv1'],
+                          ['channels-last', 'stages.1.0,',
+                           'stages.1.0.dw_norm']),
+    # layer scales that the config does not build were dropped unsaid
+    layer_scale_dropped=(
+        ['--cfg-options', 'model.backbone.layer_scale_init_value=0'],
+        ['stages.0.0.gamma', 'layer_scale_init_value',
+         '--allow-partial-weights']),
+)
+
+
+@pytest.mark.parametrize('case', list(REFUSED))
+def test_tool_refuses_in_one_line(case, demo_data, tiny, tmp_path, capsys):
+    args, words = REFUSED[case]
+    val = osp.join(demo_data, 'imagenet', 'val')
+    assert vis_erf.main([
+        val, '--num-images', '1', '--img-size', '64', '--out',
+        str(tmp_path / 'e.png'), '--model', tiny['cfg9'], tiny['ckpt9']
+    ] + args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith('error: ')
+    assert 'did not run' not in err
+    for w in words:
+        assert w in err, err

@@ -1,7 +1,11 @@
 """The built-in demo data: see :mod:`mmbcssl.datasets.demo.make`."""
-from .make import DemoSizes, make_demo_data, read_manifest
+from .make import (DemoSizes, demo_data_holding, make_demo_data,
+                   read_manifest)
 
-__all__ = ['DemoSizes', 'make_demo_data', 'read_manifest', 'main']
+__all__ = [
+    'DemoSizes', 'demo_data_holding', 'make_demo_data', 'read_manifest',
+    'main'
+]
 
 
 def _field_docs(cls) -> dict:

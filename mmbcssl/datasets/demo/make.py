@@ -265,6 +265,22 @@ def read_manifest(out_dir: str):
         return json.load(f)
 
 
+def demo_data_holding(path: str):
+    """``(out_dir, manifest)`` of the demo data tree that holds ``path``
+    (``path`` itself or a folder above it has the manifest), or None: the
+    mark by which a result's data root is told to be demo data, whatever
+    the config was called."""
+    folder = osp.abspath(path)
+    while True:
+        manifest = read_manifest(folder)
+        if manifest is not None:
+            return folder, manifest
+        parent = osp.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
 def _same_request(manifest: dict, request: dict) -> bool:
     """Whether ``manifest`` was made by ``request``. A size field that an
     older manifest lacks had its default value then (fields are only ever
