@@ -24,7 +24,8 @@ def _correct(k, n=120, seed=0):
     return out
 
 
-def _work_dir(root, sha, k20, k10=None, images=IMAGES, recorded=None):
+def _work_dir(root, sha, k20, k10=None, images=IMAGES, recorded=None,
+              kernel=9):
     """A suite work dir with one k-NN result and its outcomes, as the
     suite writes them (``recorded``: the top-1 the result claims)."""
     results = root / 'results'
@@ -44,7 +45,8 @@ def _work_dir(root, sha, k20, k10=None, images=IMAGES, recorded=None):
         metrics={'knn/k10_top1': 100. * k10.mean(),
                  'knn/k20_top1': value},
         fingerprint=dict(protocol_id='p', protocol=dict(ks=[10, 20]),
-                         checkpoint=dict(sha256=sha, weights='teacher')),
+                         checkpoint=dict(sha256=sha, weights='teacher'),
+                         model=dict(backbone=f'BCSSL(kernel_size={kernel})')),
         request=dict(type='KNN', name='knn', config=CONFIG,
                      checkpoint_sha256=sha))))
     return str(root)
@@ -136,3 +138,27 @@ def test_bad_bootstrap_settings_are_one_line(tmp_path, capsys):
                             '--resamples', '0']) == 2
     assert '--resamples must be a positive integer' in \
         capsys.readouterr().err
+
+
+def test_the_kernel_panel_needs_two_sizes_and_shows_the_intervals(
+        tmp_path, monkeypatch):
+    import matplotlib.axes
+    drawn = []
+    errorbar = matplotlib.axes.Axes.errorbar
+
+    def spy(ax, x, y, **kwargs):
+        drawn.append((ax.get_title(), list(x), list(y), kwargs['yerr']))
+        return errorbar(ax, x, y, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, 'errorbar', spy)
+    one = _work_dir(tmp_path / 'a', 'a' * 64, _correct(30), kernel=9)
+    out, _ = _report(tmp_path, [one])
+    assert not (out / 'accuracy_vs_kernel.png').exists() and not drawn
+    two = _work_dir(tmp_path / 'b', 'b' * 64, _correct(60), kernel=3)
+    out, _ = _report(tmp_path, [one, two])
+    assert (out / 'accuracy_vs_kernel.png').exists()
+    ((title, x, y, yerr), ) = [d for d in drawn if d[0] == '']
+    assert x == [3, 9] and y == [50., 25.]
+    (lo3, hi3), (lo9, hi9) = _exact(60), _exact(30)
+    np.testing.assert_allclose(yerr, [[50 - lo3, 25 - lo9],
+                                      [hi3 - 50, hi9 - 25]])
