@@ -92,15 +92,22 @@ def load_evidence(work_dir: str, by_kind: Mapping[str, Mapping],
     return evidence, problems
 
 
-def intervals(evidence: Mapping[str, Evidence],
-              bootstrap: Bootstrap) -> Dict[str, Interval]:
-    """``{column id: Interval}`` in the column's unit."""
-    out = {}
+def intervals(evidence: Mapping[str, Evidence], bootstrap: Bootstrap
+              ) -> Tuple[Dict[str, Interval], List[Tuple[str, str]]]:
+    """``{column id: Interval}`` in the column's unit, and ``[(column
+    header, why)]`` for the cells whose metric cannot be computed on a
+    resample (a ROC-AUC whose resample drew one class only)."""
+    out, problems = {}, []
     for c, e in evidence.items():
-        i = bootstrap.interval(e.outcomes, e.metric)
+        try:
+            i = bootstrap.interval(e.outcomes, e.metric)
+        except (ValueError, ZeroDivisionError) as err:
+            problems.append((COLUMNS[c].header, f'no interval: its metric '
+                             f'cannot be computed on a resample ({err})'))
+            continue
         out[c] = replace(i, value=i.value * e.scale, lo=i.lo * e.scale,
                          hi=i.hi * e.scale)
-    return out
+    return out, problems
 
 
 def cell(value: float, interval: Optional[Interval], exact: bool) -> str:

@@ -817,8 +817,10 @@ def write_report(work_dirs: List[str], out_dir: str,
     runs = [load_run(d) for d in work_dirs]
     distinct_labels(runs, work_dirs)
     for r in runs:
-        r.intervals = confidence.intervals(r.evidence, bootstrap) \
-            if bootstrap else {}
+        if bootstrap:
+            r.intervals, lacking = confidence.intervals(r.evidence,
+                                                        bootstrap)
+            r.no_interval += lacking
     verdicts = confidence.compare(runs, bootstrap or Bootstrap()) \
         if compare else []
     rows = runs + (published_rows(runs) if with_published else [])
