@@ -161,7 +161,13 @@ def compare(runs: Sequence, bootstrap: Bootstrap) -> List[PairVerdict]:
                     f'lists {ea.outcomes.images_sha256[:12]} and '
                     f'{eb.outcomes.images_sha256[:12]})', None))
                 continue
-            r = paired(eb.outcomes, ea.outcomes, ea.metric, bootstrap)
+            try:
+                r = paired(eb.outcomes, ea.outcomes, ea.metric, bootstrap)
+            except (ValueError, ZeroDivisionError) as err:
+                verdicts.append(PairVerdict(
+                    c, a.label, b.label, f'not compared: its metric cannot '
+                    f'be computed on a resample ({err})', None))
+                continue
             s = ea.scale
             text = (f'{r.diff * s:+.2f} [{r.lo * s:+.2f}, {r.hi * s:+.2f}], '
                     f'p = {r.p_value:.3g} ({r.method}): ' +
