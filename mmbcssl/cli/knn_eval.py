@@ -27,6 +27,7 @@ from mmbcssl.evaluation.fingerprint import checkpoint_record, model_record
 from mmbcssl.evaluation.knn import (BANK_DTYPES, KNNProtocol,
                                     TooManyUnreadableImages, bank_classes,
                                     query_dataset, run_knn)
+from mmbcssl.evaluation.outcomes import write_outcomes
 from mmbcssl.fileio import TRUST_ENV
 from mmbcssl.utils.data_checks import check_dataset
 from mmbcssl.utils.distributed import cpu_only, init_cpu_process_group
@@ -118,7 +119,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='at most this many query images, evenly '
                         'spaced through the set')
     parser.add_argument('--out', help='write the metrics and their protocol '
-                        'fingerprint as JSON (refused if it exists)')
+                        'fingerprint as JSON (refused if it exists), and '
+                        'which query images each k got right beside it '
+                        '(x.json -> x.outcomes.npz)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out file')
     parser.add_argument(
@@ -234,12 +237,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f'shards reused, {cache.misses} extracted')
         _print(args, result)
         if args.out:
+            # the outcomes first: a run stopped between the two leaves no
+            # result that names them
+            record = write_outcomes(args.out, result.outcomes())
             write_json(args.out, dict(
                 metrics=result.metrics,
                 fingerprint=result.fingerprint(
                     checkpoint_record(args.checkpoint), model_rec,
                     _run_record(args)),
-                skipped=result.skipped))
+                skipped=result.skipped, outcomes=record))
 
     return run_cli(_run)
 

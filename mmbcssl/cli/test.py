@@ -1,5 +1,13 @@
 """``tools/test.py``: evaluate a checkpoint with any mmpretrain, mmdet or
-mmseg config (the config's ``default_scope`` decides the registries)."""
+mmseg config (the config's ``default_scope`` decides the registries).
+
+With ``--out`` and an accuracy metric (mmpretrain's ``Accuracy``,
+:class:`~mmbcssl.evaluation.metrics.SubsetAccuracy`), which test images
+were right at top-1 goes beside the result, in ``<out>.outcomes.npz``
+(:mod:`mmbcssl.evaluation.outcomes`), taken from the metric's own
+per-image results (:mod:`~mmbcssl.evaluation.metrics.top1_outcomes`); the
+ImageNet-C loop gives one array per corruption and severity.
+"""
 import argparse
 import os.path as osp
 import sys
@@ -9,6 +17,7 @@ from mmengine import dist
 from mmengine.config import Config
 
 from mmbcssl.evaluation.fingerprint import test_fingerprint
+from mmbcssl.evaluation.metrics.top1_outcomes import Top1Outcomes
 from mmbcssl.evaluation.outcomes import Outcomes, write_outcomes
 from mmbcssl.utils.config_checks import (check_cfg_options,
                                          check_config_values)
@@ -41,6 +50,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='take the model (with its default_scope and custom_imports) '
         'from this config, e.g. the linear-probe config a robustness '
         'config should evaluate; --cfg-options still apply on top')
+    parser.add_argument(
+        '--backbone-from',
+        metavar='CHECKPOINT',
+        help='the pre-trained backbone the evaluated model was trained '
+        'from, named in the fingerprint (the suite passes it); defaults to '
+        'the one the checkpoint\'s training config names')
     parser.add_argument(
         '--tta',
         action='store_true',
@@ -105,6 +120,20 @@ def dense_outcomes(runner) -> Optional[Outcomes]:
     return Outcomes(images, outcomes.arrays, outcomes.kind, outcomes.meta)
 
 
+def accuracy_outcomes(recorder: Top1Outcomes, dataloader) -> Outcomes:
+    """Which test images the model got right at top-1 (the recorder's
+    metric), keyed by their paths in the data set; ``meta['metrics']``
+    says how the stored top-1 is recomputed from them."""
+    dataset = dataloader.dataset
+    images, hits = recorder.take(getattr(dataset, 'data_root', '') or '')
+    if len(images) != len(dataset):
+        raise RuntimeError(f'{recorder.key}: {len(images)} outcomes for '
+                           f'{len(dataset)} test images')
+    return Outcomes(images, dict(top1=hits), 'correct', meta=dict(
+        metrics={recorder.key: dict(statistic='accuracy', arrays=['top1'],
+                                    scale=100.0)}))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv``, check the data and evaluate. Returns the exit code."""
 
@@ -116,12 +145,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_labels(cfg, phases=('test', ))
         runner = build_runner(cfg)
         check_checkpoint_fits(runner.model, cfg.load_from)
+        loop = runner.test_loop  # built now, so its metric can be watched
+        recorder = None if hasattr(loop, 'outcomes') else \
+            Top1Outcomes.attach(loop.evaluator)
         metrics = runner.test()
         if args.out and dist.is_main_process():
-            fingerprint = test_fingerprint(cfg, runner, args.checkpoint)
+            fingerprint = test_fingerprint(cfg, runner, args.checkpoint,
+                                           args.backbone_from)
             result = dict(metrics=metrics, fingerprint=fingerprint)
-            outcomes = dense_outcomes(runner)
-            if outcomes is not None:
+            # ImageNet-C's passes, else a top-1 accuracy, else COCO / IoU
+            outcomes = getattr(loop, 'outcomes', None) or (
+                recorder and accuracy_outcomes(recorder, loop.dataloader)
+            ) or dense_outcomes(runner)
+            if outcomes:
                 result['outcomes'] = write_outcomes(args.out, outcomes)
             write_json(args.out, result)
 

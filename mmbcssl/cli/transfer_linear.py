@@ -8,7 +8,11 @@ as the k-NN protocol), then L-BFGS logistic regression, lambda searched on
 the validation split, the set's metric on test: the protocol is
 :func:`mmbcssl.evaluation.transfer.transfer_model`. Writes ``results.json``
 and ``summary.md`` (a table with the average and the first model's wins
-against each other model).
+against each other model), and per model ``results.<name>.outcomes.npz``:
+each test image's label, predicted class and (for the sets scored by
+ranking, mAP and ROC-AUC) class probabilities, which ``results.json``
+names under ``outcomes`` (:func:`mmbcssl.evaluation.transfer.
+transfer_outcomes`).
 """
 import argparse
 import os
@@ -20,6 +24,7 @@ from mmengine.config import Config
 
 from mmbcssl.evaluation.feature_cache import FeatureCache
 from mmbcssl.evaluation.fingerprint import flag_mixed
+from mmbcssl.evaluation.outcomes import write_outcomes
 from mmbcssl.evaluation.transfer import (TransferProtocol, check_layout,
                                          check_last_layer_feature,
                                          read_registry, select_sets,
@@ -131,6 +136,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if len(args.name) > len(args.model) or len(set(names)) < len(names):
             raise UserError(f'--name: one distinct label per --model, got '
                             f'{names}')
+        for label in names:  # it names the model's outcomes file
+            if osp.basename(label) != label or label.startswith('.'):
+                raise UserError(f'--name {label!r}: a label is part of a '
+                                'file name; use one without "/" or a '
+                                'leading "."')
         only, preset = select_sets(args.registry, args.preset, args.sets)
         registry = read_registry(args.registry, only)
         refuse_existing([osp.join(args.out_dir, f)
@@ -142,18 +152,26 @@ def main(argv: Optional[List[str]] = None) -> int:
             else None
         protocol = TransferProtocol(args.img_size, args.resize,
                                     args.batch_size, args.num_workers)
-        results = {}
+        results, outcomes = {}, {}
         for label, spec in zip(names, args.model):
             print_log(f'{label}:', logger='current')
-            results[label] = transfer_model(
+            results[label], outcomes[label] = transfer_model(
                 protocol, spec[0], spec[1] if len(spec) > 1 else None,
                 registry, classes, preset, disk)
         summary = summarise(results, names)
         summary['preset'] = preset
         os.makedirs(args.out_dir, exist_ok=True)
-        write_json(osp.join(args.out_dir, 'results.json'),
-                   dict(models=dict(zip(names, args.model)),
-                        preset=preset, results=results, summary=summary))
+        out = osp.join(args.out_dir, 'results.json')
+        # the outcomes first: a run stopped before results.json leaves no
+        # result that names them
+        records = {
+            label: write_outcomes(
+                osp.join(args.out_dir, f'results.{label}.json'), o)
+            for label, o in outcomes.items()
+        }
+        write_json(out, dict(models=dict(zip(names, args.model)),
+                             preset=preset, results=results,
+                             summary=summary, outcomes=records))
         text = format_summary(results, names, registry, summary, preset)
         atomic_write(text, osp.join(args.out_dir, 'summary.md'))
         print(text)

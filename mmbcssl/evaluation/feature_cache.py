@@ -85,13 +85,14 @@ class FeatureCache:
                 progress: bool = False,
                 channels_last: bool = False,
                 *,
-                transform: FeatureTransform
+                transform: FeatureTransform,
+                kept: Optional[List[int]] = None
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
         """The features of ``dataset``, from the cache where present.
 
         Args:
             model, dataset, batch_size, num_workers, skipped, progress,
-            channels_last, transform: As :func:`extract_features`.
+            channels_last, transform, kept: As :func:`extract_features`.
             fields (dict): The key fields (checkpoint SHA-256, data set
                 identity, transform, feature spec).
             normalize (bool): L2-normalise each feature as it is read.
@@ -140,6 +141,8 @@ class FeatureCache:
                 self.hits += 1
             dist.barrier()
             keep = part['labels'] >= 0
+            if kept is not None:  # the shard's rows are its index range
+                kept.extend((start + keep.nonzero().flatten()).tolist())
             f = part['feats'][keep]  # [n, D] float32
             if normalize:
                 f = torch.nn.functional.normalize(f, dim=1)

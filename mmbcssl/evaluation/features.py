@@ -217,7 +217,8 @@ def extract_features(
         progress: bool = False,
         channels_last: bool = False,
         *,
-        transform: FeatureTransform) -> Tuple[torch.Tensor, torch.Tensor]:
+        transform: FeatureTransform,
+        kept: Optional[List[int]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Features and labels of every image of ``dataset``.
 
     Args:
@@ -245,6 +246,9 @@ def extract_features(
             Defaults to False.
         transform (FeatureTransform): The model's input normalisation
             (:meth:`FeatureTransform.from_config`).
+        kept (list, optional): When given, the data-set index of each
+            returned row is appended here (every index but the skipped
+            images'): what ties a row to its image. Defaults to None.
 
     Returns:
         tuple: ``(features [N, D] in dtype on CPU, labels [N])``, in data
@@ -297,6 +301,7 @@ def extract_features(
     if world > 1:
         feats, labels = _gather_in_order(feats, labels, len(dataset), world)
     _refuse_nonfinite(feats, dataset)  # the same on every process
+    rows = torch.arange(len(labels))  # [N] data-set indices
     if skipped is not None:
         messages = [m for _, m in bad]
         if world > 1:
@@ -306,6 +311,9 @@ def extract_features(
         if not getattr(dataset, 'keep_rows', False):
             keep = labels >= 0  # [N]
             feats, labels = feats[keep], labels[keep]
+            rows = rows[keep.cpu()]
+    if kept is not None:
+        kept.extend(rows.tolist())
     return feats.cpu(), labels.cpu()
 
 

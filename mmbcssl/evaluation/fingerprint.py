@@ -71,14 +71,15 @@ def checkpoint_record(path: Optional[str],
 
     Args:
         path (str, optional): The checkpoint file; None for a randomly
-            initialised network.
+            initialised network, or for a result that needs no weights
+            (then ``weights`` says so: ``'not needed'``).
         weights (str, optional): ``'teacher'``, ``'student'`` or
             ``'model'``. When not given, read from the file's ``meta``,
             with the published file a converted checkpoint holds
             (``converted_from``, see :func:`converted_from`).
     """
     if path is None:
-        return dict(file=None, sha256=None, weights='random init')
+        return dict(file=None, sha256=None, weights=weights or 'random init')
     record = dict(file=path, sha256=file_sha256(path), weights=weights)
     if weights is None:
         ckpt = _load(path)
@@ -510,8 +511,48 @@ def test_protocol(cfg, runner) -> Dict[str, Any]:
     return protocol
 
 
-def test_fingerprint(cfg, runner, checkpoint: str) -> Dict[str, Any]:
-    """The fingerprint of a ``tools/test.py`` result."""
+def trained_from(checkpoint: str) -> Optional[Dict[str, Any]]:
+    """The pre-trained backbone a trained model (a linear probe, a
+    detector) started from, as its training config recorded it: mmengine
+    keeps the run's config in every checkpoint it saves (``meta.cfg``),
+    with the ``--cfg-options`` of the run merged in, so its
+    ``model.backbone.init_cfg`` names the weights actually loaded.
+
+    Returns:
+        dict | None: :func:`checkpoint_record` of that file (``random
+        init`` when the run had no ``init_cfg``), with ``named_by``; None
+        when the checkpoint holds no training config or the file it names
+        is gone.
+    """
+    from mmengine.config import Config
+    text = _meta(_load(checkpoint)).get('cfg')
+    if not isinstance(text, str):
+        return None
+    try:
+        model = Config.fromstring(text, '.py').get('model') or {}
+    except Exception:  # a config of other code: no record to read
+        return None
+    model = model.get('module', model)
+    init = (model.get('backbone') or {}).get('init_cfg')
+    source = init.get('checkpoint') if isinstance(init, Mapping) else None
+    if source is None:
+        return dict(checkpoint_record(None), named_by='training config')
+    if not (isinstance(source, str) and osp.isfile(source)):
+        return None
+    return dict(checkpoint_record(source), named_by='training config')
+
+
+def test_fingerprint(cfg, runner, checkpoint: str,
+                     backbone_from: Optional[str] = None) -> Dict[str, Any]:
+    """The fingerprint of a ``tools/test.py`` result.
+
+    Its ``checkpoint.backbone_source`` names the pre-trained backbone the
+    evaluated model was trained from: ``backbone_from`` when the caller
+    knows it (the suite, which trained the probe), else what the
+    checkpoint's training config recorded (:func:`trained_from`), never
+    the test config's default ``init_cfg`` (another file than the one the
+    model was trained from, for any but the config's own weights).
+    """
     from mmengine import dist
     model_cfg = cfg.model.get('module', cfg.model)  # unwrap a TTA model
     world = dist.get_world_size()
@@ -519,11 +560,9 @@ def test_fingerprint(cfg, runner, checkpoint: str) -> Dict[str, Any]:
                world_size=world, seed=runner.seed,
                data_root=cfg.test_dataloader.dataset.get('data_root'))
     ckpt = checkpoint_record(checkpoint, 'model')
-    # the pre-trained backbone the evaluated model was trained from (a
-    # probe's or a detector's init_cfg), with whose weights it holds
-    init = (model_cfg.get('backbone') or {}).get('init_cfg') or {}
-    source = init.get('checkpoint') if isinstance(init, Mapping) else None
-    if isinstance(source, str) and osp.isfile(source):
-        ckpt['backbone_source'] = checkpoint_record(source)
+    source = (dict(checkpoint_record(backbone_from), named_by='caller')
+              if backbone_from else trained_from(checkpoint))
+    if source:
+        ckpt['backbone_source'] = source
     return make_fingerprint(test_protocol(cfg, runner), ckpt,
                             model_record(model_cfg), run)

@@ -17,7 +17,9 @@ similarities and ``chunk_size x num_classes`` votes per k.
 
 The protocol is data plus one function: :class:`KNNProtocol` holds its
 settings (their defaults stated here once) and :func:`run_knn` turns a
-model and two image sets into metrics with their fingerprint. The tool
+model and two image sets into metrics with their fingerprint, and into
+which query images each k got right (:meth:`KNNResult.outcomes`, the
+per-image outcomes a top-1 number's interval is computed from). The tool
 (``tools/knn_eval.py``), the pre-training monitor (:class:`KNNMonitorHook`)
 and the benchmark suite all go through :func:`run_knn`.
 """
@@ -26,6 +28,7 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -34,6 +37,7 @@ from mmengine.logging import print_log
 
 from .features import FeatureTransform, extract_features
 from .fingerprint import make_fingerprint, transform_record
+from .outcomes import Outcomes, dataset_image_keys
 
 DEFAULT_KS = (10, 20, 100, 200)
 BANK_DTYPES = {'float16': torch.float16, 'float32': torch.float32}
@@ -101,13 +105,32 @@ class KNNResult:
     """Metrics of one :func:`run_knn` and the protocol they were made by.
 
     ``protocol`` is the fingerprint's protocol record; ``skipped`` the
-    messages of the images left out as unreadable.
+    messages of the images left out as unreadable; ``images`` the keys of
+    the query images classified (:func:`dataset_image_keys`, the skipped
+    ones left out) and ``correct`` for each k whether each of them was
+    right at top-1 (bool, in the order of ``images``).
     """
     metrics: Dict[str, float]
     protocol: Dict[str, Any]
     skipped: List[str] = field(default_factory=list)
     batch_size: int = 1
     world_size: int = 1
+    images: List[str] = field(default_factory=list)
+    correct: Dict[int, np.ndarray] = field(default_factory=dict)
+
+    def outcomes(self) -> Outcomes:
+        """The per-image outcomes of the top-1 metrics: one boolean pass
+        ``k<k>`` per k, each ``knn/k<k>_top1`` recomputed from it as
+        100 x its mean (:mod:`mmbcssl.evaluation.statistics`'s
+        ``accuracy``). Top-5 is not kept: no table column reads it
+        (:mod:`mmbcssl.evaluation.columns`)."""
+        return Outcomes(
+            self.images, {f'k{k}': c for k, c in self.correct.items()},
+            'correct', dict(metrics={
+                f'knn/k{k}_top1': dict(statistic='accuracy',
+                                       arrays=[f'k{k}'], scale=100.0)
+                for k in self.correct
+            }))
 
     def fingerprint(self, checkpoint: Mapping, model: Mapping,
                     run: Mapping) -> Dict[str, Any]:
@@ -165,14 +188,15 @@ def run_knn(model: nn.ModuleDict,
     # type from the first batch; each process extracts its share and all
     # end with the whole sets
     skipped: Optional[List[str]] = [] if skip_bad_images else None
-    feats = []
+    feats, rows = [], []  # rows: the data-set index of each query row
     for split, ds in (('train', bank), ('query', query)):
         if progress and dist.is_main_process():
             print_log(f'extracting {split} features ({len(ds)} images)',
                       logger='current')
         kwargs = dict(normalize=True, dtype=protocol.dtype, skipped=skipped,
                       progress=progress, channels_last=channels_last,
-                      transform=transform)
+                      transform=transform,
+                      kept=rows if split == 'query' else None)
         if cache is None:
             feats += extract_features(model, ds, protocol.batch_size,
                                       num_workers, **kwargs)
@@ -195,7 +219,8 @@ def run_knn(model: nn.ModuleDict,
 
     # 2. weighted votes of the k nearest bank features; one process
     # classifies (the bank is the same on all), on the model's device
-    metrics = None
+    # (and keeps which query images each k got right at top-1)
+    box = [None]
     if dist.is_main_process():
         device = next(model.parameters()).device
         num_classes = num_classes or int(max(bank_y.max(),
@@ -204,15 +229,18 @@ def run_knn(model: nn.ModuleDict,
                               num_classes, ks=protocol.ks,
                               temperature=protocol.temperature,
                               bank_dtype=protocol.dtype, normalized=True)
-        metrics = {}
+        metrics, correct = {}, {}
         for k, s in scores.items():
             if class_indices is not None:
                 s = _restrict(s, class_indices)
-            acc = topk_accuracy(s, query_y, (1, 5))
-            metrics[f'knn/k{k}_top1'] = acc[1]
-            metrics[f'knn/k{k}_top5'] = acc[5]
-    box = [metrics]
+            hits = topk_correct(s, query_y, (1, 5))  # [M] bool each
+            metrics[f'knn/k{k}_top1'] = _percent(hits[1])
+            metrics[f'knn/k{k}_top5'] = _percent(hits[5])
+            correct[k] = hits[1].cpu().numpy()
+        keys = dataset_image_keys(query)
+        box = [(metrics, correct, [keys[i] for i in rows])]
     dist.broadcast_object_list(box)  # a no-op on one process
+    metrics, correct, images = box[0]
 
     # 3. what the numbers are
     record = dict(
@@ -228,8 +256,8 @@ def run_knn(model: nn.ModuleDict,
         record.update(
             class_restriction='votes restricted to the classes of the set',
             images=dict(train=len(bank_y), query=len(query_y)))
-    return KNNResult(box[0], record, skipped, protocol.batch_size,
-                     dist.get_world_size())
+    return KNNResult(metrics, record, skipped, protocol.batch_size,
+                     dist.get_world_size(), images, correct)
 
 
 def bank_classes(dataset) -> List[str]:
@@ -399,18 +427,32 @@ def _chunked_topk(query: torch.Tensor, bank: torch.Tensor, k: int,
     return best_sim, best_idx  # [m, k] each, most similar first
 
 
-def topk_accuracy(scores: torch.Tensor,
-                  labels: torch.Tensor,
-                  topk: Iterable[int] = (1, 5)) -> Dict[int, float]:
-    """Top-k accuracy in percent for each k of ``topk``."""
+def topk_correct(scores: torch.Tensor,
+                 labels: torch.Tensor,
+                 topk: Iterable[int] = (1, 5)) -> Dict[int, torch.Tensor]:
+    """For each k of ``topk``, whether each query's label is among its k
+    highest scores ([M] bool)."""
     labels = labels.long().to(scores.device)
     out = {}
     for k in topk:
         k_eff = min(k, scores.shape[1])
         pred = scores.topk(k_eff, dim=1).indices  # [M, k]
-        correct = (pred == labels[:, None]).any(dim=1)
-        out[k] = 100.0 * correct.double().mean().item()
+        out[k] = (pred == labels[:, None]).any(dim=1)  # [M]
     return out
+
+
+def topk_accuracy(scores: torch.Tensor,
+                  labels: torch.Tensor,
+                  topk: Iterable[int] = (1, 5)) -> Dict[int, float]:
+    """Top-k accuracy in percent for each k of ``topk``."""
+    return {k: _percent(c)
+            for k, c in topk_correct(scores, labels, topk).items()}
+
+
+def _percent(correct: torch.Tensor) -> float:
+    """100 x the share of True: the number the per-image outcomes
+    reproduce (100 x their mean)."""
+    return 100.0 * correct.double().mean().item()
 
 
 def knn_evaluate(train_feats: torch.Tensor,

@@ -39,7 +39,7 @@ from mmbcssl.fileio import atomic_write
 
 OUTCOMES_SUFFIX = '.outcomes.npz'
 FORMAT = 1
-KINDS = ('correct', 'counts', 'coco')
+KINDS = ('correct', 'counts', 'coco', 'scores')
 _IMAGES, _META = '__images__', '__meta__'
 
 
@@ -84,7 +84,9 @@ class Outcomes:
             ``<name>.values`` / ``<name>.offsets``.
         kind (str): ``'correct'`` (booleans: the image's top-1 was right),
             ``'counts'`` (per-image counts, e.g. intersection and union per
-            class) or ``'coco'`` (per-image detection matches).
+            class), ``'coco'`` (per-image detection matches) or
+            ``'scores'`` (per-image labels, predicted classes and class
+            scores, for metrics that rank the images, e.g. ROC-AUC).
         meta (dict): JSON-serialisable facts the statistics need (class
             names, which array holds what).
     """

@@ -34,6 +34,8 @@ from mmengine.config import Config
 from mmbcssl.evaluation.fingerprint import (checkpoint_record,
                                             make_fingerprint, model_record,
                                             transform_record)
+from mmbcssl.evaluation.outcomes import Outcomes, dataset_image_keys
+from mmbcssl.evaluation.statistics import register_statistic
 from mmbcssl.utils.launch import UserError
 
 METRICS = ('accuracy', 'mean_per_class', 'map_11point', 'roc_auc')
@@ -66,16 +68,22 @@ def check_last_layer_feature(model_cfg: Mapping, name: str = '') -> None:
             'instead, e.g. configs/_base_/models/swin-t.py')
 
 
-def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Top-1 accuracy in percent."""
-    return 100.0 * float((probs.argmax(1) == labels).mean())
+#: the metrics of each image's predicted class alone; the others rank the
+#: images by each class's probability
+ARGMAX_METRICS = ('accuracy', 'mean_per_class')
 
 
-def mean_per_class(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Mean over classes of the per-class recall (percent): scikit-learn's
+def accuracy(labels: np.ndarray, pred: np.ndarray) -> float:
+    """Top-1 accuracy in percent of the predicted classes ``pred``."""
+    return 100.0 * float((pred == labels).mean())
+
+
+def mean_per_class(labels: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over classes of the per-class recall (percent) of the
+    predicted classes ``pred``: scikit-learn's
     ``balanced_accuracy_score``."""
     from sklearn.metrics import balanced_accuracy_score
-    return 100.0 * float(balanced_accuracy_score(labels, probs.argmax(1)))
+    return 100.0 * float(balanced_accuracy_score(labels, pred))
 
 
 def map_11point(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -116,12 +124,20 @@ _METRIC_FNS: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = dict(
     map_11point=map_11point, roc_auc=roc_auc)
 
 
-def score(metric: str, labels: np.ndarray, probs: np.ndarray) -> float:
+def score(metric: str,
+          labels: np.ndarray,
+          probs: Optional[np.ndarray] = None,
+          pred: Optional[np.ndarray] = None) -> float:
     """``metric`` (one of :data:`METRICS`) of class probabilities ``probs``
-    ([N, C]) against integer ``labels`` ([N])."""
+    ([N, C]) against integer ``labels`` ([N]); the metrics of
+    :data:`ARGMAX_METRICS` take the predicted classes ``pred`` ([N])
+    instead when given (default: ``probs.argmax(1)``)."""
     if metric not in _METRIC_FNS:
         raise ValueError(f'metric must be one of {", ".join(METRICS)}, got '
                          f'{metric!r}')
+    if metric in ARGMAX_METRICS:
+        return _METRIC_FNS[metric](labels,
+                                   probs.argmax(1) if pred is None else pred)
     return _METRIC_FNS[metric](labels, probs)
 
 
@@ -201,8 +217,9 @@ def transfer_one(train: Tuple[np.ndarray, np.ndarray],
 
     Returns:
         dict: ``metric`` name, test ``score``, chosen ``lambda``, the
-        validation ``curve`` ({lambda: score}) and whether every fit
-        ``converged``.
+        validation ``curve`` ({lambda: score}), whether every fit
+        ``converged`` and the test images' class ``probs`` ([N, C], what
+        the score was computed from).
     """
     all_converged = True
 
@@ -216,11 +233,10 @@ def transfer_one(train: Tuple[np.ndarray, np.ndarray],
     clf, ok = fit_logistic(
         np.concatenate([train[0], val[0]]),
         np.concatenate([train[1], val[1]]), lam, max_iter)
-    test_score = score(metric, test[1], class_probs(clf, test[0],
-                                                    num_classes))
-    return dict(metric=metric, score=test_score, lam=lam,
+    probs = class_probs(clf, test[0], num_classes)  # [N, C]
+    return dict(metric=metric, score=score(metric, test[1], probs), lam=lam,
                 log10_lam=math.log10(lam), curve=curve,
-                converged=bool(all_converged and ok))
+                converged=bool(all_converged and ok), probs=probs)
 
 
 def holdout_split(labels: np.ndarray, fraction: float,
@@ -286,10 +302,11 @@ class TransferProtocol:
 def transfer_model(protocol: TransferProtocol, config: str,
                    checkpoint: Optional[str], registry: Dict,
                    classes: Dict[str, List[str]], preset: str,
-                   disk=None, log=None) -> Dict[str, Dict]:
+                   disk=None, log=None) -> Tuple[Dict[str, Dict], Outcomes]:
     """The transfer protocol for one model: ``{set: result}``, each result
     a :func:`transfer_one` result with the set's sizes and its
-    ``fingerprint``.
+    ``fingerprint``, and the per-image outcomes of the test images
+    (:func:`transfer_outcomes`).
 
     Args:
         protocol (TransferProtocol): The feature settings.
@@ -321,11 +338,11 @@ def transfer_model(protocol: TransferProtocol, config: str,
             or 'random init, seed 0',
             model=model_record(cfg.model),
             input=transform.input_record()))
-    results = run_model(cache, registry, classes, log)
+    results, outcomes = run_model(cache, registry, classes, log)
     for name, res in results.items():
         res['fingerprint'] = transfer_fingerprint(
             protocol, config, checkpoint, name, registry[name], res, preset)
-    return results
+    return results, outcomes
 
 
 LAYOUT = ('<data_root>/<root>/<split>/<class>/<image> with the same class '
@@ -421,6 +438,12 @@ class SetFeatures:
         self.disk, self.key = disk, dict(key or {})
         self._cache: Dict[Tuple[str, str], Tuple[np.ndarray,
                                                  np.ndarray]] = {}
+        self._images: Dict[Tuple[str, str], List[str]] = {}
+
+    def images(self, root: str, split: str) -> List[str]:
+        """The image keys of (root, split) (:func:`dataset_image_keys`),
+        in the order of its features' rows; after :meth:`__call__`."""
+        return self._images[(root, split)]
 
     def __call__(self, root: str, split: str):
         from mmbcssl.evaluation.feature_cache import dataset_identity
@@ -428,6 +451,7 @@ class SetFeatures:
         key = (root, split)
         if key not in self._cache:
             ds = self.transform.dataset(root, split)
+            self._images[key] = dataset_image_keys(ds)
             if self.disk is None:
                 feats, labels = extract_features(self.model, ds,
                                                  self.batch_size,
@@ -445,10 +469,11 @@ class SetFeatures:
 
 
 def run_model(cache: SetFeatures, registry: Dict,
-              classes: Dict[str, List[str]], log) -> Dict:
-    """``{set: transfer_one result}`` for one model; ``classes`` are each
-    set's class folders (:func:`check_layout`)."""
-    results = {}
+              classes: Dict[str, List[str]], log) -> Tuple[Dict, Outcomes]:
+    """``{set: transfer_one result}`` for one model and the per-image
+    outcomes of the test images (:func:`transfer_outcomes`); ``classes``
+    are each set's class folders (:func:`check_layout`)."""
+    results, tests = {}, {}
     for name, entry in registry.items():
         train = cache(entry['root'], entry['train'])
         if entry['val']:
@@ -463,13 +488,113 @@ def run_model(cache: SetFeatures, registry: Dict,
         test = cache(entry['root'], entry['test'])
         num_classes = len(classes[name])
         res = transfer_one(train, val, test, num_classes, entry['metric'])
+        tests[name] = dict(images=cache.images(entry['root'], entry['test']),
+                           labels=test[1], probs=res.pop('probs'),
+                           metric=entry['metric'], score=res['score'])
         res.update(num_classes=num_classes, num_train=len(train[1]),
                    num_val=len(val[1]), num_test=len(test[1]))
         log(f'  {name}: {entry["metric"]} {res["score"]:.2f} '
             f'(lambda {res["lam"]:.3g}'
             f'{"" if res["converged"] else ", not converged"})')
         results[name] = res
-    return results
+    return results, transfer_outcomes(tests)
+
+
+def transfer_outcomes(tests: Mapping[str, Mapping]) -> Outcomes:
+    """The per-image outcomes of one model's transfer: the test images of
+    every set, concatenated in the order of ``tests``, keyed
+    ``<set>/<path in the set's root>``, with the arrays
+
+    - ``set``: each row's set (its index in ``meta['sets']``), the stratum
+      a resample stays within;
+    - ``label`` and ``pred``: the true and the predicted class (all that
+      accuracy and mean-per-class need);
+    - ``probs.values`` / ``probs.offsets``: each image's class
+      probabilities (ragged: C values per image of a set whose metric
+      ranks the images, 11-point mAP or ROC-AUC; none for the others), in
+      the smallest float type (float16, float32, float64) from which every
+      such set's score is recomputed exactly.
+
+    ``meta['metrics']['average']`` recomputes the mean over the sets
+    (:func:`transfer_mean`).
+
+    Args:
+        tests (Mapping): ``{set: dict(images=keys, labels=[N],
+            probs=[N, C], metric=..., score=...)}``.
+    """
+    images, sets, ranked = [], [], []
+    strata, labels, preds, sizes = [], [], [], []  # per set, [N] each
+    for s, (name, t) in enumerate(tests.items()):
+        n, c = t['probs'].shape
+        images += [f'{name}/{key}' for key in t['images']]
+        strata.append(np.full(n, s))
+        labels.append(np.asarray(t['labels']))
+        preds.append(t['probs'].argmax(1))
+        needs_probs = t['metric'] not in ARGMAX_METRICS
+        sizes.append(np.full(n, c if needs_probs else 0))
+        if needs_probs:
+            ranked.append(t)
+        sets.append(dict(name=name, metric=t['metric'], num_classes=c))
+    dtype = next((d for d in (np.float16, np.float32)
+                  if all(_reproduces(t, d) for t in ranked)), np.float64)
+    values = [t['probs'].astype(dtype).reshape(-1) for t in ranked]
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(sizes))])
+    arrays = {
+        'set': _small_int(np.concatenate(strata)),
+        'label': _small_int(np.concatenate(labels)),
+        'pred': _small_int(np.concatenate(preds)),
+        'probs.values': np.concatenate(values) if values else np.zeros(
+            0, dtype),
+        'probs.offsets': offsets.astype(np.int64),
+    }
+    return Outcomes(images, arrays, 'scores', dict(
+        sets=sets, metrics=dict(average=dict(statistic='transfer_mean',
+                                             strata='set'))))
+
+
+def _reproduces(test: Mapping, dtype) -> bool:
+    """Whether ``test``'s probabilities stored as ``dtype`` give its score
+    exactly (rounding can tie two images' ranks; float16 rows may no
+    longer sum to 1, which a multi-class ROC-AUC refuses)."""
+    probs = test['probs'].astype(dtype).astype(np.float64)
+    try:
+        return score(test['metric'], np.asarray(test['labels']),
+                     probs) == test['score']
+    except ValueError:
+        return False
+
+
+def _small_int(a: np.ndarray) -> np.ndarray:
+    """Non-negative integers in the smallest unsigned type that holds
+    them."""
+    return a.astype(np.min_scalar_type(int(a.max()) if a.size else 0))
+
+
+@register_statistic('transfer_mean')
+def transfer_mean(outcomes: Outcomes,
+                  idx: Optional[np.ndarray] = None,
+                  strata: str = 'set') -> float:
+    """The mean over the sets of each set's score (its own metric,
+    :func:`score`) on the rows ``idx`` of :func:`transfer_outcomes` (a
+    resample within each set, the sets given by the array ``strata``;
+    None: every row): the transfer result's ``average``."""
+    a = outcomes.arrays
+    rows = np.arange(len(outcomes.images)) if idx is None else np.asarray(
+        idx)
+    stratum = a[strata][rows]
+    scores = []
+    for s, entry in enumerate(outcomes.meta['sets']):
+        r = rows[stratum == s]
+        labels = a['label'][r].astype(np.int64)
+        if entry['metric'] in ARGMAX_METRICS:
+            scores.append(score(entry['metric'], labels,
+                                pred=a['pred'][r].astype(np.int64)))
+            continue
+        cols = a['probs.offsets'][r][:, None] + np.arange(
+            entry['num_classes'])  # [n, C]
+        scores.append(score(entry['metric'], labels,
+                            a['probs.values'][cols].astype(np.float64)))
+    return float(np.mean(scores))
 
 
 def transfer_fingerprint(protocol: 'TransferProtocol', config: str,

@@ -78,6 +78,10 @@ class SuiteContext:
     def path(self, *parts: str) -> str:
         return osp.join(self.work_dir, *parts)
 
+    def result_path(self, name: str) -> str:
+        """The result file of evaluation ``name``."""
+        return self.path('results', f'{name}.json')
+
     def backbone_weights(self) -> Optional[str]:
         """An extracted ``backbone.*`` file of the checkpoint: the file
         itself when it already is one, else its teacher, extracted once

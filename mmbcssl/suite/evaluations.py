@@ -8,8 +8,11 @@ not have is refused, with the accepted ones, before anything runs. An
 evaluation that reads another's result names that evaluation's class
 (``needs``), never its name. It produces one result
 (``results/<name>.json``): the metrics, their protocol fingerprint and the
-command that made them. Trained evaluations (the linear probe, Mask R-CNN,
-UperNet) and k-NN run as their own ``tools/*.py`` processes, through
+command that made them, and for a classification the per-image outcomes
+(an :class:`~mmbcssl.evaluation.outcomes.Outcomes` under ``outcomes``,
+which the suite runner writes beside the result). Trained evaluations
+(the linear probe, Mask R-CNN, UperNet) and k-NN run as their own
+``tools/*.py`` processes, through
 ``tools/dist_*.sh`` when the suite has several processes, so one failure
 does not take the others down and each resumes on its own.
 """
@@ -30,6 +33,7 @@ from mmbcssl.evaluation.fingerprint import (REPO_ROOT, checkpoint_record,
                                             model_record)
 from mmbcssl.evaluation.features import FeatureTransform
 from mmbcssl.evaluation.knn import KNNProtocol
+from mmbcssl.evaluation.outcomes import Outcomes, read_outcomes
 from mmbcssl.evaluation.robustness import (PROTOCOL_CONFIGS, clean_error,
                                            robustness_plan)
 from mmbcssl.evaluation.transfer import TransferProtocol
@@ -209,6 +213,26 @@ class Evaluation:
                 command)
         return result
 
+    @staticmethod
+    def _tool_result(path: str) -> Dict:
+        """A tool's result JSON, its per-image outcomes (the record beside
+        it, :func:`~mmbcssl.evaluation.outcomes.write_outcomes`) read into
+        ``outcomes``: the suite runner writes them beside its own result.
+
+        Raises:
+            EvaluationFailed: the tool left no result, or outcomes that are
+                not the result's own.
+        """
+        result = read_json(path)
+        if result is None:
+            raise EvaluationFailed(f'{path} is missing or not valid JSON')
+        if result.get('outcomes'):
+            try:
+                result['outcomes'] = read_outcomes(path, result['outcomes'])
+            except (OSError, ValueError) as e:
+                raise EvaluationFailed(str(e)) from None
+        return result
+
     def _raw(self, ctx: SuiteContext, suffix: str = '.json') -> str:
         os.makedirs(ctx.path('raw'), exist_ok=True)
         return ctx.path('raw', self.name + suffix)
@@ -295,8 +319,7 @@ class KNN(Evaluation):
         needed.append(query[1] if query else osp.join(s.data_root, 'val'))
         self._need_dirs(*needed, command=command)
         command = ctx.run_tool(self.name, 'knn_eval.py', args)
-        result = read_json(out)
-        return dict(result, command=command)
+        return dict(self._tool_result(out), command=command)
 
 
 @dataclass(frozen=True)
@@ -463,18 +486,27 @@ class _TrainThenTest(Evaluation):
         ctx.run_tool(f'{self.name}-train', 'train.py',
                      train + ['--cfg-options', *opts])
         ckpt = _latest_checkpoint(work)
-        result, command = self._test(ctx, config, ckpt, opts)
-        return dict(result, command=command, checkpoint=ckpt, config=config)
+        weights = ctx.backbone_weights()
+        result, command = self._test(ctx, config, ckpt, opts,
+                                     backbone=weights)
+        return dict(result, command=command, checkpoint=ckpt, config=config,
+                    backbone_weights=weights)
 
     def _test(self, ctx: SuiteContext, config: str, ckpt: str,
-              opts: List[str], tag: str = '') -> tuple:
-        """``tools/test.py`` on one checkpoint: (its result, command)."""
+              opts: List[str], tag: str = '',
+              backbone: Optional[str] = None) -> tuple:
+        """``tools/test.py`` on one checkpoint: (its result, command).
+        ``backbone``: the weights the checkpoint was trained from, for its
+        fingerprint (default: its training config's)."""
         out = self._raw(ctx, suffix=f'{tag}.json')
         test = [config, ckpt, '--work-dir',
                 osp.join(ctx.path(self.name), f'test{tag}'), '--out', out,
-                '--overwrite', '--cfg-options', *opts]
+                '--overwrite']
+        if backbone:
+            test += ['--backbone-from', backbone]
+        test += ['--cfg-options', *opts]
         command = ctx.run_tool(f'{self.name}-test{tag}', 'test.py', test)
-        return read_json(out), command
+        return self._tool_result(out), command
 
     def _check_data(self, ctx, config: str, opts: List[str]) -> None:
         from mmbcssl.utils.data_checks import DataLayoutError, check_data
@@ -544,12 +576,15 @@ class LinearProbe(_TrainThenTest):
         result = super().run(ctx, done)
         best, epoch = self.best_checkpoint(ctx.path(self.name))
         best_result, _ = self._test(ctx, result['config'], best,
-                                    self.options(ctx), tag='_best_epoch')
+                                    self.options(ctx), tag='_best_epoch',
+                                    backbone=result['backbone_weights'])
         metrics = dict(result['metrics'])
         metrics.update({f'best_epoch/{k}': v
                         for k, v in best_result['metrics'].items()})
         metrics['best_epoch/epoch'] = epoch
-        return dict(result, metrics=metrics, best_epoch_checkpoint=best)
+        return dict(result, metrics=metrics, best_epoch_checkpoint=best,
+                    outcomes=with_best_epoch(result.get('outcomes'),
+                                             best_result.get('outcomes')))
 
     def best_checkpoint(self, work_dir: str) -> tuple:
         """(path, epoch) of the best epoch's checkpoint in ``work_dir``.
@@ -567,6 +602,35 @@ class LinearProbe(_TrainThenTest):
                 "every epoch with default_hooks.checkpoint.save_best="
                 "'accuracy/top1' (configs/_base_/linear_in1k.py)")
         return found[0]
+
+
+def with_best_epoch(last: Optional[Outcomes],
+                    best: Optional[Outcomes]) -> Optional[Outcomes]:
+    """The last epoch's outcomes with the best epoch's beside them, on the
+    same val images: its arrays and ``meta['metrics']`` entries prefixed
+    ``best_epoch/`` as its metrics are (``best_epoch/accuracy/top1`` is
+    recomputed from array ``best_epoch/top1``). The last epoch's alone
+    when the best epoch has none.
+
+    Raises:
+        EvaluationFailed: the two were made on different images.
+    """
+    if last is None or best is None:
+        return last
+    if best.images != last.images:
+        raise EvaluationFailed(
+            'the best epoch\'s val outcomes hold other images than the '
+            'last epoch\'s: both tests must use the same val set')
+    arrays = dict(last.arrays)
+    arrays.update({f'best_epoch/{k}': v for k, v in best.arrays.items()})
+    metrics = dict(last.meta.get('metrics', {}))
+    for key, entry in best.meta.get('metrics', {}).items():
+        entry = dict(entry)
+        if 'arrays' in entry:
+            entry['arrays'] = [f'best_epoch/{a}' for a in entry['arrays']]
+        metrics[f'best_epoch/{key}'] = entry
+    return Outcomes(last.images, arrays, last.kind,
+                    dict(last.meta, metrics=metrics))
 
 
 @dataclass(frozen=True)
@@ -742,6 +806,8 @@ class RobustnessSet(Evaluation):
                 probe['config'], '--work-dir',
                 ctx.path('robustness', self.name), '--out', out,
                 '--overwrite']
+        if probe.get('backbone_weights'):  # what the probe was trained from
+            args += ['--backbone-from', probe['backbone_weights']]
         if opts:
             args += ['--cfg-options', *opts]
         command = ' '.join(ctx.tool_command('test.py', args))
@@ -750,7 +816,7 @@ class RobustnessSet(Evaluation):
             root = Config.fromfile(config).test_dataloader.dataset.data_root
         self._need_dirs(root, command=command)
         command = ctx.run_tool(self.name, 'test.py', args)
-        return dict(read_json(out), command=command)
+        return dict(self._tool_result(out), command=command)
 
 
 @dataclass(frozen=True)
@@ -807,8 +873,13 @@ class Transfer(Evaluation):
                               for k, v in per_set.items()})
         fingerprint = make_fingerprint(protocol, first['checkpoint'],
                                        first['model'], first['run'])
+        try:
+            outcomes = read_outcomes(osp.join(out_dir, 'results.json'),
+                                     data['outcomes']['model'])
+        except (OSError, ValueError) as e:
+            raise EvaluationFailed(str(e)) from None
         return dict(metrics=metrics, fingerprint=fingerprint,
-                    command=command)
+                    command=command, outcomes=outcomes)
 
 
 @dataclass(frozen=True)

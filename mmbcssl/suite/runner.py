@@ -7,7 +7,13 @@ Layout of a suite work dir::
                             and how the weights were made (pretraining)
     results/<name>.json     one per evaluation: status, metrics, protocol
                             fingerprint, the command that made it
-    results/superseded/     results replaced by --force, kept
+    results/<name>.outcomes.npz
+                            its per-image outcomes (k-NN, transfer,
+                            classifications, COCO, segmentation; :mod:`mmbcssl.
+                            evaluation.outcomes`), named by the result and
+                            reused with it
+    results/superseded/     results replaced by --force, kept (with their
+                            outcomes)
     raw/, logs/             each tool's own output and log
     features/               the feature cache (--no-cache: none)
     <name>/                 work dirs of trained evaluations, each made
@@ -35,6 +41,8 @@ from mmengine.logging import print_log
 from mmbcssl.evaluation.fingerprint import (REPO_ROOT, code_version,
                                             data_record, file_sha256,
                                             pretraining_record, protocol_id)
+from mmbcssl.evaluation.outcomes import (Outcomes, outcomes_path,
+                                         write_outcomes)
 from mmbcssl.utils.launch import UserError
 from mmbcssl.utils.outputs import write_json
 from .context import (EvaluationFailed, EvaluationMissing, SuiteContext,
@@ -192,7 +200,7 @@ class SuiteRunner:
         self.pretraining: Optional[Dict] = None  # set by run()
 
     def result_path(self, name: str) -> str:
-        return self.ctx.path('results', f'{name}.json')
+        return self.ctx.result_path(name)
 
     def check_work_dir(self) -> None:
         """A work dir holds the results of one backbone and checkpoint;
@@ -271,6 +279,10 @@ class SuiteRunner:
             return old
         if old and (old.get('status') == 'ok' or name in self.force):
             self._supersede(path)
+        if osp.exists(outcomes_path(path)):
+            # no result names it (a run stopped before writing its
+            # result): the evaluation makes its own
+            os.remove(outcomes_path(path))
         self._claim_work_dirs(evaluation, request, key)
         print_log(f'{name}: running', logger='current')
         start = time.time()
@@ -287,6 +299,12 @@ class SuiteRunner:
                           reason=f'{type(e).__name__}: {e}', command='')
         result.update(name=name, request=request, request_id=key,
                       seconds=round(time.time() - start, 1))
+        # an evaluation hands back the outcomes it read from its tool; they
+        # are written beside the result, named by it (before it, so a kill
+        # in between leaves a file no result names, removed above)
+        outcomes = result.pop('outcomes', None)
+        if result['status'] == 'ok' and isinstance(outcomes, Outcomes):
+            result['outcomes'] = write_outcomes(path, outcomes)
         ckpt = result.get('checkpoint')
         if result['status'] == 'ok' and ckpt and osp.isfile(ckpt):
             # what a dependent's request names (:meth:`_inputs`)
@@ -349,9 +367,19 @@ class SuiteRunner:
             write_json(marker, dict(request_id=key, request=request))
 
     def _supersede(self, path: str) -> None:
-        """Keep a result that is about to be replaced."""
+        """Keep a result that is about to be replaced, with its per-image
+        outcomes (renamed beside it, and the result naming them so)."""
         folder = osp.join(osp.dirname(path), 'superseded')
         os.makedirs(folder, exist_ok=True)
         stamp = time.strftime('%Y%m%d-%H%M%S')
         base = osp.splitext(osp.basename(path))[0]
-        shutil.move(path, osp.join(folder, f'{base}.{stamp}.json'))
+        kept = osp.join(folder, f'{base}.{stamp}.json')
+        shutil.move(path, kept)
+        result = read_json(kept) or {}
+        record = result.get('outcomes')
+        source = osp.join(osp.dirname(path), str((record or {}).get('file')))
+        if record and osp.isfile(source):
+            shutil.move(source, outcomes_path(kept))
+            result['outcomes'] = dict(
+                record, file=osp.basename(outcomes_path(kept)))
+            write_json(kept, result)

@@ -1,5 +1,6 @@
 """ImageNet-A/R and ImageNet-C data sets, SubsetAccuracy and the C loop, on
 tiny trees written in the real layouts."""
+import json
 import os
 import os.path as osp
 from importlib import resources
@@ -15,7 +16,8 @@ from PIL import Image
 import mmbcssl  # noqa: F401
 from mmbcssl.datasets import ImageNetC, ImageNetSubset
 from mmbcssl.evaluation.metrics import SubsetAccuracy
-from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS
+from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
+                                           corruption_errors)
 from mmbcssl.utils.data_checks import DataLayoutError
 
 BASE = ['n00000001', 'n00000002', 'n00000003', 'n00000004', 'n00000005']
@@ -301,7 +303,9 @@ def test_c_loop_continues_after_an_interruption(tmp_path, monkeypatch):
     root = tmp_path / 'imagenet-c'
     _c_tree(root, corruptions=['gaussian_noise', 'fog', 'snow'],
             severities=[1, 2])
-    full = _c_runner(tmp_path, root, allow_partial=True).test()
+    runner = _c_runner(tmp_path, root, allow_partial=True)
+    full = runner.test()
+    full_outcomes = runner.test_loop.outcomes
     store = tmp_path / 'passes'
     real_end = imagenet_c_loop.ImageNetCTestLoop._end_pass
     ended = []
@@ -325,7 +329,62 @@ def test_c_loop_continues_after_an_interruption(tmp_path, monkeypatch):
         imagenet_c_loop.ImageNetCTestLoop, '_end_pass',
         lambda self, todo, k, *a: (resumed_passes.append(todo[k]),
                                    real_end(self, todo, k, *a)))
-    again = _c_runner(tmp_path, root, allow_partial=True,
-                      pass_results_dir=str(store)).test()
+    runner = _c_runner(tmp_path, root, allow_partial=True,
+                       pass_results_dir=str(store))
+    again = runner.test()
     assert len(resumed_passes) == 3 and not set(resumed_passes) & set(ended)
     assert again == full
+    # the finished passes' per-image outcomes were kept with them: the
+    # resumed run has every pass's, the uninterrupted run's
+    outcomes = runner.test_loop.outcomes
+    assert outcomes.images == full_outcomes.images
+    assert sorted(outcomes.arrays) == sorted(full_outcomes.arrays) == [
+        f'{c}/{s}' for c in ('fog', 'gaussian_noise', 'snow')
+        for s in (1, 2)]
+    for name, hits in full_outcomes.arrays.items():
+        assert outcomes.arrays[name].tolist() == hits.tolist()
+    # a kept pass without outcomes (an older run's) is run again
+    for path in store.rglob('*.json'):
+        kept = json.loads(path.read_text())
+        kept.pop('outcomes')
+        path.write_text(json.dumps(kept))
+    resumed_passes.clear()
+    runner = _c_runner(tmp_path, root, allow_partial=True,
+                       pass_results_dir=str(store))
+    assert runner.test() == full and len(resumed_passes) == 6
+    assert sorted(runner.test_loop.outcomes.arrays) == sorted(
+        full_outcomes.arrays)
+
+
+def test_c_loop_outcomes_reproduce_mce_and_need_one_image_list(tmp_path):
+    """Per pass, which images were right: the pass errors they give, put
+    through corruption_errors, are the loop's mCE, relative mCE and mean
+    error. Passes holding other images give no outcomes (a warning)."""
+    root = tmp_path / 'imagenet-c'
+    _c_tree(root)
+    runner = _c_runner(tmp_path, root, clean_error=0.2)
+    metrics = runner.test()
+    outcomes = runner.test_loop.outcomes
+    assert outcomes.images == [f'{c}/{c}_0.JPEG' for c in BASE[:2]]
+    passes = [f'{c}/{s}' for c in BENCHMARK_CORRUPTIONS for s in range(1, 6)]
+    assert sorted(outcomes.arrays) == sorted(passes)
+    errors = {}
+    for name in passes:
+        c, s = name.split('/')
+        errors.setdefault(c, {})[int(s)] = 1 - outcomes.arrays[name].mean()
+    recomputed = corruption_errors(errors, 0.2)
+    for which in ('mCE', 'relative_mCE', 'mean_error'):
+        entry = outcomes.meta['metrics'][f'imagenet-c/{which}']
+        assert entry['statistic'] == 'imagenet_c'
+        assert entry['which'] == which and entry['passes'] == passes
+        assert entry['clean'] is None
+        assert recomputed[which] == pytest.approx(
+            metrics[f'imagenet-c/{which}'], rel=1e-6)
+    assert outcomes.meta['metrics']['imagenet-c/relative_mCE'][
+        'clean_error'] == 0.2
+    assert outcomes.meta['images_per_pass']['snow/3'] == 2
+    # one pass with an image more: no common image list
+    _write_tree(root / 'fog' / '2', BASE[2:3], per_class=1)
+    runner = _c_runner(tmp_path, root, clean_error=0.2)
+    assert runner.test()['imagenet-c/mCE'] > 0
+    assert runner.test_loop.outcomes is None

@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 
+from mmbcssl.evaluation.statistics import statistic
 from mmbcssl.evaluation.transfer import (holdout_split, score, search_l2,
-                                         summarise, transfer_one)
+                                         summarise, transfer_one,
+                                         transfer_outcomes)
 
 
 def _grid_best(evaluate, steps_per_decade=8):
@@ -114,3 +116,63 @@ def test_summary_average_and_wins():
     out = summarise(results, ['a', 'b'])
     assert out['average'] == pytest.approx({'a': 137 / 3, 'b': 129 / 3})
     assert out['versus'] == {'b': dict(wins=1, ties=1, losses=1)}
+
+
+def _test_set(metric, labels, probs):
+    return dict(images=[f'img{i}.png' for i in range(len(labels))],
+                labels=np.asarray(labels), probs=np.asarray(probs),
+                metric=metric, score=score(metric, np.asarray(labels),
+                                           np.asarray(probs)))
+
+
+def test_transfer_outcomes_give_each_score_and_the_mean_back():
+    """Every metric's set in one outcomes file: 'transfer_mean' on all
+    rows is the mean of the sets' scores; on a resample within each set
+    it is the mean of the scores of each set's resampled rows."""
+    rng = np.random.default_rng(0)
+
+    def probs(n, c):
+        p = rng.random((n, c))
+        return p / p.sum(1, keepdims=True)
+
+    tests = {
+        m: _test_set(m, rng.integers(0, c, n), probs(n, c))
+        for m, n, c in (('accuracy', 30, 4), ('mean_per_class', 20, 3),
+                        ('map_11point', 25, 5), ('roc_auc', 40, 3))
+    }
+    outcomes = transfer_outcomes(tests)
+    assert outcomes.kind == 'scores'
+    assert outcomes.images[30] == 'mean_per_class/img0.png'
+    assert np.diff(outcomes.arrays['probs.offsets']).tolist() == (
+        [0] * 50 + [5] * 25 + [3] * 40)
+    mean = statistic('transfer_mean')
+    expected = float(np.mean([t['score'] for t in tests.values()]))
+    assert mean(outcomes, None, strata='set') == expected
+    # a stratified resample: the same as scoring each set's resample
+    idx, parts, start = [], [], 0
+    for t in tests.values():
+        n = len(t['labels'])
+        pick = rng.integers(0, n, n)
+        idx.append(start + pick)
+        parts.append(score(t['metric'], t['labels'][pick],
+                           t['probs'][pick].astype(
+                               outcomes.arrays['probs.values'].dtype
+                           ).astype(np.float64)))
+        start += n
+    assert mean(outcomes, np.concatenate(idx), strata='set') == \
+        pytest.approx(np.mean(parts), rel=1e-12)
+
+
+def test_transfer_probabilities_are_stored_as_small_as_exactness_allows():
+    """float16 when it gives the score back; float32 when float16 would
+    tie two images a ROC-AUC ranks apart (0.5 and 0.5001 round to the
+    same float16)."""
+    easy = _test_set('roc_auc', [0, 1, 0, 1],
+                     [[.9, .1], [.2, .8], [.7, .3], [.4, .6]])
+    assert transfer_outcomes(dict(s=easy)).arrays[
+        'probs.values'].dtype == np.float16
+    close = _test_set('roc_auc', [0, 1], [[.5, .5], [.4999, .5001]])
+    assert close['score'] == 100.0
+    outcomes = transfer_outcomes(dict(s=easy, t=close))
+    assert outcomes.arrays['probs.values'].dtype == np.float32
+    assert statistic('transfer_mean')(outcomes, None, strata='set') == 100.0

@@ -1,7 +1,7 @@
 """tools/run_suite.py and tools/report.py on the demo data with a tiny
-backbone: results with fingerprints, skipping of finished evaluations,
---force, missing data as a row with its command, the report's tables,
-flags and figures, and bad input."""
+backbone: results with fingerprints and per-image outcomes, skipping of
+finished evaluations, --force, missing data as a row with its command, the
+report's tables, flags and figures, and bad input."""
 import json
 import os
 import os.path as osp
@@ -14,6 +14,7 @@ from mmbcssl.cli import run_suite
 from mmbcssl.suite import build_evaluations
 from mmbcssl.utils.launch import UserError
 from tests.conftest import REPO_ROOT
+from tests.test_tools.test_knn_eval import knn_outcomes
 
 TINY = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'tiny_classifier.py')
 SMALL_KNN = ("ks=(5, 20), img_size=32, resize=36, batch_size=40, "
@@ -37,9 +38,9 @@ def _suite(tmp_path, demo_data, extra=''):
     return str(path)
 
 
-def _save_weights(path, seed=1):
+def _save_weights(path, seed=1, config=TINY):
     from mmbcssl.apis import init_backbone
-    model = init_backbone(TINY, None, seed=seed)
+    model = init_backbone(config, None, seed=seed)
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in
                                model['backbone'].state_dict().items()}},
                str(path))
@@ -78,12 +79,28 @@ def test_each_evaluation_writes_a_result_with_its_fingerprint(suite_run):
     assert fp['data']['demo_version'] == VERSION
     assert fp['data']['root'] == osp.abspath(fp['run']['data_root'])
     comp = _result(work, 'complexity')
+    # a count of parameters and FLOPs involves no weights
+    assert comp['fingerprint']['checkpoint']['weights'] == 'not needed'
     # ResNet-18 at 8-64 channels with a 1000-class head: the head dominates
     assert comp['metrics']['params_m'] > comp['metrics']['params_m_backbone']
     # features were cached and shared by both k-NN runs' train banks only
     # when the weights are the same: two entries here
     cache = osp.join(work, 'features')
     assert len([d for d in os.listdir(cache)]) == 4  # 2 weights x 2 splits
+    # each k-NN's per-image outcomes lie beside its result (moved there
+    # from the tool's raw output), reproduce its top-1 numbers, and pair
+    # the two weights' runs: the same val images
+    records = {}
+    for name in ('knn', 'knn_random_init'):
+        result, outcomes = knn_outcomes(osp.join(work, 'results',
+                                                 f'{name}.json'))
+        assert result['outcomes']['file'] == f'{name}.outcomes.npz'
+        assert not osp.exists(osp.join(work, 'raw', f'{name}.outcomes.npz'))
+        assert len(outcomes.images) == 40
+        records[name] = result['outcomes']
+    assert records['knn']['images_sha256'] == \
+        records['knn_random_init']['images_sha256']
+    assert records['knn']['sha256'] != records['knn_random_init']['sha256']
 
 
 def test_the_run_records_how_its_weights_were_made(suite_run):
@@ -121,18 +138,115 @@ def test_a_rerun_skips_what_is_done_and_force_reruns_one(
         suite_run, capsys):
     tmp, ckpt, suite, work, _ = suite_run
     before = _result(work, 'knn')
+    outcomes = osp.join(work, 'results', 'knn.outcomes.npz')
+    stat = os.stat(outcomes)
     code = run_suite.main([TINY, ckpt, '--suite', suite, '--work-dir', work])
     assert code == 1
     out = capsys.readouterr().out
     assert 'knn: done already' in out or _result(work, 'knn') == before
     assert _result(work, 'knn') == before  # not rewritten
+    # nor its outcomes: the same file, untouched
+    again_stat = os.stat(outcomes)
+    assert (again_stat.st_ino, again_stat.st_mtime_ns) == (stat.st_ino,
+                                                           stat.st_mtime_ns)
+    knn_outcomes(osp.join(work, 'results', 'knn.json'))
     code = run_suite.main([TINY, ckpt, '--suite', suite, '--work-dir', work,
                            '--force', 'knn', '--only', 'knn'])
     assert code == 0
     again = _result(work, 'knn')
     assert again['metrics'] == before['metrics']  # cached features
-    kept = os.listdir(osp.join(work, 'results', 'superseded'))
-    assert len(kept) == 1 and kept[0].startswith('knn.')
+    knn_outcomes(osp.join(work, 'results', 'knn.json'))
+    # the replaced result is kept with its outcomes, which it names
+    superseded = osp.join(work, 'results', 'superseded')
+    kept = sorted(os.listdir(superseded))
+    assert len(kept) == 2 and kept[0].startswith('knn.')
+    assert kept[1] == kept[0][:-len('.json')] + '.outcomes.npz'
+    old, _ = knn_outcomes(osp.join(superseded, kept[0]))
+    assert old['outcomes'] == dict(before['outcomes'], file=kept[1])
+
+
+def _knn_suite(tmp_path, data_root, name):
+    path = tmp_path / f'{name}.py'
+    path.write_text("evaluations = [dict(type='KNN', name='knn', "
+                    f"data_root='{data_root}', {SMALL_KNN})]\n")
+    return str(path)
+
+
+def test_a_knn_stopped_before_its_result_leaves_no_outcomes_to_trust(
+        demo_data, tmp_path, monkeypatch):
+    """The suite is stopped after the k-NN tool finished and its outcomes
+    were moved beside the result, before the result was written: no
+    result names that file, and the next run neither trusts nor keeps it
+    (removed even when the evaluation then cannot run; replaced by the
+    run's own when it does)."""
+    from mmbcssl.suite import runner
+    ckpt = _save_weights(tmp_path / 'weights.pth')
+    work = str(tmp_path / 'work')
+    args = [TINY, ckpt, '--work-dir', work, '--suite']
+    results = osp.join(work, 'results')
+    write_json = runner.write_json
+
+    def stopped(path, obj):
+        if path == osp.join(results, 'knn.json'):
+            raise KeyboardInterrupt  # as a kill at this point
+        write_json(path, obj)
+
+    monkeypatch.setattr(runner, 'write_json', stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite.main(args + [_knn_suite(tmp_path, f'{demo_data}/imagenet',
+                                          'stopped')])
+    monkeypatch.setattr(runner, 'write_json', write_json)
+    orphan = osp.join(results, 'knn.outcomes.npz')
+    assert not osp.exists(osp.join(results, 'knn.json'))
+    assert osp.isfile(orphan)
+    # a run whose k-NN cannot run leaves no outcomes file at all
+    assert run_suite.main(args + [_knn_suite(tmp_path, tmp_path / 'none',
+                                             'no_data')]) == 1
+    assert _result(work, 'knn')['status'] == 'missing'
+    assert not osp.exists(orphan)
+    # a file left there again is not taken for the next run's outcomes
+    with open(orphan, 'wb') as f:
+        f.write(b'left by a stopped run')
+    assert run_suite.main(args + [_knn_suite(tmp_path,
+                                             f'{demo_data}/imagenet',
+                                             'again')]) == 0
+    result, outcomes = knn_outcomes(osp.join(results, 'knn.json'))
+    assert result['status'] == 'ok' and len(outcomes.images) == 40
+
+
+def test_transfer_writes_outcomes_that_give_its_average_back(
+        demo_data, tmp_path):
+    """The suite's Transfer: the tool's per-image outcomes move beside
+    results/transfer.json; 'transfer_mean' on them gives the result's
+    average back."""
+    from mmbcssl.evaluation.outcomes import read_outcomes
+    from mmbcssl.evaluation.statistics import statistic
+    registry = tmp_path / 'registry.py'
+    registry.write_text(
+        f"data_root = '{demo_data}'\n"
+        "_demo = dict(root='imagenet', train='train', val=None, "
+        "test='val')\n"
+        "datasets = dict(demo_accuracy=dict(_demo, metric='accuracy'), "
+        "demo_roc_auc=dict(_demo, metric='roc_auc'))\n")
+    suite = tmp_path / 'transfer.py'
+    suite.write_text(
+        f"evaluations = [dict(type='Transfer', registry='{registry}', "
+        "img_size=32, resize=36, batch_size=40, num_workers=0)]\n")
+    work = str(tmp_path / 'work')
+    assert run_suite.main([TINY, _save_weights(tmp_path / 'w.pth'),
+                           '--suite', str(suite), '--work-dir', work]) == 0
+    path = osp.join(work, 'results', 'transfer.json')
+    result = _result(work, 'transfer')
+    assert result['outcomes']['file'] == 'transfer.outcomes.npz'
+    outcomes = read_outcomes(path, result['outcomes'])
+    assert len(outcomes.images) == 2 * 40
+    assert outcomes.images[40].startswith('demo_roc_auc/val/')
+    entry = dict(outcomes.meta['metrics']['average'])
+    fn = statistic(entry.pop('statistic'))
+    assert fn(outcomes, None, **entry) == pytest.approx(
+        result['metrics']['average'], rel=1e-12, abs=0)
+    assert not osp.exists(osp.join(work, 'raw', 'transfer',
+                                   'results.model.outcomes.npz'))
 
 
 def test_another_checkpoint_in_the_same_work_dir_is_refused(
@@ -224,6 +338,119 @@ def test_report_refuses_a_knn_result_of_another_run_copied_in(
     assert '| k-NN top-1 |' not in text  # no row fills the column
     assert '| k-NN top-1 |' in markdown([load_run(work)])
     assert f'- not shown: {row.label} / knn: made with checkpoint' in text
+
+
+NARROW_PROBE = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
+                        'narrow_linear_demo.py')
+
+
+@pytest.fixture(scope='module')
+def probe_suite(demo_data, tmp_path_factory):
+    """A suite that trains the narrow demo probe (2 epochs) from weights
+    that are not the probe config's default ones, then runs ImageNet-C and
+    -R through it."""
+    tmp = tmp_path_factory.mktemp('probe_suite')
+    from mmengine.config import Config
+    config = Config.fromfile(NARROW_PROBE)
+    config.model.backbone.init_cfg = None  # not its default weights
+    ckpt = _save_weights(tmp / 'narrow.pth', seed=3, config=config)
+    loaders = [f'{k}_dataloader.num_workers=0' for k in ('train', 'val',
+                                                         'test')]
+    suite = tmp / 'suite.py'
+    suite.write_text(
+        'evaluations = [\n'
+        f"    dict(type='LinearProbe', name='linear', config={NARROW_PROBE!r},"
+        f" data_root='{demo_data}/imagenet', epochs=2, "
+        f'cfg_options={loaders!r}),\n'
+        "    dict(type='Robustness', name='robustness', sets=('c', 'r'), "
+        f"demo=True, roots=dict(c='{demo_data}/imagenet-c', "
+        f"r='{demo_data}/imagenet-r'), "
+        f"classes='{demo_data}/imagenet/meta/classes.txt', "
+        "cfg_options=['test_dataloader.num_workers=0']),\n]\n")
+    work = str(tmp / 'work')
+    args = [NARROW_PROBE, ckpt, '--suite', str(suite), '--work-dir', work]
+    return args, ckpt, work, run_suite.main(args)
+
+
+def test_robustness_names_the_backbone_its_probe_was_trained_from(
+        probe_suite):
+    """Every test of the probe (its last and best epochs, each robustness
+    set) names, in its fingerprint, the weights the suite trained the probe
+    from (a file that is not the probe config's default ``init_cfg``) and
+    the probe checkpoint it evaluated."""
+    from mmbcssl.evaluation.fingerprint import file_sha256
+    _, ckpt, work, code = probe_suite
+    assert code == 0
+    linear = _result(work, 'linear')
+    for name in ('robustness.c', 'robustness.r', 'linear'):
+        fp = _result(work, name)['fingerprint']['checkpoint']
+        assert fp['backbone_source']['sha256'] == file_sha256(ckpt), name
+        assert fp['backbone_source']['named_by'] == 'caller'
+        if name != 'linear':
+            assert fp['sha256'] == linear['checkpoint_sha256']
+    assert linear['backbone_weights'] == ckpt
+
+
+def _outcomes(work, name):
+    from mmbcssl.evaluation.outcomes import read_outcomes
+    result = _result(work, name)
+    return result, read_outcomes(
+        osp.join(work, 'results', f'{name}.json'), result['outcomes'])
+
+
+def test_probe_and_robustness_outcomes_reproduce_their_metrics(
+        probe_suite, demo_data):
+    """results/<name>.outcomes.npz beside each result: the probe's val
+    outcomes at its last and at its best epoch (one image list, so they
+    pair), ImageNet-C's 75 passes and -R's; each reproduces the number its
+    result stores."""
+    from tests.test_tools.test_robustness_demo import image_files, recompute
+    _, _, work, _ = probe_suite
+    result, linear = _outcomes(work, 'linear')
+    assert set(linear.meta['metrics']) == {'accuracy/top1',
+                                           'best_epoch/accuracy/top1'}
+    assert sorted(linear.arrays) == ['best_epoch/top1', 'top1']
+    with open(f'{demo_data}/imagenet/meta/val.txt') as f:
+        assert linear.images == [osp.join('val', line.split()[0])
+                                 for line in f]
+    for name in ('linear', 'robustness.c', 'robustness.r'):
+        result, outcomes = _outcomes(work, name)
+        assert outcomes.meta['metrics'], name
+        for key, entry in outcomes.meta['metrics'].items():
+            assert recompute(outcomes, entry) == pytest.approx(
+                result['metrics'][key], rel=1e-6), (name, key)
+    _, c = _outcomes(work, 'robustness.c')
+    assert len(c.arrays) == 75  # the demo tree has no extra corruptions
+    assert c.images == image_files(f'{demo_data}/imagenet-c/snow/5')
+
+
+def test_a_resumed_suite_reuses_the_outcomes_and_force_keeps_the_old(
+        probe_suite):
+    from mmbcssl.evaluation.outcomes import read_outcomes
+    args, _, work, _ = probe_suite
+    files = {n: osp.join(work, 'results', f'{n}.outcomes.npz')
+             for n in ('linear', 'robustness.c', 'robustness.r')}
+    before = {n: (open(p, 'rb').read(), os.stat(p).st_mtime_ns)
+              for n, p in files.items()}
+    results = {n: _result(work, n) for n in files}
+    assert run_suite.main(args) == 0
+    for name, path in files.items():  # skipped: result and outcomes kept
+        assert _result(work, name) == results[name]
+        assert (open(path, 'rb').read(), os.stat(path).st_mtime_ns) == \
+            before[name]
+        _outcomes(work, name)  # still the result's own
+    # --force: the replaced result keeps its outcomes in superseded/
+    assert run_suite.main(args + ['--force', 'robustness.r']) == 0
+    folder = osp.join(work, 'results', 'superseded')
+    (old, ) = [f for f in os.listdir(folder)
+               if f.startswith('robustness.r.') and f.endswith('.json')]
+    with open(osp.join(folder, old)) as f:
+        superseded = json.load(f)
+    kept = read_outcomes(osp.join(folder, old), superseded['outcomes'])
+    assert kept.images == _outcomes(work, 'robustness.r')[1].images
+    with open(osp.join(folder, superseded['outcomes']['file']), 'rb') as f:
+        assert f.read() == before['robustness.r'][0]
+    _outcomes(work, 'robustness.r')  # the new result has its own
 
 
 def test_unknown_evaluation_type_lists_the_known_ones(tmp_path):

@@ -81,6 +81,13 @@ def test_test_tool_reports_metrics(trained, tmp_path, capsys):
     assert fp['run'] == dict(global_batch=8, world_size=1, seed=0,
                              data_root=f'{root}')
     assert fp['code'] and fp['protocol_id']
+    # which val images were right at top-1, beside the result: their mean
+    # is the stored top-1, keyed by the val images in the data set's order
+    images, hits = _outcomes(out, result)
+    assert images == _val_images(root)
+    assert 100.0 * hits.mean() == pytest.approx(
+        result['metrics']['accuracy/top1'], rel=1e-6)
+    assert osp.isfile(str(tmp_path / 'metrics.outcomes.npz'))
 
     # an existing result is never replaced without --overwrite
     before = open(out).read()
@@ -90,6 +97,51 @@ def test_test_tool_reports_metrics(trained, tmp_path, capsys):
     assert 'exists already (--out)' in capsys.readouterr().err
     assert open(out).read() == before
     assert test_api.main(args + ['--overwrite']) == 0
+
+
+def _outcomes(out, result):
+    """(image keys, top-1 hits) of a tools/test.py result, checked against
+    the recomputation its outcomes file states."""
+    from mmbcssl.evaluation.outcomes import read_outcomes
+    outcomes = read_outcomes(out, result['outcomes'])
+    (entry, ) = outcomes.meta['metrics'].values()
+    assert entry == dict(statistic='accuracy', arrays=['top1'], scale=100.0)
+    return outcomes.images, outcomes.arrays['top1']
+
+
+def _val_images(root):
+    with open(osp.join(root, 'meta', 'val.txt')) as f:
+        return [osp.join('val', line.split()[0]) for line in f]
+
+
+def test_two_test_processes_keep_the_same_outcomes(trained, tmp_path):
+    """tools/dist_test.sh on 2 gloo CPU processes: each sees half the val
+    set; the outcomes are gathered in the data set's order, image for
+    image those of one process."""
+    work_dir, root = trained
+    ckpt = osp.join(work_dir, 'iter_2.pth')
+    one, two = str(tmp_path / 'one.json'), str(tmp_path / 'two.json')
+    assert test_api.main([CONFIG, ckpt, '--work-dir', str(tmp_path / 'w1'),
+                          '--out', one, '--cfg-options',
+                          *_data_options(root)]) == 0
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
+               OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        ['bash', osp.join(REPO_ROOT, 'tools', 'dist_test.sh'), CONFIG, ckpt,
+         '2', '--work-dir', str(tmp_path / 'w2'), '--out', two,
+         '--cfg-options', *_data_options(root),
+         'test_dataloader.num_workers=0'],
+        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    results = [json.load(open(p)) for p in (one, two)]
+    assert results[1]['fingerprint']['run']['world_size'] == 2
+    images, hits = _outcomes(one, results[0])
+    images2, hits2 = _outcomes(two, results[1])
+    assert images2 == images == _val_images(root)
+    assert hits2.tolist() == hits.tolist()
+    assert 100.0 * hits2.mean() == pytest.approx(
+        results[1]['metrics']['accuracy/top1'], rel=1e-6)
 
 
 def test_resume_continues_from_the_checkpoint(trained, tmp_path):

@@ -1,5 +1,6 @@
 """tools/knn_eval.py: random-init baseline, extracted weights, the same
-result from two processes through tools/dist_knn_eval.sh, bad input."""
+result from two processes through tools/dist_knn_eval.sh, bad input, the
+per-image outcomes beside the result."""
 import hashlib
 import json
 import os
@@ -20,6 +21,44 @@ from tests.conftest import REPO_ROOT, free_port
 CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'narrow_bcssl.py')
 SMALL = ['--img-size', '32', '--resize', '36', '--ks', '1', '5',
          '--batch-size', '40', '--num-workers', '0']
+
+
+def knn_outcomes(result_path):
+    """(result, outcomes) of a k-NN result file, the outcomes read through
+    the record the result holds; checks that they reproduce every top-1
+    metric exactly and that only the top-1 metrics have one."""
+    from mmbcssl.evaluation.outcomes import read_outcomes
+    with open(result_path) as f:
+        result = json.load(f)
+    outcomes = read_outcomes(str(result_path), result['outcomes'])
+    entries = outcomes.meta['metrics']
+    assert sorted(entries) == sorted(
+        k for k in result['metrics'] if k.endswith('_top1'))
+    for key, entry in entries.items():
+        assert recompute(outcomes, entry) == pytest.approx(
+            result['metrics'][key], rel=1e-12, abs=0), key
+    return result, outcomes
+
+
+def recompute(outcomes, entry):
+    """``statistic(entry['statistic'])(outcomes, None, **params)``; the
+    'accuracy' statistic is the contract's: scale x the mean of its one
+    boolean pass."""
+    from mmbcssl.evaluation.statistics import statistic
+    params = {k: v for k, v in entry.items() if k != 'statistic'}
+    if entry['statistic'] == 'accuracy':
+        (name, ) = params['arrays']
+        assert outcomes.arrays[name].dtype == bool
+        return params['scale'] * outcomes.arrays[name].mean()
+    return statistic(entry['statistic'])(outcomes, None, **params)
+
+
+def _val_keys(root, split='val'):
+    """``<split>/<class>/<file>`` of every image, classes and files in
+    sorted order (mmpretrain's folder order)."""
+    classes = sorted(os.listdir(osp.join(root, split)))
+    return [f'{split}/{c}/{f}' for c in classes
+            for f in sorted(os.listdir(osp.join(root, split, c)))]
 
 
 def _save_random_init(path, config=CONFIG, seed=0):
@@ -66,6 +105,38 @@ def test_random_init_then_same_weights_from_a_checkpoint(demo_data,
     assert ckpt_fp['run']['seed'] == 0 and ckpt_fp['run']['world_size'] == 1
 
 
+def test_outcomes_beside_the_result_pair_runs_of_two_checkpoints(
+        demo_data, tmp_path):
+    """--out x.json also writes x.outcomes.npz: for each k, which val
+    images were right at top-1, keyed by the val images' paths; its
+    record in x.json binds it; it reproduces every top-1 metric; the runs
+    of two checkpoints on the same val set share the image list."""
+    root = osp.join(demo_data, 'imagenet')
+    runs = []
+    for seed in (0, 1):
+        ckpt = _save_random_init(tmp_path / f'bb{seed}.pth', seed=seed)
+        out = tmp_path / f'seed{seed}.json'
+        assert knn_eval.main([CONFIG, '--data-root', root, '--checkpoint',
+                              ckpt, *SMALL, '--out', str(out)]) == 0
+        assert (tmp_path / f'seed{seed}.outcomes.npz').is_file()
+        runs.append(knn_outcomes(out))
+    (result, outcomes), (other, other_outcomes) = runs
+    assert result['outcomes']['file'] == 'seed0.outcomes.npz'
+    assert result['outcomes']['num_images'] == 40
+    assert outcomes.kind == 'correct'
+    assert sorted(outcomes.arrays) == ['k1', 'k5']
+    assert outcomes.meta['metrics']['knn/k5_top1'] == dict(
+        statistic='accuracy', arrays=['k5'], scale=100.0)
+    # the val images, in data set order, by their path under the root
+    first = sorted(os.listdir(osp.join(root, 'val')))[0]
+    image = sorted(os.listdir(osp.join(root, 'val', first)))[0]
+    assert outcomes.images[0] == f'val/{first}/{image}'
+    assert outcomes.images == _val_keys(root)
+    assert other['outcomes']['images_sha256'] == \
+        result['outcomes']['images_sha256']
+    assert other['outcomes']['sha256'] != result['outcomes']['sha256']
+
+
 def test_random_init_is_seeded():
     def weights(seed):
         torch.manual_seed(99)  # whatever came before
@@ -105,6 +176,9 @@ def test_two_processes_give_the_single_process_result(demo_data, tmp_path):
     with open(one) as f, open(two) as g:
         single, dist = json.load(f)['metrics'], json.load(g)['metrics']
     assert set(single) == set(dist)
+    # the gathered rows are the images in data set order
+    assert knn_outcomes(two)[1].images == knn_outcomes(one)[1].images \
+        == _val_keys(root)
     n_val = sum(len(files) for _, _, files in os.walk(osp.join(root, 'val')))
     for key in single:
         # the same images and weights; batches of another size may round
@@ -178,6 +252,13 @@ def test_bad_images_are_skipped_and_counted(demo_data, tmp_path, capsys):
                                                                val=38)
     assert result['fingerprint']['protocol']['skipped_images'] == 2
     assert '2 unreadable images left out' in capsys.readouterr().out
+    # the outcomes are those of the 38 images classified, in order
+    _, outcomes = knn_outcomes(out)
+    keys = _val_keys(str(root))
+    assert outcomes.images == [
+        k for k in keys if k not in (f'val/{first}/{files[0]}',
+                                     f'val/{first}/{files[1]}')]
+    assert len(outcomes.images) == 38
 
 
 def _cached_knn(demo_data, tmp_path):
@@ -211,6 +292,12 @@ def test_feature_cache_is_shared_resumable_and_repairs(demo_data, tmp_path,
                           *SMALL, '--out', str(plain)]) == 0
     first = run('first')
     assert first == json.loads(plain.read_text())['metrics']
+    # read from cache shards, the rows are the images of the plain run
+    _, direct = knn_outcomes(plain)
+    _, cached = knn_outcomes(tmp_path / 'first.json')
+    assert cached.images == direct.images == _val_keys(root)
+    for k in direct.arrays:
+        assert (cached.arrays[k] == direct.arrays[k]).all()
     shards = sorted(cache.rglob('shard_*.pt'))
     assert len(shards) == 3 + 2  # 80 train / 32, 40 val / 32
     assert 'reused, 5 extracted' in capsys.readouterr().out
@@ -304,6 +391,7 @@ def test_knn_on_a_robustness_subset(demo_data, tmp_path):
                                              extract_features, knn_dataset)
     from mmbcssl.evaluation.knn import (bank_classes, knn_classify,
                                         query_dataset)
+    from mmbcssl.evaluation.outcomes import dataset_image_keys
     root = osp.join(demo_data, 'imagenet')
     ckpt = _save_random_init(tmp_path / 'bb.pth', seed=0)
     out = tmp_path / 'r.json'
@@ -333,9 +421,16 @@ def test_knn_on_a_robustness_subset(demo_data, tmp_path):
     cols = list(query.metainfo['class_indices'])
     scores = knn_classify(bank, bank_y, q, 10, ks=[5],
                           bank_dtype=torch.float16, normalized=True)[5]
-    expected = 100 * (scores[:, cols].argmax(1) == q_y).double().mean()
+    hits = scores[:, cols].argmax(1) == q_y
+    expected = 100 * hits.double().mean()
     assert result['metrics']['knn/k5_top1'] == pytest.approx(
         float(expected))
+    # per image: the restricted votes' top-1, keyed under the set's root
+    _, outcomes = knn_outcomes(out)
+    assert (outcomes.arrays['k5'] == hits.numpy()).all()
+    assert outcomes.images == dataset_image_keys(query)
+    assert outcomes.images[0].startswith('n') and len(
+        outcomes.images) == n_r
     # max_queries keeps evenly spaced images
     assert len(query_dataset(f'{demo_data}/imagenet-r', transform, classes,
                              max_queries=3)) == min(3, n_r)

@@ -12,7 +12,9 @@ import pytest
 from mmbcssl.cli import robustness_report
 from mmbcssl.cli import test as test_api
 from mmbcssl.cli import train as train_api
-from mmbcssl.evaluation.robustness import BENCHMARK_CORRUPTIONS
+from mmbcssl.evaluation.outcomes import read_outcomes
+from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS, SEVERITIES,
+                                           corruption_errors)
 from mmbcssl.suite.report import robustness_markdown
 from tests.conftest import REPO_ROOT
 
@@ -33,6 +35,31 @@ def _eval_options(demo_data):
         'test_dataloader.num_workers=0',
         f'test_dataloader.dataset.base_classes={_classes(demo_data)}',
     ]
+
+
+def recompute(outcomes, entry):
+    """A metric from per-image outcomes, as their ``meta['metrics']``
+    entry states it: ``accuracy`` is the mean of one pass's hits times the
+    scale; ``imagenet_c`` puts each pass's error rate through
+    :func:`corruption_errors`."""
+    if entry['statistic'] == 'accuracy':
+        (name, ) = entry['arrays']
+        return entry['scale'] * outcomes.arrays[name].mean()
+    assert entry['statistic'] == 'imagenet_c'
+    errors = {}
+    for name in entry['passes']:
+        c, s = name.split('/')
+        errors.setdefault(c, {})[int(s)] = 1 - outcomes.arrays[name].mean()
+    assert entry['clean'] is None  # the clean error is the given one
+    return corruption_errors(errors, entry.get('clean_error'))[
+        entry['which']]
+
+
+def image_files(root):
+    """Every image under ``root``, as a path relative to it, sorted."""
+    return sorted(osp.relpath(osp.join(d, f), root)
+                  for d, _, files in os.walk(root) for f in files
+                  if not f.endswith('.txt'))
 
 
 # The demo probe on a narrow BC-SSL: the evaluation protocols do not
@@ -134,6 +161,42 @@ def test_robustness_report_on_demo_sets(probe, demo_data, tmp_path,
     # outside the subset counts as wrong
     assert row['r_top1_1000way'] <= row['r_top1'] + 1e-9
     assert row['a_top1_1000way'] <= row['a_top1'] + 1e-9
+    # each result's per-image outcomes lie beside it and reproduce every
+    # metric they name exactly
+    stored = {}
+    for name in results:
+        path = str(out / 'results' / f'{name}.json')
+        with open(path) as f:
+            result = json.load(f)
+        outcomes = read_outcomes(path, result['outcomes'])
+        stored[name] = outcomes
+        for key, entry in outcomes.meta['metrics'].items():
+            assert recompute(outcomes, entry) == pytest.approx(
+                result['metrics'][key], rel=1e-6), (name, key)
+    assert set(stored['linear'].meta['metrics']) == {'accuracy/top1'}
+    for name in ('sketch', 'r', 'a', 'r_1000way', 'a_1000way'):
+        assert set(stored[f'robustness.{name}'].meta['metrics']) == {
+            'accuracy/top1'}
+    # ImageNet-C: one array per pass over one image list (each pass holds
+    # the same images: paths under the pass's folder), the 75 benchmark
+    # passes in mCE's order
+    c_out = stored['robustness.c']
+    assert set(c_out.meta['metrics']) == {
+        'imagenet-c/mCE', 'imagenet-c/relative_mCE', 'imagenet-c/mean_error'}
+    passes = [f'{c}/{s}' for c in BENCHMARK_CORRUPTIONS for s in SEVERITIES]
+    assert c_out.meta['metrics']['imagenet-c/mCE']['passes'] == passes
+    assert set(passes) <= set(c_out.arrays)
+    assert c_out.images == image_files(
+        f'{demo_data}/imagenet-c/gaussian_noise/1')
+    assert set(c_out.meta['images_per_pass'].values()) == {
+        len(c_out.images)}
+    assert stored['robustness.r'].images == image_files(
+        f'{demo_data}/imagenet-r')
+    assert stored['robustness.a_1000way'].images == image_files(
+        f'{demo_data}/imagenet-a')
+    # the 1000-way outcome is a hit of the unrestricted argmax only
+    assert not (stored['robustness.r_1000way'].arrays['top1']
+                & ~stored['robustness.r'].arrays['top1']).any()
     text = (out / 'report.md').read_text()
     assert '**Demo data**' in text
     # every header names its protocol
@@ -198,6 +261,16 @@ def test_model_from_and_mismatched_checkpoint(probe, demo_data, tmp_path,
     assert code == 0
     result = json.loads((tmp_path / 'r.json').read_text())
     assert 'accuracy/top1' in result['metrics']
+    # the backbone the probe was trained from, as its training run recorded
+    # it (no pre-trained weights: init_cfg=None), not the probe config's
+    # default init_cfg
+    assert result['fingerprint']['checkpoint']['backbone_source'] == dict(
+        file=None, sha256=None, weights='random init',
+        named_by='training config')
+    outcomes = read_outcomes(str(tmp_path / 'r.json'), result['outcomes'])
+    assert outcomes.images == image_files(f'{demo_data}/imagenet-r')
+    assert 100 * outcomes.arrays['top1'].mean() == pytest.approx(
+        result['metrics']['accuracy/top1'], rel=1e-6)
     assert result['fingerprint']['protocol']['class_restriction'].startswith(
         'logits restricted to the')
     capsys.readouterr()

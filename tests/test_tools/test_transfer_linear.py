@@ -12,6 +12,8 @@ from PIL import Image
 
 from mmbcssl.cli import transfer_linear
 from mmbcssl.evaluation import transfer
+from mmbcssl.evaluation.outcomes import read_outcomes
+from mmbcssl.evaluation.statistics import statistic
 from tests.conftest import REPO_ROOT
 from tests.test_tools.test_knn_eval import _save_random_init
 
@@ -33,6 +35,12 @@ def _colour_set(root, splits):
                     np.array(rgb) + rng.normal(0, 40, (40, 40, 3)), 0, 255)
                 Image.fromarray(img.astype(np.uint8)).save(
                     osp.join(root, split, name, f'{i}.png'))
+
+
+def _first_image(folder):
+    """``<class>/<file>`` of the first image of a class-folder split."""
+    first = sorted(os.listdir(folder))[0]
+    return f'{first}/{sorted(os.listdir(osp.join(folder, first)))[0]}'
 
 
 def _registry(path, data_root, body):
@@ -84,6 +92,30 @@ def test_two_models_on_three_sets(colour_root, demo_data, tmp_path):
                                              'demo')]))
     v = summary['versus']['seed1']
     assert v['wins'] + v['ties'] + v['losses'] == 3
+    # per model, the test images' outcomes beside results.json, named by
+    # it; 'transfer_mean' gives the average back from them alone
+    for model in ('seed0', 'seed1'):
+        record = data['outcomes'][model]
+        assert record['file'] == f'results.{model}.outcomes.npz'
+        assert (out / record['file']).is_file()
+        outcomes = read_outcomes(str(out / 'results.json'), record)
+        assert len(outcomes.images) == 18 + 18 + 40
+        assert outcomes.images[0] == 'colours/test/blue/0.png'
+        assert outcomes.images[36] == 'demo/val/' + _first_image(
+            demo_data + '/imagenet/val')
+        assert np.bincount(outcomes.arrays['set']).tolist() == [18, 18, 40]
+        assert [s['metric'] for s in outcomes.meta['sets']] == [
+            'accuracy', 'roc_auc', 'map_11point']
+        # probabilities only for the sets scored by ranking
+        sizes = np.diff(outcomes.arrays['probs.offsets'])
+        assert sizes.tolist() == [0] * 18 + [3] * 18 + [10] * 40
+        entry = dict(outcomes.meta['metrics']['average'])
+        assert entry == dict(statistic='transfer_mean', strata='set')
+        fn = statistic(entry.pop('statistic'))
+        assert fn(outcomes, None, **entry) == pytest.approx(
+            summary['average'][model], rel=1e-12, abs=0)
+    assert data['outcomes']['seed0']['images_sha256'] == \
+        data['outcomes']['seed1']['images_sha256']
     text = (out / 'summary.md').read_text()
     assert '| data set | metric | seed0 | seed1 |' in text
     assert 'seed0 against seed1:' in text

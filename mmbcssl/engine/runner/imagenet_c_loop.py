@@ -5,6 +5,12 @@ corruptions x 5 severities in one run: the test dataloader config is the
 template, its data set's ``corruption``/``severity`` are set per pass, and
 the per-pass top-1 errors go into :func:`corruption_errors` (mCE, relative
 mCE, mean error; the extra corruptions are reported separately).
+
+Which images each pass got right is kept too (:attr:`ImageNetCTestLoop.
+outcomes`, written by ``tools/test.py`` beside its result): one boolean
+array per pass, ``<corruption>/<severity>``, over the one image list that
+every pass holds, from which the per-pass errors, and so mCE, relative mCE
+and the mean error, are computed again.
 """
 import copy
 import json
@@ -18,6 +24,9 @@ from mmpretrain.registry import LOOPS
 
 from mmbcssl.datasets.imagenet_c import scan_tree
 from mmbcssl.engine.runner.pass_batches import all_passes_loader
+from mmbcssl.evaluation.metrics.top1_outcomes import Top1Outcomes
+from mmbcssl.evaluation.outcomes import (Outcomes, OutcomesError,
+                                         read_outcomes, write_outcomes)
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            EXTRA_CORRUPTIONS, SEVERITIES,
                                            corruption_errors)
@@ -57,9 +66,10 @@ class ImageNetCTestLoop(TestLoop):
             ``partial``; otherwise a missing one is an error listing all.
             Defaults to False.
         pass_results_dir (str, optional): Keep each finished pass's error
-            here, under a key of the checkpoint, model, data and metric, so
-            that an interrupted run continues at the first unfinished
-            (corruption, severity) pass. Defaults to None (no keeping).
+            and per-image outcomes here, under a key of the checkpoint,
+            model, data and metric, so that an interrupted run continues at
+            the first unfinished (corruption, severity) pass. Defaults to
+            None (no keeping).
         fp16 (bool): Defaults to False.
     """
 
@@ -99,6 +109,12 @@ class ImageNetCTestLoop(TestLoop):
         self._first = self.plan[0]  # the pass of self.dataloader
         super().__init__(runner, self._loader_cfg(*self.plan[0]), evaluator,
                          fp16)
+        self._top1 = Top1Outcomes.attach(self.evaluator)
+        # (corruption, severity) -> (image keys, top-1 hits), main process
+        self._hits: Dict[tuple, tuple] = {}
+        #: per-image outcomes of every pass (:meth:`make_outcomes`), set
+        #: by :meth:`run` on the main process; None without them
+        self.outcomes: Optional[Outcomes] = None
 
     def _loader_cfg(self, corruption: str, severity: int) -> Dict:
         return pass_loader_cfg(self.template, corruption, severity)
@@ -145,16 +161,22 @@ class ImageNetCTestLoop(TestLoop):
         return osp.join(self.pass_results_dir, key)
 
     def _kept(self, store: Optional[str]) -> Dict[tuple, dict]:
-        """Passes finished by an earlier run of the same evaluation."""
+        """Passes finished by an earlier run of the same evaluation (with
+        their per-image outcomes, when they are kept: a pass kept without
+        them runs again)."""
         kept = {}
         if store and osp.isdir(store):
             for c, s in self.plan:
                 path = osp.join(store, f'{c}_{s}.json')
                 try:
                     with open(path) as f:
-                        kept[(c, s)] = json.load(f)
-                except (OSError, ValueError):
+                        done = json.load(f)
+                    if self._top1 is not None:
+                        found = read_outcomes(path, done['outcomes'])
+                        done['hits'] = (found.images, found.arrays['top1'])
+                except (OSError, ValueError, KeyError, OutcomesError):
                     continue
+                kept[(c, s)] = done
         return kept
 
     def run(self) -> dict:
@@ -167,6 +189,8 @@ class ImageNetCTestLoop(TestLoop):
         for (c, s), done in kept.items():
             errors.setdefault(c, {})[s] = done['error']
             self.images_evaluated += done['images']
+            if 'hits' in done:
+                self._hits[(c, s)] = done['hits']
         if kept:
             print_log(f'ImageNet-C: {len(kept)} of {len(self.plan)} passes '
                       f'finished by an earlier run ({store}); continuing '
@@ -176,6 +200,8 @@ class ImageNetCTestLoop(TestLoop):
         if todo:
             self._run_passes(todo, errors, store, first=len(kept))
         metrics = self._summarise(errors)
+        if is_main_process():
+            self.outcomes = self.make_outcomes()
         self.runner.call_hook('after_test_epoch', metrics=metrics)
         self.runner.call_hook('after_test')
         return metrics
@@ -201,14 +227,65 @@ class ImageNetCTestLoop(TestLoop):
         corruption, severity = todo[k]
         err = self._finish_pass(datasets[k])
         errors.setdefault(corruption, {})[severity] = err
-        if store and is_main_process():
-            atomic_write(
-                json.dumps(dict(error=err, images=len(datasets[k]))),
-                osp.join(store, f'{corruption}_{severity}.json'))
+        if is_main_process():
+            self._keep_pass(corruption, severity, err, datasets[k], store)
         print_log(
             f'ImageNet-C {corruption}/{severity}: top-1 error '
             f'{100 * err:.2f}% ({first + k + 1}/{len(self.plan)})',
             logger='current')
+
+    def _keep_pass(self, corruption: str, severity: int, err: float,
+                   dataset, store: Optional[str]) -> None:
+        """Keep a finished pass's per-image hits, and with a pass store
+        its error and hits on disk (main process)."""
+        kept = dict(error=err, images=len(dataset))
+        if self._top1 is not None:
+            keys, hits = self._top1.take(dataset.data_root)
+            self._hits[(corruption, severity)] = (keys, hits)
+        if store:
+            path = osp.join(store, f'{corruption}_{severity}.json')
+            if self._top1 is not None:
+                kept['outcomes'] = write_outcomes(
+                    path, Outcomes(keys, dict(top1=hits)))
+            atomic_write(json.dumps(kept), path)
+
+    def make_outcomes(self) -> Optional[Outcomes]:
+        """The per-image outcomes of every pass, one boolean array each
+        (``<corruption>/<severity>``) over the passes' common image list
+        (paths relative to the pass's folder), with ``meta['metrics']``:
+        how ``imagenet-c/mCE``, ``relative_mCE`` and ``mean_error`` are
+        computed from them (statistic ``imagenet_c``: ``which``, the 75
+        benchmark ``passes`` corruption-major with severities 1..5, and
+        ``clean``, the clean pass's array: None here, the clean error being
+        the fixed ``clean_error`` the loop was given) and
+        ``meta['images_per_pass']``. None when the metric keeps no
+        outcomes or the passes hold different images (logged)."""
+        if self._top1 is None or len(self._hits) != len(self.plan):
+            return None
+        keys = self._hits[self.plan[0]][0]
+        for (c, s), (other, _) in self._hits.items():
+            if other != keys:
+                print_log(
+                    f'ImageNet-C {c}/{s} holds other images than '
+                    f'{"/".join(map(str, self.plan[0]))}: no per-image '
+                    'outcomes are kept (every pass of a complete tree '
+                    'holds the same images)', logger='current', level=30)
+                return None
+        arrays = {f'{c}/{s}': self._hits[(c, s)][1] for c, s in self.plan}
+        meta = dict(images_per_pass={name: len(keys) for name in arrays},
+                    metrics={})
+        if not self.missing:
+            passes = [f'{c}/{s}' for c in BENCHMARK_CORRUPTIONS
+                      for s in SEVERITIES]
+            for which in ('mCE', 'relative_mCE', 'mean_error'):
+                if which == 'relative_mCE' and self.clean_error is None:
+                    continue
+                entry = dict(statistic='imagenet_c', which=which,
+                             passes=passes, clean=None)
+                if which == 'relative_mCE':
+                    entry['clean_error'] = float(self.clean_error)
+                meta['metrics'][f'imagenet-c/{which}'] = entry
+        return Outcomes(keys, arrays, 'correct', meta)
 
     def _summarise(self, errors: Dict[str, Dict[int, float]]) -> dict:
         if not self.missing:
