@@ -8,6 +8,7 @@ outcomes file that is missing, changed, or whose whole-sample value is not
 the number its result holds gives no interval, and the report says why.
 """
 import os.path as osp
+import re
 from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -15,8 +16,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from mmbcssl.evaluation.columns import COLUMNS
 from mmbcssl.evaluation.outcomes import (Outcomes, OutcomesError,
                                          read_outcomes)
-from mmbcssl.evaluation.statistics import (Bootstrap, Interval, compute,
-                                           paired)
+from mmbcssl.evaluation.statistics import (Bootstrap, Interval,
+                                           clopper_pearson, compute, paired)
 
 # a whole-sample value recomputed from the outcomes must equal the
 # result's number to this relative tolerance (float32 sums, JSON text)
@@ -108,6 +109,41 @@ def intervals(evidence: Mapping[str, Evidence], bootstrap: Bootstrap
         out[c] = replace(i, value=i.value * e.scale, lo=i.lo * e.scale,
                          hi=i.hi * e.scale)
     return out, problems
+
+
+def imagenet_c_intervals(evidence: Evidence, keys: Sequence[str],
+                         bootstrap: Bootstrap) -> Dict[str, Interval]:
+    """Intervals of the cells of the ImageNet-C detail table (``keys``:
+    its ``imagenet-c/...`` metrics): one pass's error, the exact
+    Clopper-Pearson interval of that pass; a mean, CE or relative CE, the
+    bootstrap of the same ``imagenet_c`` statistic the mCE is made with
+    (one resample of the images for all passes)."""
+    outcomes = evidence.outcomes
+    base = outcomes.meta.get('metrics', {}).get(evidence.metric)
+    out: Dict[str, Interval] = {}
+    derived = {}
+    for key in keys:
+        m = re.fullmatch(r'imagenet-c/error/(\w+)/(\d)', key)
+        array = outcomes.arrays.get(f'{m.group(1)}/{m.group(2)}') \
+            if m else None
+        if array is not None:
+            n = len(array)
+            lo, hi = clopper_pearson(int(n - array.sum()), n,
+                                     bootstrap.level)
+            out[key] = Interval(100. * (1 - array.mean()), 100. * lo,
+                                100. * hi, 'Clopper-Pearson (exact)', None,
+                                None, bootstrap.level)
+        elif base and key.startswith('imagenet-c/') and not m:
+            derived[key] = dict(base, which=key[len('imagenet-c/'):])
+    if derived:
+        view = Outcomes(outcomes.images, outcomes.arrays, outcomes.kind,
+                        dict(outcomes.meta, metrics=derived))
+        for key in derived:
+            try:
+                out[key] = bootstrap.interval(view, key)
+            except ValueError:  # an extra corruption, outside the 75
+                pass
+    return out
 
 
 def cell(value: float, interval: Optional[Interval], exact: bool) -> str:

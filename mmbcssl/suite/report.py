@@ -75,6 +75,8 @@ class Row:
     c_errors: Dict[Tuple[str, int], float] = field(default_factory=dict)
     # the metrics of the ImageNet-C result (centre crop), for its table
     c_metrics: Dict[str, float] = field(default_factory=dict)
+    # and the intervals of its cells (with intervals on)
+    c_intervals: Dict[str, object] = field(default_factory=dict)
     knn_curve: List[Dict] = field(default_factory=list)
     figures: List[str] = field(default_factory=list)
     # what each cell was computed from (per-image outcomes), its interval,
@@ -432,7 +434,7 @@ def markdown(rows: List[Row], demo: Optional[bool] = None,
     for r in rows:
         if r.c_metrics:
             lines += [f'## ImageNet-C error (%) of {r.label}', '']
-            lines += imagenet_c_table(r.c_metrics) + ['']
+            lines += imagenet_c_table(r.c_metrics, r.c_intervals) + ['']
     problems = [(r.label, *p) for r in rows for p in r.problems]
     if problems:
         lines += ['## Missing results', '']
@@ -545,42 +547,46 @@ def robustness_markdown(name: str, values: Mapping[str, float],
     return '\n'.join(lines) + '\n'
 
 
-def imagenet_c_table(c: Mapping[str, float]) -> List[str]:
+def imagenet_c_table(c: Mapping[str, float],
+                     intervals: Mapping[str, object] = {}) -> List[str]:
     """The ImageNet-C detail of one result's metrics: mCE, relative mCE
     and the mean error, then the error of each corruption at each severity
     with its mean, CE and relative CE (the extra corruptions after, not in
     mCE), and the mean of the 15 at each severity. A partial tree (no mCE):
-    the mean error of each corruption it has."""
+    the mean error of each corruption it has. ``intervals``: metric key ->
+    the interval its cell shows."""
+
+    def _cell(value: Optional[float], key: str = '') -> str:
+        return '–' if value is None else confidence.cell(
+            value, intervals.get(key), False)
+
     if 'imagenet-c/mCE' not in c:
         return ['**Partial** tree: no mCE. Per-corruption mean error (%):',
                 ''] + [f'- {k.split("/")[-1]}: {v:.2f}'
                        for k, v in sorted(c.items())
                        if k.startswith('imagenet-c/partial_error/')]
-    get = c.get
+    def get(key: str) -> str:
+        return _cell(c.get(f'imagenet-c/{key}'), f'imagenet-c/{key}')
+
     lines = [
-        '- mCE (AlexNet-normalised, 15 corruptions): '
-        f'{get("imagenet-c/mCE"):.2f}',
-        f'- relative mCE: {_cell(get("imagenet-c/relative_mCE"))}' +
+        f'- mCE (AlexNet-normalised, 15 corruptions): {get("mCE")}',
+        f'- relative mCE: {get("relative_mCE")}' +
         ('' if 'imagenet-c/relative_mCE' in c else
          ' (needs the clean error)'),
-        '- unnormalised mean error over 15 x 5: '
-        f'{get("imagenet-c/mean_error"):.2f}', '',
+        f'- unnormalised mean error over 15 x 5: {get("mean_error")}', '',
         '| corruption | ' + ' | '.join(f'severity {s}' for s in SEVERITIES)
         + ' | mean | CE | relative CE |',
         '|---' * (len(SEVERITIES) + 4) + '|'
     ]
     extras = [n for n in EXTRA_CORRUPTIONS if f'imagenet-c/error/{n}' in c]
     for name in BENCHMARK_CORRUPTIONS + tuple(extras):
-        cells = [get(f'imagenet-c/error/{name}/{s}') for s in SEVERITIES]
-        cells += [get(f'imagenet-c/{k}{name}')
-                  for k in ('error/', 'CE/', 'relative_CE/')]
+        cells = [get(f'error/{name}/{s}') for s in SEVERITIES]
+        cells += [get(f'{k}{name}') for k in ('error/', 'CE/', 'relative_CE/')]
         label = name + (' (extra, not in mCE)' if name in extras else '')
-        lines.append(f'| {label} | ' + ' | '.join(map(_cell, cells)) + ' |')
-    cells = [get(f'imagenet-c/error/severity{s}') for s in SEVERITIES]
-    cells += [get(f'imagenet-c/{k}')
-              for k in ('mean_error', 'mCE', 'relative_mCE')]
-    lines.append('| **mean of the 15** | ' + ' | '.join(map(_cell, cells)) +
-                 ' |')
+        lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+    cells = [get(f'error/severity{s}') for s in SEVERITIES]
+    cells += [get(k) for k in ('mean_error', 'mCE', 'relative_mCE')]
+    lines.append('| **mean of the 15** | ' + ' | '.join(cells) + ' |')
     return lines
 
 
@@ -821,6 +827,10 @@ def write_report(work_dirs: List[str], out_dir: str,
             r.intervals, lacking = confidence.intervals(r.evidence,
                                                         bootstrap)
             r.no_interval += lacking
+            c = r.evidence.get('c_mce') or r.evidence.get('c_mean_error')
+            if c is not None:
+                r.c_intervals = confidence.imagenet_c_intervals(
+                    c, list(r.c_metrics), bootstrap)
     verdicts = confidence.compare(runs, bootstrap or Bootstrap()) \
         if compare else []
     rows = runs + (published_rows(runs) if with_published else [])
