@@ -565,6 +565,7 @@ def imagenet_c_table(c: Mapping[str, float],
                 ''] + [f'- {k.split("/")[-1]}: {v:.2f}'
                        for k, v in sorted(c.items())
                        if k.startswith('imagenet-c/partial_error/')]
+
     def get(key: str) -> str:
         return _cell(c.get(f'imagenet-c/{key}'), f'imagenet-c/{key}')
 
