@@ -36,7 +36,8 @@ resamples as one matrix product of resample counts and outcomes.
 import importlib
 import inspect
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 from scipy import special
@@ -204,9 +205,13 @@ def accuracy(outcomes: Outcomes, idx: Optional[np.ndarray],
                                        idx)))
 
 
-def _parse_passes(passes: Dict[str, str]) -> List[Tuple[str, int, str]]:
-    """``'<corruption>/<severity>' -> array`` as (corruption, severity,
-    array) triples."""
+def _parse_passes(passes: Union[Dict[str, str], Sequence[str]]
+                  ) -> List[Tuple[str, int, str]]:
+    """``'<corruption>/<severity>' -> array`` (or a list of arrays named
+    ``'<corruption>/<severity>'``, as the ImageNet-C loop writes them) as
+    (corruption, severity, array) triples."""
+    if not isinstance(passes, dict):
+        passes = {name: name for name in passes}
     out = []
     for key, array in passes.items():
         corruption, _, severity = key.rpartition('/')
@@ -265,7 +270,8 @@ def _imagenet_c_batched(outcomes: Outcomes, block: ResampleCounts,
 
 @register_statistic('imagenet_c', batched=_imagenet_c_batched)
 def imagenet_c(outcomes: Outcomes, idx: Optional[np.ndarray], which: str,
-               passes: Dict[str, str], clean: Optional[str] = None,
+               passes: Union[Dict[str, str], Sequence[str]],
+               clean: Optional[str] = None,
                clean_error: Optional[float] = None,
                strata: Optional[str] = None) -> float:
     """An ImageNet-C number of
@@ -276,8 +282,9 @@ def imagenet_c(outcomes: Outcomes, idx: Optional[np.ndarray], which: str,
     Args:
         which (str): ``'mCE'``, ``'relative_mCE'``, ``'mean_error'`` (or
             any other key that :func:`corruption_errors` returns).
-        passes (dict): ``'<corruption>/<severity>'`` -> the boolean array
-            of that pass; the 15 benchmark corruptions x 5 severities.
+        passes (dict | list): ``'<corruption>/<severity>'`` -> the boolean
+            array of that pass (or the arrays' names, when they are named
+            so); the 15 benchmark corruptions x 5 severities.
         clean (str, optional): The array of the clean val pass over the
             same images (relative mCE), resampled with the others.
         clean_error (float, optional): Instead of ``clean``, the clean

@@ -18,6 +18,7 @@ from mmbcssl.datasets import ImageNetC, ImageNetSubset
 from mmbcssl.evaluation.metrics import SubsetAccuracy
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            corruption_errors)
+from mmbcssl.evaluation.statistics import compute
 from mmbcssl.utils.data_checks import DataLayoutError
 
 BASE = ['n00000001', 'n00000002', 'n00000003', 'n00000004', 'n00000005']
@@ -379,6 +380,9 @@ def test_c_loop_outcomes_reproduce_mce_and_need_one_image_list(tmp_path):
         assert entry['which'] == which and entry['passes'] == passes
         assert entry['clean'] is None
         assert recomputed[which] == pytest.approx(
+            metrics[f'imagenet-c/{which}'], rel=1e-6)
+        # and through the statistic the report computes intervals with
+        assert compute(outcomes, f'imagenet-c/{which}') == pytest.approx(
             metrics[f'imagenet-c/{which}'], rel=1e-6)
     assert outcomes.meta['metrics']['imagenet-c/relative_mCE'][
         'clean_error'] == 0.2
