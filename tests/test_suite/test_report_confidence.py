@@ -162,3 +162,40 @@ def test_the_kernel_panel_needs_two_sizes_and_shows_the_intervals(
     (lo3, hi3), (lo9, hi9) = _exact(60), _exact(30)
     np.testing.assert_allclose(yerr, [[50 - lo3, 25 - lo9],
                                       [hi3 - 50, hi9 - 25]])
+
+
+def test_every_imagenet_c_cell_gets_its_interval():
+    from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
+                                               SEVERITIES, corruption_errors)
+    from mmbcssl.evaluation.statistics import Bootstrap
+    from mmbcssl.suite.confidence import Evidence, imagenet_c_intervals
+    from mmbcssl.suite.report import imagenet_c_table
+    rng = np.random.default_rng(0)
+    n = 40
+    passes = [f'{c}/{s}' for c in BENCHMARK_CORRUPTIONS for s in SEVERITIES]
+    arrays = {p: rng.random(n) < 0.5 for p in passes}
+    entry = dict(statistic='imagenet_c', passes=passes, clean=None)
+    outcomes = Outcomes([f'n0/{i}.JPEG' for i in range(n)], arrays, meta=dict(
+        metrics={'imagenet-c/mCE': dict(entry, which='mCE')}))
+    errors = {}
+    for p in passes:
+        c, s = p.split('/')
+        errors.setdefault(c, {})[int(s)] = 1 - arrays[p].mean()
+    metrics = {f'imagenet-c/{k}': v
+               for k, v in corruption_errors(errors).items()}
+    got = imagenet_c_intervals(Evidence(outcomes, 'imagenet-c/mCE', 1.),
+                               list(metrics), Bootstrap(200))
+    assert set(got) == set(metrics)
+    wrong = int(n - arrays['fog/3'].sum())
+    ci = binomtest(wrong, n).proportion_ci(0.95, method='exact')
+    fog3 = got['imagenet-c/error/fog/3']
+    assert (fog3.lo, fog3.hi) == pytest.approx((100 * ci.low, 100 * ci.high))
+    for key in ('imagenet-c/CE/fog', 'imagenet-c/error/severity2',
+                'imagenet-c/mean_error', 'imagenet-c/mCE'):
+        assert got[key].value == pytest.approx(metrics[key])
+        assert got[key].lo < metrics[key] < got[key].hi
+        assert got[key].resamples == 200
+    table = imagenet_c_table(metrics, got)
+    fog = next(line for line in table if line.startswith('| fog |'))
+    assert fog.count('[') == 7  # 5 severities, mean, CE (no relative CE)
+    assert f'[{fog3.lo:.2f}, {fog3.hi:.2f}]' in fog
