@@ -28,7 +28,7 @@ import os
 import os.path as osp
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mmbcssl.evaluation.columns import (COLUMNS, TABLES, column_values,
                                         kind_metrics, shown_metrics,
@@ -43,8 +43,10 @@ from mmbcssl.evaluation.paper_results import (load_entries,
                                               published_values)
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS,
                                            EXTRA_CORRUPTIONS, SEVERITIES)
+from mmbcssl.evaluation.statistics import Bootstrap
 from mmbcssl.fileio import atomic_write
 from mmbcssl.utils.launch import UserError
+from . import confidence
 from .evaluations import results_by_kind
 
 
@@ -73,8 +75,15 @@ class Row:
     c_errors: Dict[Tuple[str, int], float] = field(default_factory=dict)
     # the metrics of the ImageNet-C result (centre crop), for its table
     c_metrics: Dict[str, float] = field(default_factory=dict)
+    # and the intervals of its cells (with intervals on)
+    c_intervals: Dict[str, object] = field(default_factory=dict)
     knn_curve: List[Dict] = field(default_factory=list)
     figures: List[str] = field(default_factory=list)
+    # what each cell was computed from (per-image outcomes), its interval,
+    # and the results that give no interval: (name, why)
+    evidence: Dict[str, object] = field(default_factory=dict)
+    intervals: Dict[str, object] = field(default_factory=dict)
+    no_interval: List[Tuple[str, str]] = field(default_factory=list)
 
 
 def load_run(work_dir: str) -> Row:
@@ -138,6 +147,8 @@ def load_run(work_dir: str) -> Row:
         c: by_kind[COLUMNS[c].evaluation].get('fingerprint') or {}
         for c in row.values
     }
+    row.evidence, row.no_interval = confidence.load_evidence(
+        work_dir, by_kind, row.values)
     c = by_kind.get('robustness.c', {})
     c = c.get('metrics', {}) if c.get('status') == 'ok' else {}
     row.c_metrics = dict(c)
@@ -300,9 +311,11 @@ def published_flags(rows: List[Row],
     return flags
 
 
-def table(rows: List[Row], columns: Tuple[str, ...]):
+def table(rows: List[Row], columns: Tuple[str, ...],
+          intervals: bool = True):
     """(header, body rows of cell strings, footnotes) of one table; columns
-    that no row fills are left out."""
+    that no row fills are left out. ``intervals``: a cell shows its row's
+    interval after the number."""
     columns = [c for c in columns if any(c in r.values for r in rows)]
     notes = []
     # keyed by the row's position: two rows may share a label
@@ -334,7 +347,10 @@ def table(rows: List[Row], columns: Tuple[str, ...]):
     for i, r in enumerate(rows):
         cells = [r.label + (f' [{r.source}]' if r.published else '')]
         for c in columns:
-            cell = _cell(r.values.get(c))
+            value = r.values.get(c)
+            cell = _cell(value) if value is None else confidence.cell(
+                value, r.intervals.get(c) if intervals else None,
+                c in confidence.EXACT_COLUMNS)
             if i in flags[c]:
                 cell += '†'
             cells.append(cell)
@@ -367,7 +383,9 @@ def _record_text(record: Mapping) -> str:
     return ', '.join(f'{k} {v}' for k, v in record.items())
 
 
-def markdown(rows: List[Row], demo: Optional[bool] = None) -> str:
+def markdown(rows: List[Row], demo: Optional[bool] = None,
+             bootstrap: Optional[Bootstrap] = None,
+             verdicts: Sequence[confidence.PairVerdict] = ()) -> str:
     """The report in Markdown.
 
     Args:
@@ -375,6 +393,9 @@ def markdown(rows: List[Row], demo: Optional[bool] = None) -> str:
         demo (bool, optional): Show the "Demo data" banner. Defaults to
             whether any run's results were measured on the demo data
             (:attr:`Row.demo_data`).
+        bootstrap (Bootstrap, optional): The protocol of the cells'
+            intervals (None: the cells show none).
+        verdicts (Sequence[PairVerdict]): Paired comparisons to list.
     """
     lines = ['# Benchmark report', '']
     on_demo = [r for r in rows if r.demo_data]
@@ -396,8 +417,10 @@ def markdown(rows: List[Row], demo: Optional[bool] = None) -> str:
               'brackets and appear only under the columns of their own '
               'protocol; a published cell measured another way than the '
               'measured cells beside it (data set, image size, transform, '
-              'k-NN k and T) carries a dagger and the differing fields.',
-              '']
+              'k-NN k and T) carries a dagger and the differing fields.' +
+              (' Each measured number is followed by its '
+               f'{bootstrap.level:.0%} interval in brackets (below).'
+               if bootstrap else ''), '']
     used = set()
     for table_id, title in TABLES:
         header, body, notes, shown = table(rows, table_columns(table_id))
@@ -411,7 +434,7 @@ def markdown(rows: List[Row], demo: Optional[bool] = None) -> str:
     for r in rows:
         if r.c_metrics:
             lines += [f'## ImageNet-C error (%) of {r.label}', '']
-            lines += imagenet_c_table(r.c_metrics) + ['']
+            lines += imagenet_c_table(r.c_metrics, r.c_intervals) + ['']
     problems = [(r.label, *p) for r in rows for p in r.problems]
     if problems:
         lines += ['## Missing results', '']
@@ -427,7 +450,15 @@ def markdown(rows: List[Row], demo: Optional[bool] = None) -> str:
         lines += [f'- not shown: {label} / {name}: {why}'
                   for label, name, why in refused]
         lines.append('')
+    lines += confidence.comparison_markdown(list(verdicts))
+    lacking = [(r.label, *n) for r in rows for n in r.no_interval]
+    if bootstrap and lacking:
+        lines += ['## Numbers without an interval', '']
+        lines += [f'- {label} / {name}: {why}' for label, name, why in lacking]
+        lines.append('')
     lines += ['## Protocols', '']
+    if bootstrap:
+        lines.append('- ' + confidence.protocol_text(bootstrap))
     made = [r for r in rows if r.pretraining]
     if made:
         lines.append('- Pre-training (how each row\'s weights were made):')
@@ -516,42 +547,47 @@ def robustness_markdown(name: str, values: Mapping[str, float],
     return '\n'.join(lines) + '\n'
 
 
-def imagenet_c_table(c: Mapping[str, float]) -> List[str]:
+def imagenet_c_table(c: Mapping[str, float],
+                     intervals: Mapping[str, object] = {}) -> List[str]:
     """The ImageNet-C detail of one result's metrics: mCE, relative mCE
     and the mean error, then the error of each corruption at each severity
     with its mean, CE and relative CE (the extra corruptions after, not in
     mCE), and the mean of the 15 at each severity. A partial tree (no mCE):
-    the mean error of each corruption it has."""
+    the mean error of each corruption it has. ``intervals``: metric key ->
+    the interval its cell shows."""
+
+    def _cell(value: Optional[float], key: str = '') -> str:
+        return '–' if value is None else confidence.cell(
+            value, intervals.get(key), False)
+
     if 'imagenet-c/mCE' not in c:
         return ['**Partial** tree: no mCE. Per-corruption mean error (%):',
                 ''] + [f'- {k.split("/")[-1]}: {v:.2f}'
                        for k, v in sorted(c.items())
                        if k.startswith('imagenet-c/partial_error/')]
-    get = c.get
+
+    def get(key: str) -> str:
+        return _cell(c.get(f'imagenet-c/{key}'), f'imagenet-c/{key}')
+
     lines = [
-        '- mCE (AlexNet-normalised, 15 corruptions): '
-        f'{get("imagenet-c/mCE"):.2f}',
-        f'- relative mCE: {_cell(get("imagenet-c/relative_mCE"))}' +
+        f'- mCE (AlexNet-normalised, 15 corruptions): {get("mCE")}',
+        f'- relative mCE: {get("relative_mCE")}' +
         ('' if 'imagenet-c/relative_mCE' in c else
          ' (needs the clean error)'),
-        '- unnormalised mean error over 15 x 5: '
-        f'{get("imagenet-c/mean_error"):.2f}', '',
+        f'- unnormalised mean error over 15 x 5: {get("mean_error")}', '',
         '| corruption | ' + ' | '.join(f'severity {s}' for s in SEVERITIES)
         + ' | mean | CE | relative CE |',
         '|---' * (len(SEVERITIES) + 4) + '|'
     ]
     extras = [n for n in EXTRA_CORRUPTIONS if f'imagenet-c/error/{n}' in c]
     for name in BENCHMARK_CORRUPTIONS + tuple(extras):
-        cells = [get(f'imagenet-c/error/{name}/{s}') for s in SEVERITIES]
-        cells += [get(f'imagenet-c/{k}{name}')
-                  for k in ('error/', 'CE/', 'relative_CE/')]
+        cells = [get(f'error/{name}/{s}') for s in SEVERITIES]
+        cells += [get(f'{k}{name}') for k in ('error/', 'CE/', 'relative_CE/')]
         label = name + (' (extra, not in mCE)' if name in extras else '')
-        lines.append(f'| {label} | ' + ' | '.join(map(_cell, cells)) + ' |')
-    cells = [get(f'imagenet-c/error/severity{s}') for s in SEVERITIES]
-    cells += [get(f'imagenet-c/{k}')
-              for k in ('mean_error', 'mCE', 'relative_mCE')]
-    lines.append('| **mean of the 15** | ' + ' | '.join(map(_cell, cells)) +
-                 ' |')
+        lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+    cells = [get(f'error/severity{s}') for s in SEVERITIES]
+    cells += [get(k) for k in ('mean_error', 'mCE', 'relative_mCE')]
+    lines.append('| **mean of the 15** | ' + ' | '.join(cells) + ' |')
     return lines
 
 
@@ -588,17 +624,29 @@ def _measured_transforms(rows: List[Row], column: str) -> List[str]:
 
 
 def csv_tables(rows: List[Row]) -> Dict[str, str]:
-    """One CSV per table (file stem -> text)."""
+    """One CSV per table (file stem -> text): each column's cell as the
+    Markdown shows it, then, for a column with intervals, its bounds as
+    numbers (``<header> lo`` / ``<header> hi``; empty where a row has
+    none)."""
     out = {}
     for table_id, title in TABLES:
-        header, body, _, shown = table(rows, table_columns(table_id))
+        header, body, _, shown = table(rows, table_columns(table_id),
+                                       intervals=False)
         if not shown:
             continue
+        bounded = [c for c in shown if any(c in r.intervals for r in rows)]
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(header + ['published'])
+        writer.writerow(header + [f'{COLUMNS[c].header} {end}'
+                                  for c in bounded for end in ('lo', 'hi')]
+                        + ['published'])
         for r, cells in zip(rows, body):
-            writer.writerow(cells + [int(r.published)])
+            bounds = []
+            for c in bounded:
+                i = r.intervals.get(c)
+                bounds += ['', ''] if i is None else [f'{i.lo:.6f}',
+                                                      f'{i.hi:.6f}']
+            writer.writerow(cells + bounds + [int(r.published)])
         stem = re.sub(r'[^a-z0-9]+', '_', title.lower()).strip('_')
         out[stem] = buf.getvalue()
     return out
@@ -646,12 +694,19 @@ def figures(rows: List[Row], out_dir: str) -> List[str]:
     # a published number measured another way than ours (the demo's 64 px
     # beside ImageNet's 224) is left out: a line cannot carry a dagger
     other = published_flags(rows, kernel_cols)
-    points = {(c, published): sorted(
-        (r.kernel, r.values[c]) for i, r in enumerate(rows)
-        if r.kernel and c in r.values and r.published == published and
-        i not in other[c]) for c in kernel_cols for published in (False, True)}
-    present = [c for c in kernel_cols
-               if points[c, False] or points[c, True]]
+    points = {}
+    for c in kernel_cols:
+        for published in (False, True):
+            points[c, published] = sorted(
+                ((r.kernel, r.values[c], r.intervals.get(c))
+                 for i, r in enumerate(rows)
+                 if r.kernel and c in r.values and
+                 r.published == published and i not in other[c]),
+                key=lambda p: p[:2])
+    # a panel needs at least two kernel sizes: one point shows no trend
+    present = [c for c in kernel_cols if len(
+        {p[0] for published in (False, True)
+         for p in points[c, published]}) >= 2]
     if present:
         fig, axes = plt.subplots(1, len(present),
                                  figsize=(3.2 * len(present), 3),
@@ -660,8 +715,11 @@ def figures(rows: List[Row], out_dir: str) -> List[str]:
             for published in (False, True):
                 pts = points[c, published]
                 if pts:
-                    ax.plot(*zip(*pts), 'o--' if published else 'o-',
-                            label='published' if published else 'this run')
+                    ax.errorbar(
+                        [p[0] for p in pts], [p[1] for p in pts],
+                        yerr=_error_bars(pts), capsize=3,
+                        fmt='o--' if published else 'o-',
+                        label='published' if published else 'this run')
             ax.set_title(COLUMNS[c].header, fontsize=8)
             ax.set_xlabel('kernel size')
             ax.legend(fontsize=7)
@@ -678,8 +736,8 @@ def figures(rows: List[Row], out_dir: str) -> List[str]:
             ax.set_yticks(range(len(BENCHMARK_CORRUPTIONS)),
                           BENCHMARK_CORRUPTIONS, fontsize=7)
             ax.set_xlabel('severity')
-            ax.set_title(f'ImageNet-C top-1 error (%)\n{r.label}',
-                         fontsize=8)
+            ax.set_title(f'ImageNet-C top-1 error (%)\n{r.label}\n'
+                         f'{_c_cell_images(r)}', fontsize=8)
             fig.colorbar(im, ax=ax)
             save(fig, f'imagenet_c_{_slug(r.label)}.png')
     curves = [r for r in rows if r.knn_curve]
@@ -700,13 +758,37 @@ def figures(rows: List[Row], out_dir: str) -> List[str]:
     if speed:
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
         for r in speed:
-            y = r.values.get('linear_top1', r.values.get('knn_top1'))
-            ax.scatter(r.values['throughput'], y)
+            c = 'linear_top1' if 'linear_top1' in r.values else 'knn_top1'
+            y = r.values[c]
+            ax.errorbar([r.values['throughput']], [y], capsize=3, fmt='o',
+                        yerr=_error_bars([(0, y, r.intervals.get(c))]))
             ax.annotate(r.label, (r.values['throughput'], y), fontsize=6)
         ax.set_xlabel('images / s')
         ax.set_ylabel('linear (else k-NN) top-1 (%)')
         save(fig, 'accuracy_vs_throughput.png')
     return made
+
+
+def _error_bars(points) -> Optional[List[List[float]]]:
+    """matplotlib's ``yerr`` of (x, value, interval or None) points: the
+    distances to the bounds (0 where a point has no interval); None when
+    no point has one."""
+    if not any(p[2] for p in points):
+        return None
+    return [[p[1] - p[2].lo if p[2] else 0. for p in points],
+            [p[2].hi - p[1] if p[2] else 0. for p in points]]
+
+
+def _c_cell_images(row: Row) -> str:
+    """How many images each cell of a row's ImageNet-C heat map holds."""
+    e = row.evidence.get('c_mce') or row.evidence.get('c_mean_error')
+    if e is None:
+        return 'images per cell: not recorded'
+    counts = e.outcomes.meta.get('pass_images')
+    if isinstance(counts, dict) and len(set(counts.values())) > 1:
+        return (f'{min(counts.values())}-{max(counts.values())} images per '
+                'cell')
+    return f'{len(e.outcomes.images)} images per cell'
 
 
 def _slug(text: str) -> str:
@@ -725,22 +807,40 @@ def distinct_labels(runs: List[Row], work_dirs: List[str]) -> None:
 
 def write_report(work_dirs: List[str], out_dir: str,
                  formats=('md', 'csv', 'tex'), with_published: bool = True,
-                 demo: Optional[bool] = None) -> Dict[str, List[str]]:
+                 demo: Optional[bool] = None,
+                 bootstrap: Optional[Bootstrap] = Bootstrap(),
+                 compare: bool = False) -> Dict[str, List[str]]:
     """Load the runs, write the report; returns ``{kind: [paths]}``.
 
-    ``demo``: show the "Demo data" banner; defaults to whether any run's
-    results were measured on the demo data (not whether its config is
-    called a demo: a real config run on the demo data is demo numbers).
+    Args:
+        demo (bool, optional): Show the "Demo data" banner; defaults to
+            whether any run's results were measured on the demo data (not
+            whether its config is called a demo: a real config run on the
+            demo data is demo numbers).
+        bootstrap (Bootstrap, optional): How the cells' intervals are made;
+            None: no intervals.
+        compare (bool): Add the paired comparisons of every two runs.
     """
     runs = [load_run(d) for d in work_dirs]
     distinct_labels(runs, work_dirs)
+    for r in runs:
+        if bootstrap:
+            r.intervals, lacking = confidence.intervals(r.evidence,
+                                                        bootstrap)
+            r.no_interval += lacking
+            c = r.evidence.get('c_mce') or r.evidence.get('c_mean_error')
+            if c is not None:
+                r.c_intervals = confidence.imagenet_c_intervals(
+                    c, list(r.c_metrics), bootstrap)
+    verdicts = confidence.compare(runs, bootstrap or Bootstrap()) \
+        if compare else []
     rows = runs + (published_rows(runs) if with_published else [])
     os.makedirs(out_dir, exist_ok=True)
     written: Dict[str, List[str]] = {}
     pngs = figures(rows, out_dir)
     written['figures'] = pngs
     if 'md' in formats:
-        text = markdown(rows, demo)
+        text = markdown(rows, demo, bootstrap, verdicts)
         extra = pngs + [f for r in runs for f in r.figures]
         if extra:
             text += '\n## Figures\n\n' + ''.join(
