@@ -119,7 +119,10 @@ def imagenet_c_intervals(evidence: Evidence, keys: Sequence[str],
     bootstrap of the same ``imagenet_c`` statistic the mCE is made with
     (one resample of the images for all passes)."""
     outcomes = evidence.outcomes
-    base = outcomes.meta.get('metrics', {}).get(evidence.metric)
+    entries = outcomes.meta.get('metrics', {})
+    # the relative numbers need the clean error the relative mCE was given
+    absolute = entries.get('imagenet-c/mCE') or entries.get(evidence.metric)
+    relative = entries.get('imagenet-c/relative_mCE')
     out: Dict[str, Interval] = {}
     derived = {}
     for key in keys:
@@ -133,8 +136,10 @@ def imagenet_c_intervals(evidence: Evidence, keys: Sequence[str],
             out[key] = Interval(100. * (1 - array.mean()), 100. * lo,
                                 100. * hi, 'Clopper-Pearson (exact)', None,
                                 None, bootstrap.level)
-        elif base and key.startswith('imagenet-c/') and not m:
-            derived[key] = dict(base, which=key[len('imagenet-c/'):])
+        elif key.startswith('imagenet-c/') and not m:
+            base = relative if 'relative' in key else absolute
+            if base:
+                derived[key] = dict(base, which=key[len('imagenet-c/'):])
     if derived:
         view = Outcomes(outcomes.images, outcomes.arrays, outcomes.kind,
                         dict(outcomes.meta, metrics=derived))

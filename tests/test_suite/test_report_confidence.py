@@ -176,13 +176,15 @@ def test_every_imagenet_c_cell_gets_its_interval():
     arrays = {p: rng.random(n) < 0.5 for p in passes}
     entry = dict(statistic='imagenet_c', passes=passes, clean=None)
     outcomes = Outcomes([f'n0/{i}.JPEG' for i in range(n)], arrays, meta=dict(
-        metrics={'imagenet-c/mCE': dict(entry, which='mCE')}))
+        metrics={'imagenet-c/mCE': dict(entry, which='mCE'),
+                 'imagenet-c/relative_mCE': dict(
+                     entry, which='relative_mCE', clean_error=0.2)}))
     errors = {}
     for p in passes:
         c, s = p.split('/')
         errors.setdefault(c, {})[int(s)] = 1 - arrays[p].mean()
     metrics = {f'imagenet-c/{k}': v
-               for k, v in corruption_errors(errors).items()}
+               for k, v in corruption_errors(errors, 0.2).items()}
     got = imagenet_c_intervals(Evidence(outcomes, 'imagenet-c/mCE', 1.),
                                list(metrics), Bootstrap(200))
     assert set(got) == set(metrics)
@@ -191,11 +193,12 @@ def test_every_imagenet_c_cell_gets_its_interval():
     fog3 = got['imagenet-c/error/fog/3']
     assert (fog3.lo, fog3.hi) == pytest.approx((100 * ci.low, 100 * ci.high))
     for key in ('imagenet-c/CE/fog', 'imagenet-c/error/severity2',
-                'imagenet-c/mean_error', 'imagenet-c/mCE'):
+                'imagenet-c/mean_error', 'imagenet-c/mCE',
+                'imagenet-c/relative_CE/fog', 'imagenet-c/relative_mCE'):
         assert got[key].value == pytest.approx(metrics[key])
         assert got[key].lo < metrics[key] < got[key].hi
         assert got[key].resamples == 200
     table = imagenet_c_table(metrics, got)
     fog = next(line for line in table if line.startswith('| fog |'))
-    assert fog.count('[') == 7  # 5 severities, mean, CE (no relative CE)
+    assert fog.count('[') == 8  # 5 severities, mean, CE, relative CE
     assert f'[{fog3.lo:.2f}, {fog3.hi:.2f}]' in fog
