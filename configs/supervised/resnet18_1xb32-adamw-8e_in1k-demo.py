@@ -35,9 +35,12 @@ model = dict(
     head=dict(num_classes=10))
 
 # dataset settings
+# the images are decoded in the main process: the run is then the same for a
+# seed on any machine (worker processes draw their augmentation from seeds
+# of their own)
 train_dataloader = dict(
     batch_size=32,
-    num_workers=2,
+    num_workers=0,
     persistent_workers=False,
     pin_memory=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -56,7 +59,7 @@ train_dataloader = dict(
         ]))
 val_dataloader = dict(
     batch_size=32,
-    num_workers=2,
+    num_workers=0,
     persistent_workers=False,
     pin_memory=False,
     sampler=dict(type='DefaultSampler', shuffle=False),

@@ -74,7 +74,7 @@ def test_supervised_control_beats_random_init(seed, demo_imagenet,
     work = str(tmp_path / f'seed{seed}')
     assert train.main([
         SUPERVISED, '--work-dir', work, '--no-validate', '--cfg-options',
-        f'randomness.seed={seed}', 'train_dataloader.num_workers=0',
+        f'randomness.seed={seed}',
         f'train_dataloader.dataset.data_root={demo_imagenet}'
     ]) == 0
     with open(osp.join(work, 'last_checkpoint')) as f:
