@@ -94,8 +94,8 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
     work, data = args.work_dir, args.data_root
     dino_dir = osp.join(work, 'dino')
     supervised_dir = osp.join(work, 'supervised')
-    suite_dir, random_dir, supervised_suite = (
-        osp.join(work, d) for _, d in (ROWS[1], ROWS[0], ROWS[2]))
+    random_dir, suite_dir, supervised_suite = (osp.join(work, d)
+                                               for _, d in ROWS)
     figures = osp.join(suite_dir, 'figures')
     py = sys.executable
 
