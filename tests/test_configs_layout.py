@@ -83,9 +83,10 @@ def test_the_check_catches_a_shared_work_dir(tmp_path):
 
 
 # <task>_<backbone>_<algorithm>-<epochs or demo>-pre_<gpus>xb<batch>-...
+# (algorithm: dino, esvit, or supervised: trained with labels)
 DOWNSTREAM_NAME = re.compile(
-    r'^(linear|mask-rcnn|upernet)_[a-z0-9x-]+_(dino|esvit)-(\d+e|demo)-pre_'
-    r'(fpn_)?\d+xb\d+-[a-z0-9.-]+_[a-z0-9-]+(-512x512)?$')
+    r'^(linear|mask-rcnn|upernet)_[a-z0-9x-]+_(dino|esvit|supervised)-'
+    r'(\d+e|demo)-pre_(fpn_)?\d+xb\d+-[a-z0-9.-]+_[a-z0-9-]+(-512x512)?$')
 
 
 @pytest.mark.parametrize('path', DOWNSTREAM, ids=osp.basename)
@@ -104,7 +105,7 @@ def test_downstream_starts_from_its_named_pretraining(path):
     cfg = load_config(path)
     checkpoint = cfg.model.backbone.init_cfg.checkpoint
     name = _stem(path)
-    algo, epochs = re.search(r'_(dino|esvit)-(\d+e|demo)-pre_',
+    algo, epochs = re.search(r'_(dino|esvit|supervised)-(\d+e|demo)-pre_',
                              name).groups()
     if epochs == 'demo':
         assert checkpoint.startswith('work_dirs/demo/')

@@ -6,14 +6,20 @@ On the built-in demo data and through the entry points a user runs:
 2. DINO pre-training of BC-SSL-T 9x9 at demo size
    (``configs/dino/bcssl-t_9x9_100e_demo.py``);
 3. the ``demo`` suite on its teacher (``tools/run_suite.py``, suite
-   ``configs/suites/demo.py``): k-NN against the random initialisation, the
-   linear probe, the robustness sets (ImageNet-C included), a transfer
-   preset, params and FLOPs, a short Mask R-CNN;
-4. figures of what the teacher learned (``tools/visualization/vis_cam.py``
-   and ``vis_erf.py`` against the random initialisation, and the
+   ``configs/suites/demo.py``): k-NN, the linear probe, the robustness sets
+   (ImageNet-C included), a transfer preset, params and FLOPs, a short
+   Mask R-CNN;
+4. a supervised control: ResNet-18 trained with labels on the demo train
+   split (``configs/supervised/resnet18_1xb32-adamw-8e_in1k-demo.py``);
+5. the suite's k-NN and linear probe (``configs/suites/demo_control.py``)
+   on the random initialisation of BC-SSL-T 9x9 and on the supervised
+   control: the rows the teacher's row sits between;
+6. figures (``tools/visualization/vis_cam.py`` and ``vis_erf.py`` of the
+   random initialisation, the teacher and the supervised control, and the
    pre-training curves with ``tools/analysis_tools/analyze_logs.py``), into
    the suite's ``figures/``;
-5. the report (``tools/report.py``) with its tables and figures.
+7. the report (``tools/report.py``): one row per backbone, with its tables
+   and figures.
 
 Each stage's full output goes to ``<work dir>/logs/<stage>.log``; the
 screen shows one line per stage and, at the end, the numbers themselves. A
@@ -35,6 +41,12 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DINO_CONFIG = 'configs/dino/bcssl-t_9x9_100e_demo.py'
 BACKBONE = 'configs/_base_/models/bcssl-t_9x9.py'
 SUITE = 'configs/suites/demo.py'
+SUPERVISED_CONFIG = 'configs/supervised/resnet18_1xb32-adamw-8e_in1k-demo.py'
+CONTROL_SUITE = 'configs/suites/demo_control.py'
+#: the demo's backbones: (label, suite work dir under the demo's work dir)
+ROWS = (('random init (BC-SSL-T 9x9)', 'suite_random-init'),
+        ('DINO teacher (BC-SSL-T 9x9, 3 epochs)', 'suite'),
+        ('supervised control (ResNet-18, labels)', 'suite_supervised'))
 
 
 @dataclass
@@ -81,7 +93,9 @@ def _first_wnids(data: str, n: int) -> List[str]:
 def build_stages(args: argparse.Namespace) -> List[Stage]:
     work, data = args.work_dir, args.data_root
     dino_dir = osp.join(work, 'dino')
-    suite_dir = osp.join(work, 'suite')
+    supervised_dir = osp.join(work, 'supervised')
+    random_dir, suite_dir, supervised_suite = (osp.join(work, d)
+                                               for _, d in ROWS)
     figures = osp.join(suite_dir, 'figures')
     py = sys.executable
 
@@ -92,6 +106,28 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
         # a finished or interrupted pre-training is continued, not redone
         return cmd + (['--resume'] if osp.isfile(
             osp.join(dino_dir, 'last_checkpoint')) else [])
+
+    def supervised() -> List[str]:
+        cmd = [py, _tool('train.py'), SUPERVISED_CONFIG, '--work-dir',
+               supervised_dir, '--cfg-options',
+               f'train_dataloader.dataset.data_root={data}/imagenet',
+               f'val_dataloader.dataset.data_root={data}/imagenet',
+               f'test_dataloader.dataset.data_root={data}/imagenet']
+        return cmd + (['--resume'] if osp.isfile(
+            osp.join(supervised_dir, 'last_checkpoint')) else [])
+
+    def model_args() -> List[str]:
+        """``--model`` and ``--labels`` of the figures: the random
+        initialisation (a config without weights), the teacher and the
+        supervised control."""
+        models = [(BACKBONE, None, 'random init'),
+                  (BACKBONE, _latest(dino_dir), 'demo DINO teacher'),
+                  (SUPERVISED_CONFIG, _latest(supervised_dir),
+                   'supervised control')]
+        args = []
+        for config, weights, _ in models:
+            args += ['--model', config] + ([weights] if weights else [])
+        return args + ['--labels'] + [label for _, _, label in models]
 
     return [
         Stage('make demo data',
@@ -104,24 +140,32 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
                        _latest(dino_dir), '--suite', SUITE, '--work-dir',
                        suite_dir],
               output=suite_dir),
-        Stage('Eigen-CAM: teacher against random init',
+        Stage('supervised control: ResNet-18 trained with labels',
+              supervised, output=supervised_dir, required=False),
+        Stage('demo suite on random init (k-NN, probe)',
+              lambda: [py, _tool('run_suite.py'), DINO_CONFIG, 'none',
+                       '--suite', CONTROL_SUITE, '--work-dir', random_dir],
+              output=random_dir, required=False),
+        Stage('demo suite on the supervised control (k-NN, probe)',
+              lambda: [py, _tool('run_suite.py'), SUPERVISED_CONFIG,
+                       _latest(supervised_dir), '--suite', CONTROL_SUITE,
+                       '--work-dir', supervised_suite],
+              output=supervised_suite, required=False),
+        Stage('Eigen-CAM: random init, teacher, supervised control',
               lambda: [py, _tool('visualization/vis_cam.py'),
                        *[f'{data}/imagenet/val/{w}/{w}_0.JPEG'
                          for w in _first_wnids(data, 4)],
-                       '--model', BACKBONE, '--model', BACKBONE,
-                       _latest(dino_dir), '--labels', 'random init',
-                       'demo DINO teacher', '--cell-size', '96', '--title',
-                       'Eigen-CAM of BC-SSL-T 9x9 (demo scale)', '--out',
+                       *model_args(), '--cell-size', '96', '--title',
+                       'Eigen-CAM (demo scale)', '--out',
                        osp.join(figures, 'cam.png'), '--overwrite',
                        '--palette'],
               output=osp.join(figures, 'cam.png'), required=False),
         Stage('effective receptive field',
               lambda: [py, _tool('visualization/vis_erf.py'),
-                       f'{data}/imagenet/val', '--model', BACKBONE,
-                       '--model', BACKBONE, _latest(dino_dir), '--labels',
-                       'random init', 'demo DINO teacher', '--num-images',
-                       '10', '--img-size', '96', '--batch-size', '10',
-                       '--title', 'ERF of BC-SSL-T 9x9 (demo scale)',
+                       f'{data}/imagenet/val', *model_args(),
+                       '--num-images', '10', '--img-size', '96',
+                       '--batch-size', '10', '--title',
+                       'ERF (demo scale)',
                        '--out', osp.join(figures, 'erf.png'), '--json',
                        osp.join(figures, 'erf.json'), '--overwrite',
                        '--palette'],
@@ -134,7 +178,8 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
                        '--palette'],
               output=osp.join(figures, 'curves.png'), required=False),
         Stage('report',
-              lambda: [py, _tool('report.py'), suite_dir, '--out',
+              lambda: [py, _tool('report.py'), random_dir, suite_dir,
+                       supervised_suite, '--out',
                        osp.join(work, 'report'), '--overwrite'],
               output=osp.join(work, 'report', 'report.md')),
     ]
@@ -180,22 +225,36 @@ def run_stages(stages: List[Stage], log_dir: str,
 
 
 def results_table(work_dir: str) -> List[str]:
-    """The demo's own numbers, as the README quotes them: each line of
-    the columns' ``demo_line`` (:data:`mmbcssl.evaluation.columns.
-    COLUMNS`), read from the suite's results by their kind."""
+    """The demo's own numbers, as the README quotes them: k-NN (k=20) and
+    linear-probe top-1 of each backbone (:data:`ROWS`), then the teacher's
+    other lines (the columns' ``demo_line``, :data:`mmbcssl.evaluation.
+    columns.COLUMNS`), read from the suites' results by their kind."""
     from mmbcssl.evaluation.columns import column_values, demo_lines
     from mmbcssl.suite.evaluations import results_by_kind
     from mmbcssl.suite.report import load_results
-    values = column_values(results_by_kind(
-        load_results(osp.join(work_dir, 'suite'))))
-    rows = [(label, [values.get(c) for c in columns])
-            for label, columns in demo_lines().items()]
+
+    def values(suite: str) -> dict:
+        return column_values(results_by_kind(
+            load_results(osp.join(work_dir, suite))))
+
+    def text(cells) -> str:
+        return ' / '.join('–' if v is None else f'{v:.1f}' for v in cells)
+
+    teacher = values(ROWS[1][1])
+    rows = [(label, [values(suite).get(c)
+                     for c in ('knn_top1', 'linear_top1')])
+            for label, suite in ROWS]
+    rows += [(label, [teacher.get(c) for c in columns])
+             for label, columns in demo_lines().items()]
     width = max(len(r[0]) for r in rows)
-    lines = ['', 'Demo results (demo data: a check that the pipeline runs, '
-             'not evidence that anything was learned; chance is 10 %)']
-    for label, cells in rows:
-        text = ' / '.join('–' if v is None else f'{v:.1f}' for v in cells)
-        lines.append(f'  {label:<{width}}  {text}')
+    lines = ['', 'Demo results (demo data; chance is 10 %). k-NN top-1 '
+             '(k=20) / linear probe top-1 (last epoch):']
+    lines += [f'  {label:<{width}}  {text(cells)}'
+              for label, cells in rows[:len(ROWS)]]
+    lines += ['The DINO teacher (a check that the pipeline runs, not '
+              'evidence that anything was learned):']
+    lines += [f'  {label:<{width}}  {text(cells)}'
+              for label, cells in rows[len(ROWS):]]
     return lines
 
 

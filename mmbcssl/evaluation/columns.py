@@ -27,8 +27,10 @@ class Column:
         scale (float): Factor to the table's unit (percent). Defaults to 1.
         tables (tuple[str]): The tables that show it (:data:`TABLES` ids
             and ``'robustness_report'``). Defaults to none.
-        demo_line (str): The line of the demo's table it is shown on (with
-            the other columns of that line). Defaults to none.
+        demo_line (str): The line of the demo's table of the teacher's
+            other results it is shown on (with the other columns of that
+            line; k-NN and linear top-1 have a line per backbone there,
+            ``tools/run_demo.py``). Defaults to none.
         published (Mapping): The protocol record of a published number of
             this column, in the fields of a measured cell's
             :func:`mmbcssl.evaluation.fingerprint.comparable_protocol`
@@ -79,8 +81,6 @@ _ADE20K = dict(data='ADE20K val', images=2000, img_size='2048x512',
 _PARAMS = dict(counted='parameters with the 1000-class linear head')
 _FLOPS = dict(img_size=224)
 
-_KNN_DEMO = 'k-NN top-1, pre-trained teacher (k=10 / k=20)'
-_KNN_RANDOM_DEMO = 'k-NN top-1, random init, seed 0 (k=10 / k=20)'
 _C_DEMO = 'IN-C-style mCE / mean error (crop)'
 _SRA_DEMO = 'Sketch / R / A top-1 (subset logits)'
 _COCO_DEMO = 'Mask R-CNN box AP / AP50, mask AP / AP50 (%)'
@@ -96,27 +96,23 @@ _ALL = (
     Column('throughput', 'img/s', 'inference images per second',
            'throughput', 'throughput', tables=('cost', )),
     Column('knn_top1_k10', 'k-NN top-1 (k=10)',
-           'the k-NN of k-NN top-1 with k=10', 'knn', 'knn/k10_top1',
-           demo_line=_KNN_DEMO),
+           'the k-NN of k-NN top-1 with k=10', 'knn', 'knn/k10_top1'),
     Column('knn_top1', 'k-NN top-1',
            'weighted k-NN, k=20, T=0.07, L2-normalised teacher features; '
            'resize 256 + centre crop 224', 'knn', 'knn/k20_top1',
            tables=('knn_linear', 'cost', 'robustness_report'),
-           demo_line=_KNN_DEMO,
            published=dict(_IN1K_VAL, k=20, temperature=0.07)),
     Column('knn_random_init_k10', 'k-NN top-1, random init (k=10)',
            'the random-init k-NN with k=10', 'knn_random_init',
-           'knn/k10_top1', demo_line=_KNN_RANDOM_DEMO),
+           'knn/k10_top1'),
     Column('knn_random_init', 'k-NN top-1, random init',
            'the same k-NN on the randomly initialised backbone (seed 0): '
            'the baseline pre-training must beat', 'knn_random_init',
-           'knn/k20_top1', tables=('knn_linear', ),
-           demo_line=_KNN_RANDOM_DEMO),
+           'knn/k20_top1', tables=('knn_linear', )),
     Column('linear_top1', 'Linear top-1 (last epoch)',
            'linear probe on frozen features after its last epoch; val: '
            'resize 256 + centre crop 224', 'linear', 'accuracy/top1',
            tables=('knn_linear', 'cost', 'robustness_report'),
-           demo_line='linear probe top-1 (demo val)',
            published=_IN1K_VAL),
     Column('linear_top1_best', 'Linear top-1 (best epoch)',
            'the same probe validated after every epoch, the highest val '

@@ -182,22 +182,59 @@ def test_demo_runs_the_suite_on_the_pretrained_teacher(capsys):
     assert 'train_dataloader.dataset.data_root=d/imagenet' in out
 
 
+def test_demo_evaluates_random_init_teacher_and_supervised_control(capsys):
+    """Beside the teacher the demo trains the supervised ResNet-18 control,
+    runs the control suite (k-NN, probe) on the random init and on it,
+    draws the three in the CAM and ERF figures and reports three rows."""
+    from mmbcssl.cli import demo
+    assert demo.main(['--dry-run', '--work-dir', 'w', '--data-root',
+                      'd']) == 0
+    out = capsys.readouterr().out
+    supervised = 'configs/supervised/resnet18_1xb32-adamw-8e_in1k-demo.py'
+    assert f'train.py {supervised} --work-dir w/supervised' in out
+    assert ('run_suite.py configs/dino/bcssl-t_9x9_100e_demo.py none '
+            '--suite configs/suites/demo_control.py --work-dir '
+            'w/suite_random-init') in out
+    assert (f'run_suite.py {supervised} w/supervised/missing-checkpoint.pth'
+            ' --suite configs/suites/demo_control.py --work-dir '
+            'w/suite_supervised') in out
+    figures = [line for line in out.splitlines()
+               if 'vis_cam.py' in line or 'vis_erf.py' in line]
+    assert len(figures) == 2
+    for line in figures:
+        assert line.count('--model') == 3
+        assert f'--model {supervised} w/supervised/' in line
+        assert ("--labels 'random init' 'demo DINO teacher' 'supervised "
+                "control'") in line
+    assert ('report.py w/suite_random-init w/suite w/suite_supervised '
+            '--out w/report') in out
+
+
 def test_demo_results_table_reads_the_suite_results(tmp_path):
-    """The demo's closing table: accuracies as stored (percent), COCO AP
-    scaled from pycocotools' fractions, a missing result as '–'."""
+    """The demo's closing table: k-NN (k=20) and linear top-1 of the random
+    init, the teacher and the supervised control, each from its own suite;
+    then the teacher's other lines, COCO AP scaled from pycocotools'
+    fractions; a missing result as '–'."""
     import json
     from mmbcssl.cli import demo
-    res = tmp_path / 'suite' / 'results'
-    res.mkdir(parents=True)
-    (res / 'knn.json').write_text(json.dumps(
-        dict(metrics={'knn/k10_top1': 12.5, 'knn/k20_top1': 15.0})))
-    (res / 'mask_rcnn.json').write_text(json.dumps(dict(metrics={
+
+    def result(suite, name, metrics):
+        res = tmp_path / suite / 'results'
+        res.mkdir(parents=True, exist_ok=True)
+        (res / f'{name}.json').write_text(json.dumps(dict(metrics=metrics)))
+
+    result('suite', 'knn', {'knn/k10_top1': 12.5, 'knn/k20_top1': 15.0})
+    result('suite', 'mask_rcnn', {
         'coco/bbox_mAP': 0.034, 'coco/bbox_mAP_50': 0.081,
-        'coco/segm_mAP': 0.029, 'coco/segm_mAP_50': 0.07})))
+        'coco/segm_mAP': 0.029, 'coco/segm_mAP_50': 0.07})
+    result('suite_random-init', 'knn', {'knn/k20_top1': 10.8})
+    result('suite_random-init', 'linear', {'accuracy/top1': 9.2})
+    result('suite_supervised', 'knn', {'knn/k20_top1': 55.0})
+    result('suite_supervised', 'linear', {'accuracy/top1': 60.8})
     rows = {line.split('  ')[1]: line.rsplit('  ', 1)[1].strip()
             for line in demo.results_table(str(tmp_path)) if '  ' in line}
-    assert rows['k-NN top-1, pre-trained teacher (k=10 / k=20)'] == \
-        '12.5 / 15.0'
+    assert rows['random init (BC-SSL-T 9x9)'] == '10.8 / 9.2'
+    assert rows['DINO teacher (BC-SSL-T 9x9, 3 epochs)'] == '15.0 / –'
+    assert rows['supervised control (ResNet-18, labels)'] == '55.0 / 60.8'
     assert rows['Mask R-CNN box AP / AP50, mask AP / AP50 (%)'] == \
         '3.4 / 8.1 / 2.9 / 7.0'
-    assert rows['linear probe top-1 (demo val)'] == '–'
