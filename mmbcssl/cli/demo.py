@@ -18,8 +18,8 @@ On the built-in demo data and through the entry points a user runs:
    random initialisation, the teacher and the supervised control, and the
    pre-training curves with ``tools/analysis_tools/analyze_logs.py``), into
    the suite's ``figures/``;
-7. the report (``tools/report.py``): one row per backbone, with its tables
-   and figures.
+7. the report (``tools/report.py --compare``): one row per backbone, with
+   its intervals, tables and figures, and the paired verdicts of the three.
 
 Each stage's full output goes to ``<work dir>/logs/<stage>.log``; the
 screen shows one line per stage and, at the end, the numbers themselves. A
@@ -180,7 +180,7 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
         Stage('report',
               lambda: [py, _tool('report.py'), random_dir, suite_dir,
                        supervised_suite, '--out',
-                       osp.join(work, 'report'), '--overwrite'],
+                       osp.join(work, 'report'), '--overwrite', '--compare'],
               output=osp.join(work, 'report', 'report.md')),
     ]
 
