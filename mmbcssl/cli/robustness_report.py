@@ -175,7 +175,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                      for c in row if c in COLUMNS},
             results=results)
         write_json(osp.join(args.out_dir, 'report.json'), report)
-        text = robustness_markdown(label, row, by_kind, args.demo)
+        text = robustness_markdown(label, row, by_kind, args.demo,
+                                   work_dir=args.out_dir)
         from mmbcssl.fileio import atomic_write
         atomic_write(text, osp.join(args.out_dir, 'report.md'))
         print(text)

@@ -503,7 +503,9 @@ _C_TITLES = (('robustness.c', 'ImageNet-C (centre crop 224)'),
 
 def robustness_markdown(name: str, values: Mapping[str, float],
                         results: Mapping[str, Mapping],
-                        demo: bool = False) -> str:
+                        demo: bool = False, work_dir: Optional[str] = None,
+                        bootstrap: Optional[Bootstrap] = Bootstrap()
+                        ) -> str:
     """The report of one probe (``tools/robustness_report.py``): its row
     (``values``: column -> value) and the published rows
     (:func:`linear_published_rows`) under the columns of table
@@ -511,11 +513,21 @@ def robustness_markdown(name: str, values: Mapping[str, float],
     (kind -> result). A published cell of another protocol than the
     result that fills its column (or, where none does, beside results on
     the demo data) is daggered as in :func:`table`; the demo banner shows
-    when ``demo`` is set or a result was measured on the demo data."""
+    when ``demo`` is set or a result was measured on the demo data. With
+    ``work_dir`` (the suite work dir of ``results``) and ``bootstrap``,
+    every measured cell carries its interval, as in :func:`markdown`."""
     lines = [f'# Robustness of {name}', '']
     ours = Row(f'**{name} (this run)**', dict(values), fingerprints={
         c: (results.get(COLUMNS[c].evaluation) or {}).get('fingerprint')
         or {} for c in values if c in COLUMNS})
+    if work_dir and bootstrap:
+        measured = {c: v for c, v in values.items()
+                    if COLUMNS[c].evaluation in results}
+        ours.evidence, ours.no_interval = confidence.load_evidence(
+            work_dir, results, measured)
+        ours.intervals, lacking = confidence.intervals(ours.evidence,
+                                                       bootstrap)
+        ours.no_interval += lacking
     demo = demo or any(
         'demo_version' in (result_data(r.get('fingerprint') or {}) or {})
         for r in results.values())
@@ -540,10 +552,19 @@ def robustness_markdown(name: str, values: Mapping[str, float],
     lines += ['', 'Protocols:', '']
     lines += [f'- {COLUMNS[c].header}: {COLUMNS[c].protocol}'
               for c in columns]
+    if ours.intervals:
+        lines.append('- ' + confidence.protocol_text(bootstrap))
+    lines += [f'- no interval: {result}: {why}'
+              for result, why in ours.no_interval]
     for kind, title in _C_TITLES:
         metrics = (results.get(kind) or {}).get('metrics')
         if metrics:
-            lines += ['', f'## {title}', ''] + imagenet_c_table(metrics)
+            evidence = next((e for c, e in ours.evidence.items()
+                             if COLUMNS[c].evaluation == kind), None)
+            cells = confidence.imagenet_c_intervals(
+                evidence, list(metrics), bootstrap) if evidence else {}
+            lines += ['', f'## {title}', '']
+            lines += imagenet_c_table(metrics, cells)
     return '\n'.join(lines) + '\n'
 
 

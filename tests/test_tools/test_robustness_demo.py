@@ -6,6 +6,7 @@ configs/suites/robustness.py on the trained probe)."""
 import json
 import os
 import os.path as osp
+import re
 
 import pytest
 
@@ -15,6 +16,7 @@ from mmbcssl.cli import train as train_api
 from mmbcssl.evaluation.outcomes import read_outcomes
 from mmbcssl.evaluation.robustness import (BENCHMARK_CORRUPTIONS, SEVERITIES,
                                            corruption_errors)
+from mmbcssl.evaluation.statistics import clopper_pearson
 from mmbcssl.suite.report import robustness_markdown
 from tests.conftest import REPO_ROOT
 
@@ -203,6 +205,16 @@ def test_robustness_report_on_demo_sets(probe, demo_data, tmp_path,
     assert '| IN-C mCE (AlexNet-norm., crop 224) |' in text
     assert 'IN-C mean error (unnorm., resize 256 + crop 224)' in text
     assert 'IN-R top-1 (1000-way)' in text
+    # every measured cell with its interval: the R top-1 as the exact
+    # interval of its hits, the mCE line and the ImageNet-C cells too
+    hits = stored['robustness.r'].arrays['top1']
+    lo, hi = clopper_pearson(int(hits.sum()), len(hits))
+    assert f'{row["r_top1"]:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]' in text
+    assert re.search(r'- mCE \(AlexNet-normalised, 15 corruptions\): '
+                     r'[\d.]+ \[[\d.]+, [\d.]+\]', text)
+    fog = [line for line in text.splitlines()
+           if line.startswith('| fog |')]
+    assert len(fog) == 2 and all(line.count('[') == 8 for line in fog)
     # The R/A-style sets hold a subset of the 10 classes: their metrics
     # came from logits restricted to those columns.
     assert 0 < len(os.listdir(f'{demo_data}/imagenet-r')) < 10
