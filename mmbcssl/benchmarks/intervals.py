@@ -12,14 +12,14 @@ a batched form takes (a call on each resample's indices), timed on
     python tools/analysis_tools/benchmark_intervals.py [--images 50000] \\
         [--resamples 1000] [--repeats 3] [--out intervals.json]
 
-Measured (``OMP_NUM_THREADS=1``, numpy 2.4, scipy 1.17) on a 2-core CPU
-machine shared with other work (load average about 10), 50,000 images x
-75 passes, 1000 resamples, median of 3: mCE 3.1 s, relative mCE 3.0 s,
-one accuracy's bootstrap 2.4 s (its Clopper-Pearson interval 0.15 ms),
-paired accuracy 2.3 s, paired mCE 3.0 s; the mCE at one call per
-resample 31 s. Most of the time is drawing the 50 million resample
-indices and counting them; the 75 passes add one matrix product per block
-of 64 resamples.
+Measured (``OMP_NUM_THREADS=1 python
+tools/analysis_tools/benchmark_intervals.py``, numpy 2.4, scipy 1.17) on
+an idle 2-core CPU machine (Intel Xeon), 50,000 images x 75 passes, 1000
+resamples, median of 3: mCE 0.71 s, relative mCE 0.76 s, one accuracy's
+bootstrap 0.73 s (its Clopper-Pearson interval 0.19 ms), paired accuracy
+0.74 s, paired mCE 1.1 s; the mCE at one call per resample 7.6 s. Most of
+the time is drawing the 50 million resample indices and counting them;
+the 75 passes add one matrix product per block of 64 resamples.
 """
 import argparse
 from typing import Callable, Dict, List, Optional
