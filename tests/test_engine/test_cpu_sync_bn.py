@@ -40,6 +40,10 @@ torch.save(dict(y=y.detach(), grad=part.grad, weight=bn.weight.grad,
                 bias=bn.bias.grad, mean=bn.running_mean, var=bn.running_var,
                 steps=bn.num_batches_tracked, eval=bn(x[half]).detach()),
            sys.argv[1] + f'/rank{{rank}}.pt')
+# leave the group before exiting: a process that exits with the group (and
+# the autograd all-reduce's threads) alive can abort in teardown
+dist.barrier()
+dist.destroy_process_group()
 '''
 
 
