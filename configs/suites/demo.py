@@ -4,8 +4,8 @@
 # that every evaluation runs end to end; its numbers are not results. The
 # random initialisation and the supervised control are rows of their own
 # (configs/suites/demo_control.py: this suite's k-NN and linear probe), so
-# this suite no longer runs the k-NN of the random initialisation (the
-# random-init row's k-NN is that same run: seed 0, these settings).
+# this suite runs no k-NN of the random initialisation: the random-init
+# row's k-NN is that run (seed 0, these settings).
 data_root = 'data/demo'
 # demo images are 96 px: centre crops of 64 after a 73-px resize (the
 # 224 / 256 ratio of the real protocol)
