@@ -18,7 +18,8 @@ from mmengine.config import Config
 
 from mmbcssl.evaluation.fingerprint import test_fingerprint
 from mmbcssl.evaluation.metrics.top1_outcomes import Top1Outcomes
-from mmbcssl.evaluation.outcomes import Outcomes, write_outcomes
+from mmbcssl.evaluation.outcomes import (Outcomes, image_key,
+                                         write_outcomes)
 from mmbcssl.utils.config_checks import (check_cfg_options,
                                          check_config_values)
 from mmbcssl.utils.data_checks import check_data, check_labels
@@ -110,14 +111,9 @@ def dense_outcomes(runner) -> Optional[Outcomes]:
         raise UserError('the test evaluator has several metrics keeping '
                         'per-image outcomes; keep one')
     outcomes = kept[0]
-    root = osp.abspath(
-        getattr(runner.test_dataloader.dataset, 'data_root', '') or '')
-    images = []
-    for path in outcomes.images:
-        full = osp.abspath(path)
-        images.append(osp.relpath(full, root) if root and full.startswith(
-            root + osp.sep) else path)
-    return Outcomes(images, outcomes.arrays, outcomes.kind, outcomes.meta)
+    root = getattr(runner.test_dataloader.dataset, 'data_root', '') or ''
+    return Outcomes([image_key(path, root) for path in outcomes.images],
+                    outcomes.arrays, outcomes.kind, outcomes.meta)
 
 
 def accuracy_outcomes(recorder: Top1Outcomes, dataloader) -> Outcomes:

@@ -60,17 +60,24 @@ def image_list_sha256(images: Sequence[str]) -> str:
     return hashlib.sha256('\n'.join(images).encode()).hexdigest()
 
 
+def image_key(path: str, root: str) -> str:
+    """The key of the image at ``path`` in a data set whose ``data_root``
+    is ``root``: its path relative to ``root``; its absolute path when it
+    lies elsewhere or the data set has no root."""
+    path = osp.abspath(path)
+    if not root:
+        return path
+    root = osp.abspath(root)
+    return osp.relpath(path, root) if path.startswith(root + osp.sep) \
+        else path
+
+
 def dataset_image_keys(dataset) -> List[str]:
-    """The image keys of an mmengine/mmpretrain data set, in its order:
-    each image's path relative to the data set's ``data_root`` (its
-    absolute path when it lies elsewhere)."""
-    root = osp.abspath(getattr(dataset, 'data_root', '') or '')
-    keys = []
-    for i in range(len(dataset)):
-        path = osp.abspath(dataset.get_data_info(i)['img_path'])
-        keys.append(osp.relpath(path, root) if root and path.startswith(
-            root + osp.sep) else path)
-    return keys
+    """The image keys of an mmengine/mmpretrain data set, in its order
+    (:func:`image_key`)."""
+    root = getattr(dataset, 'data_root', '') or ''
+    return [image_key(dataset.get_data_info(i)['img_path'], root)
+            for i in range(len(dataset))]
 
 
 @dataclass

@@ -134,7 +134,7 @@ def imagenet_c_intervals(evidence: Evidence, keys: Sequence[str],
             lo, hi = clopper_pearson(int(n - array.sum()), n,
                                      bootstrap.level)
             out[key] = Interval(100. * (1 - array.mean()), 100. * lo,
-                                100. * hi, 'Clopper-Pearson (exact)', None,
+                                100. * hi, 'exact (Clopper-Pearson)', None,
                                 None, bootstrap.level)
         elif key.startswith('imagenet-c/') and not m:
             base = relative if 'relative' in key else absolute

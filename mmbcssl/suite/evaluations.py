@@ -227,11 +227,22 @@ class Evaluation:
         if result is None:
             raise EvaluationFailed(f'{path} is missing or not valid JSON')
         if result.get('outcomes'):
-            try:
-                result['outcomes'] = read_outcomes(path, result['outcomes'])
-            except (OSError, ValueError) as e:
-                raise EvaluationFailed(str(e)) from None
+            result['outcomes'] = Evaluation._tool_outcomes(
+                path, result['outcomes'])
         return result
+
+    @staticmethod
+    def _tool_outcomes(path: str, record: Mapping[str, Any]) -> Outcomes:
+        """The per-image outcomes a tool's result at ``path`` names with
+        ``record``.
+
+        Raises:
+            EvaluationFailed: they are missing or not the result's own.
+        """
+        try:
+            return read_outcomes(path, record)
+        except (OSError, ValueError) as e:
+            raise EvaluationFailed(str(e)) from None
 
     def _raw(self, ctx: SuiteContext, suffix: str = '.json') -> str:
         os.makedirs(ctx.path('raw'), exist_ok=True)
@@ -873,11 +884,8 @@ class Transfer(Evaluation):
                               for k, v in per_set.items()})
         fingerprint = make_fingerprint(protocol, first['checkpoint'],
                                        first['model'], first['run'])
-        try:
-            outcomes = read_outcomes(osp.join(out_dir, 'results.json'),
-                                     data['outcomes']['model'])
-        except (OSError, ValueError) as e:
-            raise EvaluationFailed(str(e)) from None
+        outcomes = self._tool_outcomes(osp.join(out_dir, 'results.json'),
+                                       data['outcomes']['model'])
         return dict(metrics=metrics, fingerprint=fingerprint,
                     command=command, outcomes=outcomes)
 

@@ -86,8 +86,10 @@ class Row:
     no_interval: List[Tuple[str, str]] = field(default_factory=list)
 
 
-def load_run(work_dir: str) -> Row:
-    """The row of one suite work dir (``suite.json`` + ``results/``).
+def load_run(work_dir: str, outcomes: bool = True) -> Row:
+    """The row of one suite work dir (``suite.json`` + ``results/``);
+    with ``outcomes``, the per-image outcomes behind each cell too
+    (``evidence``, checked to give its number back; ``no_interval``).
 
     A result the work dir cannot vouch for is left out of the tables and
     named in the row's ``not_shown`` with the reason: one that is not valid
@@ -147,8 +149,9 @@ def load_run(work_dir: str) -> Row:
         c: by_kind[COLUMNS[c].evaluation].get('fingerprint') or {}
         for c in row.values
     }
-    row.evidence, row.no_interval = confidence.load_evidence(
-        work_dir, by_kind, row.values)
+    if outcomes:
+        row.evidence, row.no_interval = confidence.load_evidence(
+            work_dir, by_kind, row.values)
     c = by_kind.get('robustness.c', {})
     c = c.get('metrics', {}) if c.get('status') == 'ok' else {}
     row.c_metrics = dict(c)
@@ -295,11 +298,12 @@ def published_flags(rows: List[Row],
     # where no measured cell of a published cell's kind is in the table
     # (ImageNet-R 1000-way beside our 200-class), the demo data of the
     # measured cells that are still says the two are not comparable
+    beside = {c: _measured_beside(rows, c) for c in columns}
     demo_beside = [{'data': 'demo data'} for c in columns
-                   for v in _measured_beside(rows, c) if 'data' in v][:1]
+                   for v in beside[c] if 'data' in v][:1]
     flags: Dict[str, Dict[int, str]] = {c: {} for c in columns}
     for c in columns:
-        measured = _measured_beside(rows, c) or demo_beside
+        measured = beside[c] or demo_beside
         for i, r in enumerate(rows):
             if not r.published or c not in r.values or not measured:
                 continue
@@ -525,9 +529,7 @@ def robustness_markdown(name: str, values: Mapping[str, float],
                     if COLUMNS[c].evaluation in results}
         ours.evidence, ours.no_interval = confidence.load_evidence(
             work_dir, results, measured)
-        ours.intervals, lacking = confidence.intervals(ours.evidence,
-                                                       bootstrap)
-        ours.no_interval += lacking
+        add_intervals(ours, bootstrap)
     demo = demo or any(
         'demo_version' in (result_data(r.get('fingerprint') or {}) or {})
         for r in results.values())
@@ -559,10 +561,7 @@ def robustness_markdown(name: str, values: Mapping[str, float],
     for kind, title in _C_TITLES:
         metrics = (results.get(kind) or {}).get('metrics')
         if metrics:
-            evidence = next((e for c, e in ours.evidence.items()
-                             if COLUMNS[c].evaluation == kind), None)
-            cells = confidence.imagenet_c_intervals(
-                evidence, list(metrics), bootstrap) if evidence else {}
+            cells = _c_detail_intervals(ours, kind, metrics, bootstrap)
             lines += ['', f'## {title}', '']
             lines += imagenet_c_table(metrics, cells)
     return '\n'.join(lines) + '\n'
@@ -826,6 +825,27 @@ def distinct_labels(runs: List[Row], work_dirs: List[str]) -> None:
             r.label += f' ({work_dir})'
 
 
+def add_intervals(row: Row, bootstrap: Bootstrap) -> None:
+    """Give a measured row's cells their intervals from its evidence
+    (:func:`load_run`), and list the cells whose metric cannot be computed
+    on a resample under its ``no_interval``."""
+    row.intervals, lacking = confidence.intervals(row.evidence, bootstrap)
+    row.no_interval += lacking
+
+
+def _c_detail_intervals(row: Row, kind: str, metrics: Mapping[str, float],
+                        bootstrap: Optional[Bootstrap]) -> Dict:
+    """The intervals of the ImageNet-C detail table of ``row``'s result of
+    ``kind`` (``metrics``: its metrics); none without the outcomes of that
+    result or without ``bootstrap``."""
+    evidence = next((e for c, e in row.evidence.items()
+                     if COLUMNS[c].evaluation == kind), None)
+    if evidence is None or bootstrap is None:
+        return {}
+    return confidence.imagenet_c_intervals(evidence, list(metrics),
+                                           bootstrap)
+
+
 def write_report(work_dirs: List[str], out_dir: str,
                  formats=('md', 'csv', 'tex'), with_published: bool = True,
                  demo: Optional[bool] = None,
@@ -842,17 +862,14 @@ def write_report(work_dirs: List[str], out_dir: str,
             None: no intervals.
         compare (bool): Add the paired comparisons of every two runs.
     """
-    runs = [load_run(d) for d in work_dirs]
+    runs = [load_run(d, outcomes=bool(bootstrap) or compare)
+            for d in work_dirs]
     distinct_labels(runs, work_dirs)
     for r in runs:
         if bootstrap:
-            r.intervals, lacking = confidence.intervals(r.evidence,
-                                                        bootstrap)
-            r.no_interval += lacking
-            c = r.evidence.get('c_mce') or r.evidence.get('c_mean_error')
-            if c is not None:
-                r.c_intervals = confidence.imagenet_c_intervals(
-                    c, list(r.c_metrics), bootstrap)
+            add_intervals(r, bootstrap)
+            r.c_intervals = _c_detail_intervals(r, 'robustness.c',
+                                                r.c_metrics, bootstrap)
     verdicts = confidence.compare(runs, bootstrap or Bootstrap()) \
         if compare else []
     rows = runs + (published_rows(runs) if with_published else [])

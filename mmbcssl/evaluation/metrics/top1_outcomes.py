@@ -11,12 +11,13 @@ it: the class of the highest score is the label and that score is above
 the metric's threshold. The mean of the hits, times 100, is the metric's
 ``top1``; the outcomes cost no second pass over the data.
 """
-import os.path as osp
 from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 from mmpretrain.evaluation.metrics import Accuracy
+
+from mmbcssl.evaluation.outcomes import image_key
 
 
 class Top1Outcomes:
@@ -106,10 +107,4 @@ class Top1Outcomes:
         if self.last is None:
             raise RuntimeError(f'{self.key} was not computed: no outcomes')
         paths, hits = self.last
-        root = osp.abspath(root)
-        keys = []
-        for path in paths:
-            path = osp.abspath(path)
-            keys.append(osp.relpath(path, root) if path.startswith(
-                root + osp.sep) else path)
-        return keys, hits
+        return [image_key(path, root) for path in paths], hits
