@@ -12,8 +12,8 @@ from typing import List, Optional
 from mmbcssl.apis.backbone_weights import (extract_backbone,
                                            save_backbone_weights)
 from mmbcssl.apis.inference import state_dict_of
-from mmbcssl.fileio import TRUST_ENV, missing_file_message, safe_torch_load
-from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.fileio import TRUST_ENV, safe_torch_load
+from mmbcssl.utils.launch import require_file, run_cli
 from mmbcssl.utils.outputs import refuse_existing
 
 
@@ -33,11 +33,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     def _run() -> None:
         args = parser.parse_args(argv)
-        problem = missing_file_message(
-            args.checkpoint, 'checkpoint',
-            'a pre-training checkpoint (.pth)')
-        if problem:
-            raise UserError(problem)
+        require_file(args.checkpoint, 'checkpoint',
+                     'a pre-training checkpoint (.pth)')
         refuse_existing([args.out], args.overwrite, 'out')
         if args.trust_checkpoint:
             os.environ[TRUST_ENV] = '1'

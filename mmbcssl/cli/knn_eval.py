@@ -31,7 +31,7 @@ from mmbcssl.evaluation.outcomes import write_outcomes
 from mmbcssl.fileio import TRUST_ENV
 from mmbcssl.utils.data_checks import check_dataset
 from mmbcssl.utils.distributed import cpu_only, init_cpu_process_group
-from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.utils.launch import UserError, require_file, run_cli
 from mmbcssl.utils.outputs import refuse_existing, write_json
 
 DEFAULTS = KNNProtocol()
@@ -145,10 +145,9 @@ def preflight(args: argparse.Namespace) -> None:
         raise UserError(f'--query {args.query!r}: no such folder')
     if (args.corruption is None) != (args.severity is None):
         raise UserError('--corruption and --severity go together')
-    if args.checkpoint and not osp.isfile(args.checkpoint):
-        raise UserError(f'checkpoint {args.checkpoint!r} not found')
-    if not osp.isfile(args.config):
-        raise UserError(f'config file {args.config!r} not found')
+    if args.checkpoint:
+        require_file(args.checkpoint)
+    require_file(args.config, 'config file', 'a config (.py)')
     refuse_existing([args.out], args.overwrite, '--out')
 
 

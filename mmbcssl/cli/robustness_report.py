@@ -34,7 +34,7 @@ import sys
 from typing import Dict, List, Optional
 
 from mmbcssl.evaluation.columns import COLUMNS, column_values
-from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.utils.launch import UserError, require_file, run_cli
 from mmbcssl.utils.outputs import refuse_existing, write_json
 
 SETS = ('clean', 'c', 'sketch', 'r', 'a')
@@ -139,10 +139,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 raise UserError(f'--root {item!r}: expected SET=PATH with '
                                 f'SET one of {", ".join(SETS)}')
             roots[key] = osp.abspath(path)
-        for path in filter(None, (args.model_config, args.checkpoint,
-                                  args.classes)):
-            if not osp.isfile(path):
-                raise UserError(f'{path!r} not found')
+        require_file(args.model_config, 'config file', 'a config (.py)')
+        if args.checkpoint:
+            require_file(args.checkpoint)
+        if args.classes:
+            require_file(args.classes, 'class list', 'a .txt file')
         # the tools run from the repository root
         for key in ('model_config', 'checkpoint', 'classes', 'config_dir'):
             if getattr(args, key):

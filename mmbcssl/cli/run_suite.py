@@ -21,7 +21,7 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.utils.launch import UserError, require_file, run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -62,9 +62,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.trust_checkpoint:
             os.environ[TRUST_ENV] = '1'
         checkpoint = None if args.checkpoint == 'none' else args.checkpoint
-        for path in filter(None, (args.config, checkpoint)):
-            if not osp.isfile(path):
-                raise UserError(f'{path!r} not found')
+        require_file(args.config, 'config file', 'a config (.py)')
+        if checkpoint:
+            require_file(checkpoint)
         if args.gpus < 1:
             raise UserError('--gpus must be a positive integer')
         evaluations = build_evaluations(args.suite)

@@ -9,7 +9,6 @@ per-image results (:mod:`~mmbcssl.evaluation.metrics.top1_outcomes`); the
 ImageNet-C loop gives one array per corruption and severity.
 """
 import argparse
-import os.path as osp
 import sys
 from typing import List, Optional
 
@@ -25,7 +24,8 @@ from mmbcssl.utils.config_checks import (check_cfg_options,
 from mmbcssl.utils.data_checks import check_data, check_labels
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, enable_tta, load_config,
-                                  parse_cli, run_cli, take_model_from)
+                                  parse_cli, require_file, run_cli,
+                                  take_model_from)
 from mmbcssl.utils.outputs import refuse_existing, write_json
 from mmbcssl.utils.pretrained_checks import check_checkpoint_fits
 
@@ -75,8 +75,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     apply_common(cfg, args)
-    if not osp.isfile(args.checkpoint):
-        raise UserError(f'checkpoint {args.checkpoint!r} not found')
+    require_file(args.checkpoint)
     cfg.load_from = args.checkpoint
     if cfg.get('test_dataloader') is None or cfg.get('test_cfg') is None:
         raise UserError(f'{args.config} has no test_dataloader/test_cfg to '

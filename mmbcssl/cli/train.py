@@ -6,7 +6,6 @@ segmentation. Follows the OpenMMLab ``tools/train.py`` conventions
 (``--work-dir``, ``--resume``, ``--amp``, ``--cfg-options``, ``--launcher``).
 """
 import argparse
-import os.path as osp
 import sys
 from typing import List, Optional
 
@@ -19,7 +18,7 @@ from mmbcssl.utils.data_checks import check_data, check_labels
 from mmbcssl.utils.free_space import check_checkpoint_space
 from mmbcssl.utils.launch import (UserError, add_common_args, apply_common,
                                   build_runner, load_config, parse_cli,
-                                  run_cli)
+                                  require_file, run_cli)
 from mmbcssl.utils.pretrained_checks import check_load_from, check_pretrained
 
 
@@ -87,8 +86,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise UserError(f'--resume: checkpoint {args.resume!r} not found')
+        require_file(args.resume, '--resume: checkpoint')
         cfg.resume, cfg.load_from = True, args.resume
     return cfg
 

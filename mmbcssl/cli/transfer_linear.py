@@ -30,7 +30,7 @@ from mmbcssl.evaluation.transfer import (TransferProtocol, check_layout,
                                          read_registry, select_sets,
                                          summarise, transfer_model)
 from mmbcssl.fileio import atomic_write
-from mmbcssl.utils.launch import UserError, run_cli
+from mmbcssl.utils.launch import UserError, require_file, run_cli
 from mmbcssl.utils.outputs import refuse_existing, write_json
 
 
@@ -121,9 +121,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             if len(spec) > 2:
                 raise UserError(f'--model {" ".join(spec)}: expected CONFIG '
                                 '[CHECKPOINT]')
-            for path in spec:
-                if not osp.isfile(path):
-                    raise UserError(f'--model: {path!r} not found')
+            require_file(spec[0], '--model: config file', 'a config (.py)')
+            if len(spec) == 2:
+                require_file(spec[1], '--model: checkpoint')
             try:
                 check_last_layer_feature(Config.fromfile(spec[0]).model,
                                          f'--model {spec[0]}')

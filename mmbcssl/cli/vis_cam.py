@@ -30,8 +30,9 @@ from mmengine.config import DictAction
 
 from mmbcssl.apis import CheckpointMismatchError
 from mmbcssl.apis.inference import UnexpectedWeightsError
-from mmbcssl.fileio import TRUST_ENV, missing_file_message
-from mmbcssl.utils.launch import UserError, load_config, run_cli
+from mmbcssl.fileio import TRUST_ENV
+from mmbcssl.utils.launch import (UserError, load_config, require_file,
+                                  run_cli)
 from mmbcssl.visualization.cam import (METHOD_NAMES, METHODS, compute_maps,
                                        default_layer, grid_figure,
                                        render_cells)
@@ -103,11 +104,9 @@ def model_specs(args: argparse.Namespace
             raise UserError(f'--model takes CONFIG [CHECKPOINT], got '
                             f'{len(values)} values: {" ".join(values)}')
         config, ckpt = values[0], (values[1] if len(values) == 2 else None)
-        problem = missing_file_message(config, 'config file',
-                                       'a config (.py)') or \
-            (ckpt and missing_file_message(ckpt, 'checkpoint'))
-        if problem:
-            raise UserError(problem)
+        require_file(config, 'config file', 'a config (.py)')
+        if ckpt:
+            require_file(ckpt)
         name = osp.splitext(osp.basename(config))[0]
         label = f'{name} ({osp.basename(ckpt)})' if ckpt else \
             f'{name} (random init, seed {args.seed})'

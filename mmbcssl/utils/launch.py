@@ -12,7 +12,8 @@ from mmengine.config import Config, DictAction
 from mmbcssl.apis.inference import CheckpointMismatchError
 from mmbcssl.datasets.transforms.load_image_safe import CorruptImageError
 from mmbcssl.fileio import (TRUST_ENV, CorruptCheckpointError, DiskFullError,
-                            NonFiniteError, UnsafeCheckpointError)
+                            NonFiniteError, UnsafeCheckpointError,
+                            missing_file_message)
 from .config_checks import ConfigError, check_cfg_options, syntax_error
 from .data_checks import DataLayoutError
 from .distributed import cpu_only, init_cpu_process_group
@@ -22,6 +23,20 @@ from .pretrained_checks import PretrainedMismatchError
 
 class UserError(ValueError):
     """Bad command-line input; reported in one line, without a traceback."""
+
+
+def require_file(path: str, what: str = 'checkpoint',
+                 expected: str = 'a .pth file') -> None:
+    """Refuse a path given for a file that is not one: missing, or a
+    directory (:func:`mmbcssl.fileio.missing_file_message`).
+
+    Raises:
+        UserError: naming ``what`` the path should be and, for a
+            directory, ``expected`` and the checkpoints inside it.
+    """
+    problem = missing_file_message(path, what, expected)
+    if problem:
+        raise UserError(problem)
 
 
 # Errors that mean "the input is wrong", not "the code is wrong": the CLI

@@ -264,6 +264,34 @@ def test_missing_checkpoint_for_test(capsys, demo_data, tmp_path):
     assert 'none.pth' in capsys.readouterr().err
 
 
+@pytest.mark.parametrize('tool', ['test', 'train_resume', 'knn_eval',
+                                  'run_suite'])
+def test_a_work_dir_given_as_a_checkpoint_is_named_as_one(
+        tool, capsys, demo_data, tmp_path):
+    """Every tool that reads a checkpoint says that a folder given for it
+    is a folder, and names the checkpoints inside, not "not found"."""
+    from mmbcssl.cli import knn_eval, run_suite
+    work = tmp_path / 'work_dir'
+    work.mkdir()
+    (work / 'epoch_3.pth').write_bytes(b'')
+    run = {
+        'test': lambda: test_api.main([CONFIG, str(work)]),
+        'train_resume': lambda: train_api.main(
+            [CONFIG, '--work-dir', str(tmp_path / 'w'), '--resume',
+             str(work)]),
+        'knn_eval': lambda: knn_eval.main(
+            [CONFIG, '--checkpoint', str(work), '--data-root',
+             f'{demo_data}/imagenet', '--out', str(tmp_path / 'k.json')]),
+        'run_suite': lambda: run_suite.main(
+            [CONFIG, str(work), '--suite', 'configs/suites/demo.py',
+             '--work-dir', str(tmp_path / 's')]),
+    }[tool]
+    assert run() == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'is a directory' in err[0] and \
+        'epoch_3.pth' in err[0] and 'not found' not in err[0], err
+
+
 def test_cpu_dist_uses_gloo_and_cpu_wrapper(monkeypatch):
     from mmbcssl.utils import launch
     monkeypatch.setattr(launch, 'init_cpu_process_group', lambda b: None)
