@@ -99,22 +99,21 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
     figures = osp.join(suite_dir, 'figures')
     py = sys.executable
 
-    def pretrain() -> List[str]:
-        cmd = [py, _tool('train.py'), DINO_CONFIG, '--work-dir', dino_dir,
-               '--cfg-options',
-               f'train_dataloader.dataset.data_root={data}/imagenet']
-        # a finished or interrupted pre-training is continued, not redone
-        return cmd + (['--resume'] if osp.isfile(
-            osp.join(dino_dir, 'last_checkpoint')) else [])
+    def train(config: str, work_dir: str,
+              loaders=('train', )) -> Callable[[], List[str]]:
+        """The command of a training stage on the demo ImageNet (the data
+        root of its ``loaders``)."""
 
-    def supervised() -> List[str]:
-        cmd = [py, _tool('train.py'), SUPERVISED_CONFIG, '--work-dir',
-               supervised_dir, '--cfg-options',
-               f'train_dataloader.dataset.data_root={data}/imagenet',
-               f'val_dataloader.dataset.data_root={data}/imagenet',
-               f'test_dataloader.dataset.data_root={data}/imagenet']
-        return cmd + (['--resume'] if osp.isfile(
-            osp.join(supervised_dir, 'last_checkpoint')) else [])
+        def command() -> List[str]:
+            cmd = [py, _tool('train.py'), config, '--work-dir', work_dir,
+                   '--cfg-options'] + [
+                       f'{loader}_dataloader.dataset.data_root={data}/'
+                       'imagenet' for loader in loaders]
+            # a finished or interrupted training is continued, not redone
+            return cmd + (['--resume'] if osp.isfile(
+                osp.join(work_dir, 'last_checkpoint')) else [])
+
+        return command
 
     def model_args() -> List[str]:
         """``--model`` and ``--labels`` of the figures: the random
@@ -133,15 +132,17 @@ def build_stages(args: argparse.Namespace) -> List[Stage]:
         Stage('make demo data',
               lambda: [py, _tool('misc/make_demo_data.py'), '--out', data],
               output=data),
-        Stage('DINO pre-training of BC-SSL-T 9x9 (demo size)', pretrain,
-              output=dino_dir),
+        Stage('DINO pre-training of BC-SSL-T 9x9 (demo size)',
+              train(DINO_CONFIG, dino_dir), output=dino_dir),
         Stage('demo suite on the teacher',
               lambda: [py, _tool('run_suite.py'), DINO_CONFIG,
                        _latest(dino_dir), '--suite', SUITE, '--work-dir',
                        suite_dir],
               output=suite_dir),
         Stage('supervised control: ResNet-18 trained with labels',
-              supervised, output=supervised_dir, required=False),
+              train(SUPERVISED_CONFIG, supervised_dir,
+                    ('train', 'val', 'test')),
+              output=supervised_dir, required=False),
         Stage('demo suite on random init (k-NN, probe)',
               lambda: [py, _tool('run_suite.py'), DINO_CONFIG, 'none',
                        '--suite', CONTROL_SUITE, '--work-dir', random_dir],
