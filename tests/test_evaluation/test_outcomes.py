@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mmbcssl.evaluation.outcomes import (Outcomes, OutcomesError,
-                                         dataset_image_keys,
+                                         dataset_image_keys, image_key,
                                          image_list_sha256, outcomes_path,
                                          read_outcomes, write_outcomes)
 
@@ -86,3 +86,8 @@ def test_image_keys_are_relative_to_the_data_root(tmp_path):
             return dict(img_path=str(tmp_path / 'val' / f'{i}.png'))
 
     assert dataset_image_keys(Folder()) == ['val/0.png', 'val/1.png']
+    # an image outside the root, or a data set without one: its absolute
+    # path (never a path relative to the working directory)
+    elsewhere = str(tmp_path.parent / 'x.png')
+    assert image_key(elsewhere, str(tmp_path)) == elsewhere
+    assert image_key('rel/y.png', '') == os.path.abspath('rel/y.png')
