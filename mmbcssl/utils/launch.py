@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import re
 import sys
+import time
 from typing import Callable, List, Optional
 
 from mmengine.config import Config, DictAction
@@ -173,10 +174,37 @@ def apply_common(cfg: Config, args: argparse.Namespace) -> None:
         init_cpu_process_group('gloo')
 
 
+def run_name(cfg: Config, when: Optional[float] = None) -> str:
+    """The name mmengine's Runner gives a run started at ``when`` (now by
+    default): ``<experiment_name or config name>_<%Y%m%d_%H%M%S>``, as in
+    ``Runner.__init__`` and ``Runner.setup_env`` (mmengine 0.10)."""
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(when))
+    stem = cfg.get('experiment_name') or (osp.splitext(
+        osp.basename(cfg.filename))[0] if cfg.filename else None)
+    return f'{stem}_{stamp}' if stem else stamp
+
+
+def wait_for_a_new_run_name(cfg: Config) -> None:
+    """Wait, at most a second, until the name the next Runner of ``cfg``
+    takes is new in this process.
+
+    mmengine gets the run's logger, message hub and default scope by that
+    name, and hands back the existing instance for a name it has seen: a
+    second run of one config started in the same second by the same
+    process (the tools' Python entry points, the tests) would log into the
+    first run's file and carry on its message hub.
+    """
+    from mmengine.logging import MMLogger
+    while MMLogger.check_instance_created(run_name(cfg)):
+        time.sleep(0.02)
+
+
 def build_runner(cfg: Config):
-    """Build the runner the config asks for (``runner_type``) or mmengine's."""
+    """Build the runner the config asks for (``runner_type``) or mmengine's,
+    under a run name of its own (:func:`wait_for_a_new_run_name`)."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    wait_for_a_new_run_name(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -68,3 +68,24 @@ def test_config_without_the_safe_parts_is_refused(tmp_path, capsys, override,
     assert train_api.main([str(path), '--work-dir', str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_two_runs_of_one_config_in_one_process_log_apart(tmp_path):
+    """mmengine names a run's logger and message hub after the config and
+    the second it starts, and reuses an instance of a name it has seen:
+    two runs built back to back must still each get their own."""
+    runners = []
+    for name in ('a', 'b'):
+        cfg = train_api.setup_cfg(train_api.parse_args(
+            [CONFIG, '--work-dir', str(tmp_path / name)]))
+        runners.append(train_api.build_runner(cfg))
+        runners[-1].logger.info(f'this is run {name}')
+    a, b = runners
+    assert a.experiment_name != b.experiment_name
+    assert a.logger is not b.logger and a.message_hub is not b.message_hub
+    for runner, name, other in ((a, 'a', 'b'), (b, 'b', 'a')):
+        log = osp.join(runner.log_dir, f'{runner.timestamp}.log')
+        assert log.startswith(str(tmp_path / name))
+        text = open(log).read()
+        assert f'this is run {name}' in text
+        assert f'this is run {other}' not in text
