@@ -6,6 +6,7 @@ Results are written with :func:`mmbcssl.utils.outputs.write_json` (atomic,
 like every result file of the package)."""
 import argparse
 import json
+import os
 import platform
 import re
 import statistics
@@ -195,11 +196,19 @@ def subprocess_peak_mb(setup: str, work: str, what: str = 'the work') -> float:
     VmHWM (the resident high-water mark of this process image) rather than
     ``ru_maxrss``: on Linux the latter starts at the parent's peak. One
     process per measurement, because a high-water mark never goes down.
+
+    glibc's mmap threshold is fixed at its starting value (128 KiB,
+    ``mallopt(3)``). Left dynamic, it rises to the size of the first large
+    buffer freed, and later buffers of that size come from the heap, where
+    a freed one stays resident: the mark then counted whatever the heap
+    had cached (a k-NN bounded at 53 MiB measured 56 to 133 MiB from run to
+    run and machine to machine; fixed, 45 MiB every time).
     """
     code = (f'{_HWM}{setup}\n_base = _hwm()\n{work}\n'
             'import json\nprint(json.dumps(dict(peak=_hwm(), base=_base)))\n')
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(128 * 1024))
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True)
+                          text=True, env=env)
     if proc.returncode:
         raise RuntimeError(f'memory run of {what} failed:\n'
                            f'{proc.stderr[-2000:]}')

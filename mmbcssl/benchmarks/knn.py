@@ -6,7 +6,8 @@ e.g. 100k x 768 or the ImageNet-size 1.28M x 768.
 
 Time: the median over repeats of classifying ``--queries`` queries, given
 per 10k queries. Memory: on CPU the peak resident memory of a fresh
-process, above what it held after the imports (Linux ``VmHWM``); on CUDA
+process, above what it held after the imports and a warm-up call on a
+tiny bank (Linux ``VmHWM``); on CUDA
 the peak of allocated memory. Both are printed next to the bound the
 chunking promises: bank + queries + one similarity chunk + the running
 top-k + one vote matrix per k.
@@ -77,11 +78,21 @@ def run(bank: int, dim: int, queries: int, classes: int, ks, half: bool,
 
 
 def cpu_peak_mb(args: argparse.Namespace) -> float:
-    """Peak RSS above the post-import level of a fresh process running one
-    classification with the options ``args``."""
+    """Peak RSS of a fresh process running one classification with the
+    options ``args``, above its level after the imports and one warm-up
+    classification on a bank of ``max(ks)`` rows.
+
+    The warm-up pages in the math libraries' code for this CPU (the
+    kernels its instruction set selects): resident, so counted by VmHWM,
+    but the same size for any bank, and tens of MiB larger on some CPUs
+    than on others.
+    """
     options = dict(vars(args), repeats=1, no_memory=True, out=None)
+    warm = dict(options, bank=max(args.ks), queries=min(args.queries, 8),
+                bank_chunk=max(args.ks))
     return subprocess_peak_mb(
-        'import argparse\nimport mmbcssl.benchmarks.knn as kb',
+        'import argparse\nimport mmbcssl.benchmarks.knn as kb\n'
+        f'kb.measure(argparse.Namespace(**{warm!r}))',
         f'kb.measure(argparse.Namespace(**{options!r}))', 'the k-NN')
 
 

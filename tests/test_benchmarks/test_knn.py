@@ -25,8 +25,9 @@ def test_peak_memory_follows_the_chunking(tmp_path):
     # the similarity chunk is 1024 x 4096 vs 1024 x 40000 floats
     assert big['peak_mb'] > small['peak_mb'] + 100
     for r in (small, big):
-        # allocator slack on top of the bound by construction
-        assert r['peak_mb'] < 1.25 * r['bound_mb'] + 64, r
+        # the bound by construction holds, give or take page rounding
+        # (measured: 45 of 53 and 221 of 351 MiB)
+        assert r['peak_mb'] < 1.1 * r['bound_mb'] + 16, r
 
 
 def test_bound_formula():
