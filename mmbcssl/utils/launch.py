@@ -257,6 +257,7 @@ def run_cli(fn: Callable[[], None], argv: Optional[List[str]] = None) -> int:
     with their traceback instead.
     """
     debug = '--debug' in (sys.argv[1:] if argv is None else argv)
+    joined_before = _process_group_open()
     try:
         fn()
     except USER_ERRORS + RUN_ERRORS as e:
@@ -265,4 +266,27 @@ def run_cli(fn: Callable[[], None], argv: Optional[List[str]] = None) -> int:
         _traceback_to_log(e)
         print(f'error: {one_line(e)}', file=sys.stderr)
         return 1 if isinstance(e, RUN_ERRORS) else 2
+    if not joined_before and _process_group_open():
+        leave_process_group()
     return 0
+
+
+def _process_group_open() -> bool:
+    import torch.distributed as dist
+    return dist.is_available() and dist.is_initialized()
+
+
+def leave_process_group() -> None:
+    """Close the process group a finished run opened.
+
+    A process that exits with its gloo group open can abort in the
+    interpreter's teardown ("terminate called without an active
+    exception", SIGABRT) after its work is done, and torchrun then reports
+    the whole run failed (pytorch/pytorch#190489; torch's distributed docs,
+    "Shutdown": destroy the group near the end of main). Called only after
+    a run that succeeded: a rank that failed may leave others inside a
+    collective, where closing the group can hang them
+    (pytorch/torchtitan#1342); its exit is an error either way.
+    """
+    import torch.distributed as dist
+    dist.destroy_process_group()

@@ -315,3 +315,33 @@ def test_launchers_reject_bad_arguments(script, args, message):
                            *args], capture_output=True, text=True)
     assert proc.returncode == 2
     assert message in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_a_finished_tool_closes_the_process_group_it_opened():
+    """A tool process that exits with its gloo group open can abort in
+    teardown after its work is done (torchrun then fails the run): run_cli
+    closes the group a successful run opened, and leaves alone a group it
+    did not open and the group of a failed run."""
+    import torch.distributed as dist
+
+    from mmbcssl.utils.launch import UserError, run_cli
+
+    def open_group():
+        dist.init_process_group('gloo',
+                                init_method=f'tcp://127.0.0.1:{free_port()}',
+                                rank=0, world_size=1)
+
+    def fail():
+        open_group()
+        raise UserError('no data')
+
+    assert run_cli(open_group, []) == 0
+    assert not dist.is_initialized()
+    try:
+        assert run_cli(fail, []) == 2
+        assert dist.is_initialized()  # a failed rank does not close it
+        assert run_cli(lambda: None, []) == 0
+        assert dist.is_initialized()  # not opened by that run
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
