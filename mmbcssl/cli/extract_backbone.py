@@ -42,8 +42,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         state = state_dict_of(ckpt, args.checkpoint)
         source = 'student' if args.student else 'teacher'
         kept, dropped = extract_backbone(state, source)
+        # mmengine's checkpoints keep the epoch in a `meta` dict; a file
+        # without one (or with `meta` of another kind) records none
+        trained = ckpt.get('meta')
         meta = dict(source=osp.abspath(args.checkpoint), part=source,
-                    epoch=ckpt.get('meta', {}).get('epoch'))
+                    epoch=trained.get('epoch')
+                    if isinstance(trained, dict) else None)
         save_backbone_weights(kept, args.out, meta)
         n = sum(v.numel() for v in kept.values())
         print(f'kept {len(kept)} {source} backbone tensors ({n / 1e6:.2f}M '

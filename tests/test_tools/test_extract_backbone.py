@@ -1,4 +1,5 @@
 """tools/model_converters/extract_backbone.py on a real DINO state dict."""
+import pytest
 import torch
 
 import mmbcssl  # noqa: F401
@@ -89,3 +90,16 @@ def test_a_file_holding_a_bare_tensor(tmp_path, capsys):
 def test_a_directory_is_named_as_one(tmp_path, capsys):
     assert eb.main([str(tmp_path), str(tmp_path / 'o.pth')]) == 2
     assert 'is a directory' in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize('meta, epoch', [(dict(epoch=3), 3), (None, None),
+                                         ('run 7', None)])
+def test_the_epoch_is_recorded_when_the_checkpoint_has_one(tmp_path, meta,
+                                                           epoch):
+    ckpt, out = str(tmp_path / 'c.pth'), str(tmp_path / 'bb.pth')
+    _dino_checkpoint(ckpt)
+    saved = torch.load(ckpt)
+    saved['meta'] = meta
+    torch.save(saved, ckpt)
+    assert eb.main([ckpt, out]) == 0
+    assert torch.load(out)['meta']['epoch'] == epoch
