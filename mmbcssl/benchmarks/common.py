@@ -202,7 +202,8 @@ def subprocess_peak_mb(setup: str, work: str, what: str = 'the work') -> float:
     buffer freed, and later buffers of that size come from the heap, where
     a freed one stays resident: the mark then counted whatever the heap
     had cached (a k-NN bounded at 53 MiB measured 56 to 133 MiB from run to
-    run and machine to machine; fixed, 45 MiB every time).
+    run and machine to machine; with the threshold fixed, 55 MiB every
+    time, 45 after the k-NN's warm-up).
     """
     code = (f'{_HWM}{setup}\n_base = _hwm()\n{work}\n'
             'import json\nprint(json.dumps(dict(peak=_hwm(), base=_base)))\n')

@@ -82,10 +82,9 @@ def cpu_peak_mb(args: argparse.Namespace) -> float:
     options ``args``, above its level after the imports and one warm-up
     classification on a bank of ``max(ks)`` rows.
 
-    The warm-up pages in the math libraries' code for this CPU (the
-    kernels its instruction set selects): resident, so counted by VmHWM,
-    but the same size for any bank, and tens of MiB larger on some CPUs
-    than on others.
+    The warm-up pages in the code the first classification runs (about
+    10 MiB here): resident, so counted by VmHWM, but the same size for any
+    bank.
     """
     options = dict(vars(args), repeats=1, no_memory=True, out=None)
     warm = dict(options, bank=max(args.ks), queries=min(args.queries, 8),

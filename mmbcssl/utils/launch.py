@@ -174,11 +174,11 @@ def apply_common(cfg: Config, args: argparse.Namespace) -> None:
         init_cpu_process_group('gloo')
 
 
-def run_name(cfg: Config, when: Optional[float] = None) -> str:
-    """The name mmengine's Runner gives a run started at ``when`` (now by
-    default): ``<experiment_name or config name>_<%Y%m%d_%H%M%S>``, as in
+def run_name(cfg: Config) -> str:
+    """The name mmengine's Runner gives a run of ``cfg`` started now:
+    ``<experiment_name or config name>_<%Y%m%d_%H%M%S>``, as in
     ``Runner.__init__`` and ``Runner.setup_env`` (mmengine 0.10)."""
-    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(when))
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
     stem = cfg.get('experiment_name') or (osp.splitext(
         osp.basename(cfg.filename))[0] if cfg.filename else None)
     return f'{stem}_{stamp}' if stem else stamp
@@ -256,8 +256,9 @@ def run_cli(fn: Callable[[], None], argv: Optional[List[str]] = None) -> int:
     With ``--debug`` in ``argv`` (default ``sys.argv``) they are raised
     with their traceback instead.
     """
+    from mmengine.dist import is_distributed
     debug = '--debug' in (sys.argv[1:] if argv is None else argv)
-    joined_before = _process_group_open()
+    joined_before = is_distributed()
     try:
         fn()
     except USER_ERRORS + RUN_ERRORS as e:
@@ -266,27 +267,16 @@ def run_cli(fn: Callable[[], None], argv: Optional[List[str]] = None) -> int:
         _traceback_to_log(e)
         print(f'error: {one_line(e)}', file=sys.stderr)
         return 1 if isinstance(e, RUN_ERRORS) else 2
-    if not joined_before and _process_group_open():
-        leave_process_group()
+    if not joined_before and is_distributed():
+        # Close the process group this run opened. A process that exits
+        # with its gloo group open can abort in the interpreter's teardown
+        # ("terminate called without an active exception", SIGABRT) after
+        # its work is done, and torchrun then fails the whole run
+        # (pytorch/pytorch#190489; torch's distributed docs, "Shutdown":
+        # destroy the group near the end of main). Only after a run that
+        # succeeded: a failed rank may leave others inside a collective,
+        # where closing the group can hang them (pytorch/torchtitan#1342),
+        # and its exit is an error either way.
+        import torch.distributed as dist
+        dist.destroy_process_group()
     return 0
-
-
-def _process_group_open() -> bool:
-    import torch.distributed as dist
-    return dist.is_available() and dist.is_initialized()
-
-
-def leave_process_group() -> None:
-    """Close the process group a finished run opened.
-
-    A process that exits with its gloo group open can abort in the
-    interpreter's teardown ("terminate called without an active
-    exception", SIGABRT) after its work is done, and torchrun then reports
-    the whole run failed (pytorch/pytorch#190489; torch's distributed docs,
-    "Shutdown": destroy the group near the end of main). Called only after
-    a run that succeeded: a rank that failed may leave others inside a
-    collective, where closing the group can hang them
-    (pytorch/torchtitan#1342); its exit is an error either way.
-    """
-    import torch.distributed as dist
-    dist.destroy_process_group()
