@@ -241,22 +241,22 @@ def results_table(work_dir: str) -> List[str]:
     def text(cells) -> str:
         return ' / '.join('–' if v is None else f'{v:.1f}' for v in cells)
 
-    teacher = values(ROWS[1][1])
-    rows = [(label, [values(suite).get(c)
-                     for c in ('knn_top1', 'linear_top1')])
-            for label, suite in ROWS]
-    rows += [(label, [teacher.get(c) for c in columns])
-             for label, columns in demo_lines().items()]
-    width = max(len(r[0]) for r in rows)
-    lines = ['', 'Demo results (demo data; chance is 10 %). k-NN top-1 '
-             '(k=20) / linear probe top-1 (last epoch):']
-    lines += [f'  {label:<{width}}  {text(cells)}'
-              for label, cells in rows[:len(ROWS)]]
-    lines += ['The DINO teacher (a check that the pipeline runs, not '
-              'evidence that anything was learned):']
-    lines += [f'  {label:<{width}}  {text(cells)}'
-              for label, cells in rows[len(ROWS):]]
-    return lines
+    by_suite = {suite: values(suite) for _, suite in ROWS}
+    teacher = by_suite[ROWS[1][1]]
+    backbones = [(label, [by_suite[suite].get(c)
+                          for c in ('knn_top1', 'linear_top1')])
+                 for label, suite in ROWS]
+    others = [(label, [teacher.get(c) for c in columns])
+              for label, columns in demo_lines().items()]
+    width = max(len(label) for label, _ in backbones + others)
+
+    def block(rows) -> List[str]:
+        return [f'  {label:<{width}}  {text(cells)}' for label, cells in rows]
+
+    return (['', 'Demo results (demo data; chance is 10 %). k-NN top-1 '
+             '(k=20) / linear probe top-1 (last epoch):'] + block(backbones)
+            + ['The DINO teacher (a check that the pipeline runs, not '
+               'evidence that anything was learned):'] + block(others))
 
 
 def print_summary(stages: List[Stage], work_dir: str) -> None:
